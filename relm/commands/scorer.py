@@ -1,0 +1,72 @@
+"""`relm scorer`: train and evaluate the EPITOME empathy scorers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _print_table(scores: dict, title: str) -> None:
+    print(title)
+    print(f"{'mech':5} {'n':>5} {'accuracy':>9} {'macro-F1':>9}  F1 level 0 / 1 / 2")
+    for mech, s in scores.items():
+        lv = s["f1_per_level"]
+        print(f"{mech:5} {s['n']:5d} {s['accuracy']:9.3f} {s['macro_f1']:9.3f}  "
+              f"{lv['0']:.3f} / {lv['1']:.3f} / {lv['2']:.3f}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train an empathy scorer on EPITOME CSVs, split by seeker post; saves it with its validity."""
+    from relm.scoring import empathy
+    from relm.scoring.epitome_data import load_epitome
+
+    data = load_epitome(args.data)
+    params = {"epochs": args.epochs} if args.epochs and args.kind != "tfidf" else {}
+    scorer = empathy.train(args.kind, data, seed=args.seed, **params)
+    m = scorer.meta
+    print(f"trained {scorer.identity} on {m['n_train']} pairs in {m['train_seconds']:.1f} s "
+          f"(skipped: {m['skipped_rows']})")
+    _print_table(m["validation"], f"validation on {m['n_val']} pairs of held-out seekers:")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Score a folder of EPITOME CSVs with a trained scorer: accuracy, macro-F1, per-level F1."""
+    from relm.errors import RelmError
+    from relm.scoring import empathy
+    from relm.scoring.epitome_data import load_epitome
+
+    scorer = empathy.load_trained(args.kind)
+    data = load_epitome(args.data)
+    table = empathy.unseen_rows(scorer, data.table)
+    if table.empty:
+        raise RelmError(f"{data.source}: every pair was in {scorer.identity}'s training data; "
+                        "nothing unseen to evaluate")
+    scores = empathy.evaluate(scorer, table)
+    if args.json:
+        print(json.dumps(scores, indent=2))
+    else:
+        excluded = len(data.table) - len(table)
+        _print_table(scores, f"{scorer.identity} on {len(table)} pairs of {data.source} "
+                             f"({excluded} seen in training excluded)")
+    return 0
+
+
+def register(sub) -> None:
+    from relm.scoring.empathy import KINDS
+    from relm.scoring.epitome_data import default_dir
+
+    scorer = sub.add_parser("scorer", help="train and evaluate EPITOME empathy scorers")
+    ssub = scorer.add_subparsers(dest="scorer_command", required=True)
+    data_help = f"folder with the three EPITOME CSVs (default: RELM_EPITOME_DIR, else {default_dir()})"
+    p = ssub.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
+    p.add_argument("--kind", choices=KINDS, default="tfidf")
+    p.add_argument("--data", help=data_help)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, help="epochs for the neural kinds")
+    p.set_defaults(func=cmd_train)
+    p = ssub.add_parser("eval", help=cmd_eval.__doc__, description=cmd_eval.__doc__)
+    p.add_argument("--kind", choices=KINDS, help="which trained scorer (default: the first found)")
+    p.add_argument("--data", help=data_help)
+    p.add_argument("--json", action="store_true", help="print {mechanism: {accuracy, macro_f1, ...}}")
+    p.set_defaults(func=cmd_eval)

@@ -1,0 +1,124 @@
+"""Read the EPITOME annotation CSVs (Sharma et al. 2020) into one clean table.
+
+The three files (ER, IP, EX) list the same (seeker, response) pairs row by row; the text
+cells differ in whitespace between files, 61 rows repeat a pair and 10 of those carry
+conflicting ER levels (see the data's SOURCE.md). We therefore key rows by whitespace-
+collapsed text, keep one copy of exact repeats, and drop a pair whose copies disagree on
+a level (it is ambiguous as training or test data); both are counted, never silent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from relm.errors import RelmError
+
+MECHANISMS = ("ER", "IP", "EX")
+FILES = {
+    "ER": "emotional-reactions-reddit.csv",
+    "IP": "interpretations-reddit.csv",
+    "EX": "explorations-reddit.csv",
+}
+COLUMNS = ("sp_id", "rp_id", "seeker_post", "response_post", "level")
+_WS = re.compile(r"\s+")
+
+
+def norm_text(text: str) -> str:
+    return _WS.sub(" ", str(text)).strip()
+
+
+def pair_key(seeker: str, response: str) -> str:
+    """A stable id for a (seeker, response) pair, robust to whitespace differences."""
+    raw = norm_text(seeker) + "\x1f" + norm_text(response)
+    return hashlib.sha1(raw.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class EpitomeData:
+    table: pd.DataFrame  # sp_id, seeker_post, response_post, key, ER, IP, EX
+    data_hash: str
+    skipped: dict[str, int] = field(default_factory=dict)
+    source: str = ""
+
+
+def default_dir() -> Path:
+    return Path(os.environ.get("RELM_EPITOME_DIR") or "datasets/epitome")
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RelmError(f"{path}: not UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); "
+                        "re-save the file as UTF-8") from None
+    try:
+        import io
+
+        df = pd.read_csv(io.StringIO(text), dtype={"sp_id": str, "rp_id": str}, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise RelmError(f"{path}: unreadable CSV ({exc})") from None
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise RelmError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")
+    return df
+
+
+def load_epitome(folder: str | os.PathLike | None = None) -> EpitomeData:
+    """Load and join the three mechanism files of an EPITOME folder."""
+    folder = Path(folder) if folder else default_dir()
+    if not folder.is_dir():
+        raise RelmError(f"EPITOME folder {folder} not found; pass --data DIR or set RELM_EPITOME_DIR "
+                        "(the CSVs come from github.com/behavioral-data/Empathy-Mental-Health, dataset/)")
+    digest = hashlib.sha256()
+    skipped = {"empty_response": 0, "bad_level": 0, "duplicate": 0, "conflicting": 0}
+    per_mech = {}
+    for mech in MECHANISMS:
+        path = folder / FILES[mech]
+        if not path.is_file():
+            raise RelmError(f"{path}: missing EPITOME file for {mech}")
+        digest.update(path.read_bytes())
+        df = _read_csv(path)
+        level = pd.to_numeric(df["level"], errors="coerce")
+        bad = ~level.isin([0, 1, 2])
+        if bad.any():
+            rows = (df.index[bad][:3] + 2).tolist()  # +2: header line and 1-based numbering
+            raise RelmError(f"{path}: {int(bad.sum())} level(s) outside 0/1/2 (lines {rows})")
+        df = df.assign(level=level.astype(int), seeker_post=df["seeker_post"].map(norm_text),
+                       response_post=df["response_post"].map(norm_text))
+        empty = df["response_post"].eq("")
+        skipped["empty_response"] = max(skipped["empty_response"], int(empty.sum()))
+        df = df[~empty]
+        df["key"] = [pair_key(s, r) for s, r in zip(df["seeker_post"], df["response_post"])]
+        per_mech[mech] = df
+    table = None
+    for mech, df in per_mech.items():
+        levels = df.groupby("key")["level"].agg(lambda s: s.iloc[0] if s.nunique() == 1 else -1)
+        first = df.drop_duplicates("key").set_index("key")
+        part = first[["sp_id", "seeker_post", "response_post"]].join(levels.rename(mech))
+        part[f"{mech}_rationales"] = first.get("rationales", "")
+        cols = [mech, f"{mech}_rationales"]
+        table = part if table is None else table.join(part[cols], how="inner")
+    n_rows = len(per_mech["ER"])
+    conflicting = (table[list(MECHANISMS)] < 0).any(axis=1)
+    skipped["conflicting"] = int(conflicting.sum())
+    skipped["duplicate"] = n_rows - len(table)
+    table = table[~conflicting].reset_index()
+    if table.empty:
+        raise RelmError(f"{folder}: no usable rows after cleaning ({skipped})")
+    return EpitomeData(table=table, data_hash=digest.hexdigest(), skipped=skipped, source=str(folder))
+
+
+def split_by_seeker(table: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0):
+    """Train/validation split grouped by seeker post, so no post straddles the two."""
+    from sklearn.model_selection import GroupShuffleSplit
+
+    gss = GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
+    train_idx, val_idx = next(gss.split(table, groups=table["sp_id"]))
+    return table.iloc[train_idx].reset_index(drop=True), table.iloc[val_idx].reset_index(drop=True)

@@ -1,0 +1,101 @@
+"""Speech emotion recognition: parse free-text answers, compute UA / WA / macro-F1.
+
+UA (unweighted accuracy) is the mean per-class recall over the classes present in the
+gold labels; WA is plain accuracy. An answer that names no class, or names several, is
+its own outcome (`UNPARSEABLE`): counted, scored as wrong, never mapped to a class.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, f1_score
+
+from relm.errors import RelmError
+
+LABELS = ("neutral", "happy", "angry", "sad", "surprise")
+UNPARSEABLE = "unparseable"
+
+# Word stems -> label. Matched on whole words, case-insensitive.
+SYNONYMS = {
+    "neutral": ["neutral", "neutrality", "calm", "no emotion", "emotionless", "indifferent"],
+    "happy": ["happy", "happiness", "joy", "joyful", "excited", "excitement", "cheerful", "glad",
+              "delighted", "pleased", "hap"],
+    "angry": ["angry", "anger", "angered", "furious", "mad", "annoyed", "frustrated", "rage", "irritated",
+              "ang"],
+    "sad": ["sad", "sadness", "unhappy", "sorrow", "sorrowful", "depressed", "upset", "grief", "melancholy"],
+    "surprise": ["surprise", "surprised", "surprising", "astonished", "amazed", "shocked", "sur"],
+}
+_PATTERNS = [(label, re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b", re.IGNORECASE))
+             for label, words in SYNONYMS.items()]
+_NEGATED = re.compile(r"\b(not|no|isn't|n't|never)\s+(\w+\s+)?$", re.IGNORECASE)
+
+
+def parse_emotion(answer: str, labels: tuple[str, ...] = LABELS) -> str:
+    """Map a generated answer to one label of `labels`, or `UNPARSEABLE`.
+
+    The class named first wins, unless the answer names every class (it echoed the
+    options) or more than two (it hedged). Negated mentions ("not angry") are ignored.
+    """
+    text = str(answer or "")
+    hits: list[tuple[int, str]] = []
+    for label, pattern in _PATTERNS:
+        if label not in labels:
+            continue
+        for m in pattern.finditer(text):
+            if not _NEGATED.search(text[: m.start()]):
+                hits.append((m.start(), label))
+                break
+    distinct = {label for _, label in hits}
+    if not distinct or len(distinct) > 2 or (len(labels) > 1 and distinct == set(labels)):
+        return UNPARSEABLE
+    return min(hits)[1]
+
+
+@dataclass
+class SERScores:
+    ua: float
+    wa: float
+    macro_f1: float
+    n: int
+    n_unparseable: int
+    confusion: list[list[int]]  # rows: gold labels; columns: labels + unparseable
+    labels: tuple[str, ...]
+
+    def as_dict(self) -> dict:
+        return {"ua": self.ua, "wa": self.wa, "macro_f1": self.macro_f1, "n": self.n,
+                "n_unparseable": self.n_unparseable, "confusion": self.confusion,
+                "labels": list(self.labels)}
+
+
+def ser_scores(gold: list[str], pred: list[str], labels: tuple[str, ...] = LABELS) -> SERScores:
+    """UA (macro recall over gold classes), WA, macro-F1 and the confusion matrix."""
+    if len(gold) != len(pred):
+        raise RelmError(f"SER scoring: {len(gold)} gold labels but {len(pred)} predictions")
+    unknown = sorted(set(gold) - set(labels))
+    if unknown:
+        raise RelmError(f"SER scoring: gold label(s) {unknown} outside the class set {list(labels)}")
+    bad = sorted(set(pred) - set(labels) - {UNPARSEABLE})
+    if bad:
+        raise RelmError(f"SER scoring: prediction(s) {bad} are neither labels nor {UNPARSEABLE!r}")
+    if not gold:
+        return SERScores(float("nan"), float("nan"), float("nan"), 0, 0, [], labels)
+    g, p = np.asarray(gold), np.asarray(pred)
+    present = [lb for lb in labels if lb in set(gold)]
+    columns = list(labels) + [UNPARSEABLE]
+    return SERScores(
+        ua=unweighted_accuracy(g, p),
+        wa=float(np.mean(g == p)),
+        macro_f1=float(f1_score(g, p, labels=present, average="macro", zero_division=0)),
+        n=len(g), n_unparseable=int(np.sum(p == UNPARSEABLE)),
+        confusion=confusion_matrix(g, p, labels=columns)[: len(labels)].tolist(),
+        labels=tuple(labels),
+    )
+
+
+def unweighted_accuracy(gold, pred) -> float:
+    """Mean per-class recall over the classes present in `gold` (vectorised, for resampling)."""
+    gold, pred = np.asarray(gold), np.asarray(pred)
+    return float(np.mean([np.mean(pred[gold == c] == c) for c in np.unique(gold)]))

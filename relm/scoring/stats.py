@@ -1,0 +1,145 @@
+"""Paired comparisons of two systems answering the same test utterances.
+
+All resampling is seeded and vectorised: one (n_resamples x n_items) matrix per test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy import stats
+
+from relm.errors import RelmError
+
+
+def _paired(a, b) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise RelmError(f"paired test needs two equal-length 1-d arrays, got {a.shape} and {b.shape}")
+    return a, b
+
+
+def relative_improvement(new: float, base: float) -> float:
+    """(new - base) / base in percent, as the RE-LLM paper reports; NaN when base is 0."""
+    return float("nan") if base == 0 else 100.0 * (new - base) / abs(base)
+
+
+def wilcoxon(a, b) -> float:
+    """Two-sided Wilcoxon signed-rank p; `zsplit` keeps ties (common with 0/1/2 levels)."""
+    a, b = _paired(a, b)
+    if len(a) == 0 or np.all(a == b):
+        return 1.0
+    return float(stats.wilcoxon(a, b, zero_method="zsplit", alternative="two-sided").pvalue)
+
+
+def permutation_test(a, b, n_resamples: int = 10000, seed: int = 0) -> float:
+    """Two-sided paired permutation (sign-flip) test of the mean difference."""
+    a, b = _paired(a, b)
+    d = a - b
+    if len(d) == 0 or np.all(d == 0):
+        return 1.0
+    rng = np.random.default_rng(seed)
+    signs = rng.choice([-1.0, 1.0], size=(n_resamples, len(d)))
+    null = np.abs((signs * d).mean(axis=1))
+    observed = abs(d.mean())
+    return float((np.sum(null >= observed - 1e-12) + 1) / (n_resamples + 1))
+
+
+def bootstrap_ci(a, b, n_resamples: int = 10000, seed: int = 0, level: float = 0.95,
+                 statistic: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[float, float]:
+    """Percentile CI of mean(a - b) from resampling items with replacement (paired)."""
+    a, b = _paired(a, b)
+    if len(a) == 0:
+        return (float("nan"), float("nan"))
+    d = a - b
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(d), size=(n_resamples, len(d)))
+    boots = d[idx].mean(axis=1) if statistic is None else statistic(d[idx])
+    lo, hi = np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return (float(lo), float(hi))
+
+
+def mcnemar(correct_a, correct_b) -> float:
+    """Exact McNemar p (binomial on the discordant pairs) for two paired accuracies."""
+    ca, cb = (np.asarray(x, dtype=bool) for x in (correct_a, correct_b))
+    if ca.shape != cb.shape:
+        raise RelmError(f"McNemar needs equal-length arrays, got {ca.shape} and {cb.shape}")
+    n01, n10 = int(np.sum(~ca & cb)), int(np.sum(ca & ~cb))
+    if n01 + n10 == 0:
+        return 1.0
+    return float(stats.binomtest(n01, n01 + n10, 0.5).pvalue)
+
+
+def _ua_rows(gold: np.ndarray, preds: np.ndarray) -> np.ndarray:
+    """UA of each row of a (k, n) prediction matrix against one gold vector."""
+    classes = np.unique(gold)
+    recalls = [((preds == c) & (gold == c)).sum(axis=1) / np.sum(gold == c) for c in classes]
+    return np.mean(recalls, axis=0)
+
+
+def ua_difference_test(gold: Sequence, pred_a: Sequence, pred_b: Sequence, n_resamples: int = 10000,
+                       seed: int = 0) -> dict:
+    """UA(a) - UA(b): paired permutation p (swap a/b per item) and paired bootstrap 95% CI.
+
+    UA is a mean of per-class recalls, not a per-item mean, so it is recomputed on every
+    resample rather than tested on item scores.
+    """
+    gold, pa, pb = (np.asarray(x, dtype=object).astype(str) for x in (gold, pred_a, pred_b))
+    if not (len(gold) == len(pa) == len(pb)):
+        raise RelmError("UA test: gold and both prediction lists must have the same length")
+    observed = float(_ua_rows(gold, pa[None])[0] - _ua_rows(gold, pb[None])[0])
+    rng = np.random.default_rng(seed)
+    swap = rng.random((n_resamples, len(gold))) < 0.5
+    perm_a, perm_b = np.where(swap, pb, pa), np.where(swap, pa, pb)
+    null = _ua_rows(gold, perm_a) - _ua_rows(gold, perm_b)
+    p = float((np.sum(np.abs(null) >= abs(observed) - 1e-12) + 1) / (n_resamples + 1))
+    idx = rng.integers(0, len(gold), size=(n_resamples, len(gold)))
+    boots = _bootstrap_ua_diff(gold, pa, pb, idx)
+    lo, hi = np.quantile(boots, [0.025, 0.975])
+    return {"difference": observed, "p_permutation": p, "ci95": [float(lo), float(hi)]}
+
+
+def _bootstrap_ua_diff(gold, pa, pb, idx) -> np.ndarray:
+    g, a, b = gold[idx], pa[idx], pb[idx]
+    diffs = []
+    for c in np.unique(gold):
+        support = (g == c).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            diffs.append((((a == c) & (g == c)).sum(axis=1) - ((b == c) & (g == c)).sum(axis=1)) / support)
+    # A class missing from a resample contributes nothing to that resample's mean.
+    return np.nanmean(np.vstack(diffs), axis=0)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
+    p = np.asarray(pvalues, dtype=float)
+    m = len(p)
+    order = np.argsort(p)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
+
+
+def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (scipy's `false_discovery_control`)."""
+    if len(pvalues) == 0:
+        return []
+    return stats.false_discovery_control(np.asarray(pvalues, dtype=float), method="bh").tolist()
+
+
+def compare(a, b, n_resamples: int = 10000, seed: int = 0) -> dict:
+    """Every paired statistic of item scores a vs b (e.g. EPITOME levels of two systems)."""
+    a, b = _paired(a, b)
+    return {
+        "mean_a": float(a.mean()) if len(a) else float("nan"),
+        "mean_b": float(b.mean()) if len(b) else float("nan"),
+        "relative_improvement": relative_improvement(float(a.mean()), float(b.mean())) if len(a) else
+        float("nan"),
+        "p_wilcoxon": wilcoxon(a, b),
+        "p_permutation": permutation_test(a, b, n_resamples, seed),
+        "ci95": list(bootstrap_ci(a, b, n_resamples, seed)),
+    }

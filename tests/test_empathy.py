@@ -1,0 +1,123 @@
+"""EPITOME data handling and the tfidf scorer (the minilm/roberta kinds share the interface)."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import pytest
+
+from relm.cli import main
+from relm.errors import RelmError
+from relm.scoring import empathy
+from relm.scoring.empathy import EmpathyScorer, TfidfScorer
+from relm.scoring.epitome_data import FILES, MECHANISMS, load_epitome
+from tests.conftest import shared_data
+
+ROWS = [
+    ("s1", "r1", "I lost my job today and I feel awful", "I'm so sorry to hear that. What happened?", 1, 1, 2),
+    ("s2", "r2", "My dog died this morning", "That is heartbreaking, I am so sorry.", 2, 0, 0),
+    ("s3", "r3", "Nobody ever listens to me", "Have you tried talking to a counselor?", 0, 2, 2),
+    ("s4", "r4", "I can't sleep at night anymore", "I understand, I've been there too.", 1, 2, 0),
+    ("s5", "r5", "Exams are stressing me out", "lol same", 0, 0, 0),
+    ("s6", "r6", "I feel so alone these days", "I'm sorry you feel alone. Do you want to talk about it?", 2, 1, 2),
+]
+
+
+def write_epitome(folder, rows=ROWS, encoding="utf-8", drop_column=None, level_override=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, mech in enumerate(MECHANISMS):
+        df = pd.DataFrame([(sp, rp, s, r, lv[k], "") for sp, rp, s, r, *lv in rows],
+                          columns=["sp_id", "rp_id", "seeker_post", "response_post", "level", "rationales"])
+        if level_override is not None:
+            df.loc[0, "level"] = level_override
+        if drop_column:
+            df = df.drop(columns=[drop_column])
+        (folder / FILES[mech]).write_bytes(df.to_csv(index=False).encode(encoding))
+    return folder
+
+
+def test_load_joins_mechanisms_and_handles_duplicates(tmp_path):
+    rows = ROWS + [ROWS[0], ("s2", "r2b", ROWS[1][2], "  That is heartbreaking,  I am so sorry. ", 1, 0, 0)]
+    data = load_epitome(write_epitome(tmp_path / "epi", rows))
+    assert len(data.table) == 5  # s1 repeat kept once; s2 conflicting ER (2 vs 1) dropped
+    assert data.skipped["conflicting"] == 1 and data.skipped["duplicate"] == 2
+    assert set(MECHANISMS) <= set(data.table.columns)
+
+
+@pytest.mark.parametrize("problem,match", [
+    ("missing", "missing column.*level"),
+    ("latin1", "not UTF-8"),
+    ("level", "outside 0/1/2"),
+    ("nofolder", "not found"),
+])
+def test_bad_input_is_a_clear_error(tmp_path, problem, match):
+    folder = tmp_path / "epi"
+    if problem == "missing":
+        write_epitome(folder, drop_column="level")
+    elif problem == "latin1":
+        rows = [(*ROWS[0][:3], "Je suis désolé, ça va?", *ROWS[0][4:]), *ROWS[1:]]
+        write_epitome(folder, rows, encoding="latin-1")
+    elif problem == "level":
+        write_epitome(folder, level_override=3)
+    with pytest.raises(RelmError, match=match):
+        load_epitome(folder)
+
+
+def test_empty_responses_are_counted_and_skipped(tmp_path):
+    rows = [*ROWS, ("s7", "r7", "hello?", "   ", 0, 0, 0)]
+    data = load_epitome(write_epitome(tmp_path / "epi", rows))
+    assert data.skipped["empty_response"] == 1 and len(data.table) == len(ROWS)
+
+
+def test_scoring_an_empty_list_returns_empty_result():
+    scorer = TfidfScorer()
+    out = scorer.score([], [])
+    assert set(out) == set(MECHANISMS) and all(len(v) == 0 for v in out.values())
+
+
+def test_tfidf_round_trip_on_fixture(tmp_path, tmp_cache):
+    data = load_epitome(write_epitome(tmp_path / "epi", ROWS * 3))
+    scorer = TfidfScorer(min_df=1)
+    scorer.fit(data.table, data.table)
+    scorer.meta["data_hash"] = data.data_hash
+    scorer.save(tmp_path / "saved")
+    again = EmpathyScorer.load(tmp_path / "saved")
+    texts = ["I'm sorry, what happened?", "lol", "That sounds hard. How are you coping?"]
+    a, b = scorer.score(["x"] * 3, texts), again.score(["x"] * 3, texts)
+    for mech in MECHANISMS:
+        assert a[mech].tolist() == b[mech].tolist()
+    assert a["EX"][0] == 2  # a question: exploration
+
+
+@pytest.fixture(scope="module")
+def epitome_dir():
+    return shared_data("epitome")
+
+
+def test_tfidf_on_real_epitome_meets_the_bar(epitome_dir, tmp_cache):
+    start = time.perf_counter()
+    scorer = empathy.train("tfidf", load_epitome(epitome_dir), seed=0)
+    seconds = time.perf_counter() - start
+    val = scorer.meta["validation"]
+    assert seconds < 60
+    assert val["ER"]["macro_f1"] >= 0.65 and val["EX"]["macro_f1"] >= 0.55, val
+    # the saved scorer evaluates only pairs it has not seen
+    again = empathy.load_trained("tfidf")
+    unseen = empathy.unseen_rows(again, load_epitome(epitome_dir).table)
+    assert len(unseen) == scorer.meta["n_val"]
+
+
+def test_scorer_cli_train_and_eval_json(epitome_dir, tmp_cache, capsys):
+    import json
+
+    assert main(["scorer", "train", "--kind", "tfidf", "--data", str(epitome_dir)]) == 0
+    capsys.readouterr()
+    assert main(["scorer", "eval", "--kind", "tfidf", "--data", str(epitome_dir), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"ER", "IP", "EX"} and 0.65 <= out["ER"]["macro_f1"] <= 1
+
+
+def test_eval_without_trained_scorer_is_a_clear_error(tmp_cache, tmp_path, capsys):
+    assert main(["scorer", "eval", "--kind", "tfidf", "--data", str(write_epitome(tmp_path / "e"))]) == 2
+    assert "no trained tfidf scorer" in capsys.readouterr().err
