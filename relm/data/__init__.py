@@ -1,0 +1,1 @@
+"""Corpora, manifests and audio. Knows nothing of models or scoring."""
