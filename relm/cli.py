@@ -15,9 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    from relm.commands import models, scorer
+    from relm.commands import data, models, scorer
 
-    for command in (models, scorer):
+    for command in (models, data, scorer):
         command.register(sub)
     return parser
 
@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"relm: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("relm: interrupted; finished stages are kept, run the command again to resume",
               file=sys.stderr)
