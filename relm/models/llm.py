@@ -1,0 +1,136 @@
+"""The LLM, its tokenizer, LoRA (peft), and chat prompts with a speech span.
+
+Prompts are rendered with the tokenizer's chat template around a placeholder, then split
+so speech embeddings can be spliced in (`PromptParts`). Partial LoRA (BLSP's
+`lora_scope="audio"`) multiplies every LoRA branch's output by a per-position mask that
+is 1 at speech positions, via forward hooks on peft's `lora_B` layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from relm.config import LLMCfg, LoraCfg
+from relm.errors import RelmError
+
+SPEECH = "<|speech|>"
+CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+          "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+TARGETS = {
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "qwen": ["c_attn", "c_proj", "w1", "w2"],
+}
+
+
+def tiny_tokenizer(texts: list[str] | None = None, vocab_size: int = 600):
+    """A byte-level BPE tokenizer trained here, with ChatML specials (smoke preset)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from relm.data.synth import load_sentences
+
+    corpus = (texts or []) + load_sentences() + ["neutral sad angry happy surprise I am sorry to hear that."] * 5
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    out = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                  pad_token="<|endoftext|>")
+    out.chat_template = CHATML
+    return out
+
+
+def load_llm(cfg: LLMCfg):
+    """(model, tokenizer, identity) for a registry name or `tiny-random` (a small random Qwen2)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    if cfg.model == "tiny-random":
+        torch.manual_seed(0)
+        tok = tiny_tokenizer()
+        config = Qwen2Config(vocab_size=len(tok), tie_word_embeddings=True, pad_token_id=tok.pad_token_id,
+                             eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id, **cfg.tiny)
+        return Qwen2ForCausalLM(config), tok, "tiny-random-qwen2"
+    from relm.models.sources import resolve
+
+    res = resolve(cfg.model)
+    kw = {"trust_remote_code": cfg.trust_remote_code}
+    tok = AutoTokenizer.from_pretrained(res.path, **kw)
+    model = AutoModelForCausalLM.from_pretrained(res.path, dtype=getattr(torch, cfg.dtype), **kw)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if tok.chat_template is None:
+        tok.chat_template = CHATML
+    return model, tok, res.identity
+
+
+def add_lora(model: nn.Module, cfg: LoraCfg) -> nn.Module:
+    from peft import LoraConfig, get_peft_model
+
+    targets = cfg.target_modules or TARGETS.get(model.config.model_type)
+    if not targets:
+        raise RelmError(f"no default LoRA targets for model type {model.config.model_type!r}; "
+                        "set lora.target_modules in the preset")
+    config = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
+                        bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+class PositionMask:
+    """Holds the current (B, T) speech-position mask for partial LoRA hooks."""
+
+    def __init__(self):
+        self.mask: torch.Tensor | None = None
+
+    def hook(self, module, inputs, output):
+        if self.mask is None or self.mask.shape[1] != output.shape[1]:
+            return output * 0  # generation steps after the prompt: text positions only
+        return output * self.mask.unsqueeze(-1).to(output.dtype)
+
+
+def restrict_lora_to_speech(model: nn.Module) -> PositionMask:
+    pm = PositionMask()
+    n = 0
+    for name, module in model.named_modules():
+        if name.split(".")[-2:-1] == ["lora_B"] and isinstance(module, nn.Linear):
+            module.register_forward_hook(pm.hook)
+            n += 1
+    if n == 0:
+        raise RelmError("partial LoRA: no lora_B layers found")
+    return pm
+
+
+@dataclass
+class PromptParts:
+    """Token ids before and after the speech span (or the transcript, for text systems)."""
+
+    prefix: list[int]
+    suffix: list[int]
+
+
+def prompt_parts(tokenizer, system: str, instruction: str) -> PromptParts:
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": instruction + SPEECH}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if text.count(SPEECH) != 1:
+        raise RelmError("chat template lost the speech placeholder")
+    before, after = text.split(SPEECH)
+    enc = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]  # noqa: E731
+    return PromptParts(enc(before), enc(after))
+
+
+def end_of_turn_ids(tokenizer) -> list[int]:
+    return [tokenizer.convert_tokens_to_ids("<|im_end|>")] if "<|im_end|>" in tokenizer.get_vocab() \
+        else [tokenizer.eos_token_id]
+
+
+def save_trainable(model: nn.Module, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+    save_file(state, str(path))

@@ -1,0 +1,248 @@
+"""The four systems on one LightningModule: `text-zs`, `text`, `speech`, `re-llm`.
+
+| system  | LLM input                                   | trained                         | losses |
+| text-zs | transcript                                  | nothing                         | -      |
+| text    | transcript                                  | LoRA                            | response CE |
+| speech  | adapter(Whisper frames)                     | adapter, LoRA, SER head         | response CE + SER CE |
+| re-llm  | adapter([Whisper frames ; emotion embedding]) | adapter, LoRA, SER + A/V/D heads | + A/V/D MSE |
+
+A batch item is a dict: `frames` (T, d_whisper), `emotion` (d_emo,), `avd` (3,), `label`
+(index), `transcript`, `task` ("response" or "ser"), `target` (text, training only).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from torch import nn
+
+from relm.config import Preset
+from relm.data.schema import LABELS
+from relm.errors import RelmError
+from relm.models.adapter import SubsamplingAdapter
+from relm.models.llm import PromptParts, add_lora, end_of_turn_ids, prompt_parts, restrict_lora_to_speech
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    name: str
+    speech: bool
+    emotion: bool
+    trains: bool
+
+
+SYSTEMS = {s.name: s for s in [
+    SystemSpec("text-zs", speech=False, emotion=False, trains=False),
+    SystemSpec("text", speech=False, emotion=False, trains=True),
+    SystemSpec("speech", speech=True, emotion=False, trains=True),
+    SystemSpec("re-llm", speech=True, emotion=True, trains=True),
+]}
+
+
+def get_system(name: str) -> SystemSpec:
+    if name not in SYSTEMS:
+        raise RelmError(f"unknown system {name!r}; choose from {list(SYSTEMS)}")
+    return SYSTEMS[name]
+
+
+class SystemLitModule(L.LightningModule):
+    def __init__(self, system: str, preset: Preset, llm: nn.Module, tokenizer, speech_dim: int,
+                 emotion_dim: int, total_steps: int = 1000, ablate_emotion: bool = False):
+        super().__init__()
+        self.spec = get_system(system)
+        self.preset, self.tokenizer = preset, tokenizer
+        self.use_emotion = self.spec.emotion and not ablate_emotion
+        self.total_steps = total_steps
+        self.weights = dict(preset.train.loss_weights)
+        if not self.use_emotion:
+            self.weights["avd"] = 0.0
+        self.llm = add_lora(llm, preset.lora) if self.spec.trains else llm.requires_grad_(False)
+        self.position_mask = restrict_lora_to_speech(self.llm) \
+            if self.spec.trains and self.spec.speech and preset.lora.scope == "audio" else None
+        d = llm.config.hidden_size
+        if self.spec.speech:
+            in_dim = speech_dim + (emotion_dim if self.use_emotion else 0)
+            self.adapter = SubsamplingAdapter(in_dim, d, preset.adapter)
+            self.ser_head = nn.Linear(d, len(LABELS), bias=False)
+            if self.use_emotion:
+                self.avd_head = nn.Linear(d, 3, bias=False)
+        p = preset.prompts
+        self.prompts = {"response": prompt_parts(tokenizer, p.system, p.instruction),
+                        "ser": prompt_parts(tokenizer, p.ser_system, self._ser_instruction())}
+        self.eot = end_of_turn_ids(tokenizer)
+        self.identity = {"system": system, "preset": preset.name, "speech_dim": speech_dim,
+                         "emotion_dim": emotion_dim, "ablate_emotion": ablate_emotion}
+
+    def _ser_instruction(self) -> str:
+        text = self.preset.prompts.ser_instruction
+        return text if self.spec.speech else text.replace("Speech: ", "Text: ").replace("speech", "text")
+
+    # ---- inputs ---------------------------------------------------------------------------
+    def _embed_ids(self, ids: list[int]) -> torch.Tensor:
+        table = self.llm.get_input_embeddings()
+        return table(torch.tensor(ids, dtype=torch.long, device=self.device))
+
+    def speech_tokens(self, items: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Adapter output (B, T', d) and its lengths, from Whisper frames [+ emotion embedding]."""
+        lengths = torch.tensor([len(it["frames"]) for it in items], device=self.device)
+        frames = nn.utils.rnn.pad_sequence([it["frames"].to(self.device, torch.float32) for it in items],
+                                           batch_first=True)
+        if self.use_emotion:
+            emo = torch.stack([it["emotion"].to(self.device, torch.float32) for it in items])
+            frames = torch.cat([frames, emo[:, None, :].expand(-1, frames.shape[1], -1)], dim=-1)
+        return self.adapter(frames, lengths)
+
+    def build(self, items: list[dict], with_target: bool, left_pad: bool) -> dict:
+        """inputs_embeds, attention_mask, labels (-100 outside targets), speech position mask."""
+        if self.spec.speech:
+            speech, speech_len = self.speech_tokens(items)
+        seqs, labels, smasks = [], [], []
+        for i, it in enumerate(items):
+            parts: PromptParts = self.prompts[it["task"]]
+            if self.spec.speech:
+                middle = speech[i, : speech_len[i]]
+            else:
+                transcript = it["transcript"].strip()
+                if not transcript:
+                    raise RelmError(f"{it.get('utt_id', '?')}: empty transcript for text system {self.spec.name}")
+                middle = self._embed_ids(self.tokenizer(transcript, add_special_tokens=False)["input_ids"])
+            target_ids = []
+            if with_target:
+                target_ids = self.tokenizer(it["target"], add_special_tokens=False)["input_ids"] + self.eot
+            dtype = self.llm.get_input_embeddings().weight.dtype
+            pieces = [self._embed_ids(parts.prefix), middle.to(dtype), self._embed_ids(parts.suffix)]
+            if target_ids:
+                pieces.append(self._embed_ids(target_ids))
+            seqs.append(torch.cat(pieces))
+            n_prompt = len(parts.prefix) + len(middle) + len(parts.suffix)
+            labels.append([-100] * n_prompt + target_ids)
+            sm = [0] * len(parts.prefix) + [int(self.spec.speech)] * len(middle)
+            smasks.append(sm + [0] * (len(seqs[-1]) - len(sm)))
+        n = max(len(s) for s in seqs)
+        d = seqs[0].shape[-1]
+        embeds = seqs[0].new_zeros(len(seqs), n, d)
+        attn = torch.zeros(len(seqs), n, dtype=torch.long, device=self.device)
+        lab = torch.full((len(seqs), n), -100, dtype=torch.long, device=self.device)
+        smask = torch.zeros(len(seqs), n, device=self.device)
+        for i, s in enumerate(seqs):
+            sl = slice(n - len(s), n) if left_pad else slice(0, len(s))
+            embeds[i, sl], attn[i, sl] = s, 1
+            lab[i, sl] = torch.tensor(labels[i], device=self.device)
+            smask[i, sl] = torch.tensor(smasks[i], device=self.device, dtype=torch.float32)
+        out = {"inputs_embeds": embeds, "attention_mask": attn, "labels": lab, "speech_mask": smask}
+        if self.spec.speech:
+            out["speech"], out["speech_len"] = speech, speech_len
+        return out
+
+    # ---- losses ---------------------------------------------------------------------------
+    def losses(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        b = self.build(items, with_target=True, left_pad=False)
+        if self.position_mask is not None:
+            self.position_mask.mask = b["speech_mask"]
+        out = self.llm(inputs_embeds=b["inputs_embeds"], attention_mask=b["attention_mask"], labels=b["labels"])
+        losses = {"response_ce": out.loss}
+        total = self.weights["response"] * out.loss
+        if self.spec.speech:
+            mask = (torch.arange(b["speech"].shape[1], device=self.device)[None] < b["speech_len"][:, None])
+            pooled = (b["speech"] * mask.unsqueeze(-1)).sum(1) / b["speech_len"][:, None]
+            gold = torch.tensor([it["label"] for it in items], device=self.device)
+            losses["ser_ce"] = nn.functional.cross_entropy(self.ser_head(pooled.float()), gold)
+            total = total + self.weights["ser"] * losses["ser_ce"]
+            if self.use_emotion:
+                avd = torch.stack([it["avd"].to(self.device, torch.float32) for it in items])
+                losses["avd_mse"] = nn.functional.mse_loss(self.avd_head(pooled.float()), avd)
+                total = total + self.weights["avd"] * losses["avd_mse"]
+        losses["loss"] = total
+        return losses
+
+    def training_step(self, items, batch_idx):
+        losses = self.losses(items)
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=len(items), prog_bar=True)
+        return losses["loss"]
+
+    def validation_step(self, items, batch_idx):
+        losses = self.losses(items)
+        self.log_dict({f"val/{k}": v for k, v in losses.items()}, batch_size=len(items), prog_bar=False)
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        t = self.preset.train
+        opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+        warm, total = t.warmup_steps, max(self.total_steps, t.warmup_steps + 1)
+
+        def schedule(step: int) -> float:  # DeepSpeed's WarmupDecayLR: linear up, linear down
+            return (step + 1) / warm if step < warm else max(0.0, (total - step) / (total - warm))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ---- inference ------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, items: list[dict], task: str, max_new_tokens: int) -> list[str]:
+        self.eval()
+        items = [dict(it, task=task) for it in items]
+        b = self.build(items, with_target=False, left_pad=True)
+        if self.position_mask is not None:
+            self.position_mask.mask = b["speech_mask"]
+        out = self.llm.generate(inputs_embeds=b["inputs_embeds"], attention_mask=b["attention_mask"],
+                                max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                                pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.eot)
+        if self.position_mask is not None:
+            self.position_mask.mask = None
+        return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+    @torch.no_grad()
+    def head_predictions(self, items: list[dict]) -> tuple[list[str], list[list[float]] | None]:
+        """SER head labels and A/V/D head outputs (speech systems)."""
+        if not self.spec.speech:
+            return [], None
+        self.eval()
+        speech, lengths = self.speech_tokens(items)
+        mask = torch.arange(speech.shape[1], device=self.device)[None] < lengths[:, None]
+        pooled = ((speech * mask.unsqueeze(-1)).sum(1) / lengths[:, None]).float()
+        labels = [LABELS[i] for i in self.ser_head(pooled).argmax(-1).tolist()]
+        avd = self.avd_head(pooled).tolist() if self.use_emotion else None
+        return labels, avd
+
+    # ---- checkpoints: trained parts only ----------------------------------------------------
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach().cpu().contiguous() for n, p in self.named_parameters() if p.requires_grad}
+
+    def save_trained(self, path) -> None:
+        import json
+
+        from safetensors.torch import save_file
+
+        save_file(self.trained_state(), str(path), metadata={"identity": json.dumps(self.identity),
+                                                              "preset_hash": self.preset.hash()})
+
+    def load_trained(self, path) -> None:
+        import json
+
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(str(path), "pt") as fh:
+            meta = fh.metadata() or {}
+        identity = json.loads(meta.get("identity", "{}"))
+        if identity != self.identity:
+            raise RelmError(f"{path}: checkpoint is for {identity or 'an unknown model'}, "
+                            f"not {self.identity}")
+        state = load_file(str(path))
+        own = dict(self.named_parameters())
+        bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+        if bad:
+            raise RelmError(f"{path}: checkpoint does not fit this model ({bad[:3]})")
+        with torch.no_grad():
+            for k, v in state.items():
+                own[k].copy_(v)
+
+
+def steps_for(n_items: int, preset: Preset) -> int:
+    t = preset.train
+    per_epoch = math.ceil(n_items / (t.batch_size * t.accumulate))
+    total = per_epoch * t.epochs
+    return min(total, t.max_steps) if t.max_steps > 0 else total
