@@ -33,7 +33,9 @@ class WhisperFrames(nn.Module):
         if cfg.model == "tiny-random":
             config = WhisperConfig(**cfg.tiny)
             fx = WhisperFeatureExtractor(feature_size=config.num_mel_bins)
-            return cls(WhisperModel(config).get_encoder(), fx, cfg.pad_to_30s)
+            from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+            return cls(WhisperEncoder(config), fx, cfg.pad_to_30s)
         from relm.models.sources import resolve
 
         path = resolve(cfg.model).path

@@ -1,0 +1,121 @@
+"""Train one system on one dataset and seed (Lightning), then answer the test split."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch.utils.data import DataLoader
+
+from relm.config import Preset
+from relm.data.schema import LABELS
+from relm.models.llm import load_llm
+from relm.models.systems import SystemLitModule, get_system, steps_for
+
+
+class KeepBestTrained(Callback):
+    """Checkpoint selection on `val/loss`, keeping only the trained parts in memory."""
+
+    def __init__(self):
+        self.best, self.state = float("inf"), None
+
+    def on_validation_end(self, trainer, module):
+        loss = trainer.callback_metrics.get("val/loss")
+        if loss is not None and float(loss) < self.best:
+            self.best, self.state = float(loss), module.trained_state()
+
+    def restore(self, module) -> None:
+        if self.state is not None:
+            own = dict(module.named_parameters())
+            with torch.no_grad():
+                for k, v in self.state.items():
+                    own[k].copy_(v)
+
+
+def make_items(df, frames, emotion, avd, responses: dict[str, str | None] | None) -> list[dict]:
+    items = []
+    for row in df.itertuples(index=False):
+        items.append({"utt_id": row.utt_id, "frames": frames[row.utt_id], "emotion": emotion[row.utt_id],
+                      "avd": avd[row.utt_id], "label": LABELS.index(row.emotion), "emotion_name": row.emotion,
+                      "transcript": row.transcript or "", "target": (responses or {}).get(row.utt_id)})
+    return items
+
+
+def training_items(items: list[dict], ser_fraction: float, seed: int) -> tuple[list[dict], dict]:
+    """Response items (with a teacher target) plus a seeded share of SER-prompt items."""
+    rng = np.random.default_rng(seed)
+    out = [dict(it, task="response") for it in items if it["target"]]
+    n_ser = int(round(ser_fraction * len(items)))
+    for i in rng.choice(len(items), n_ser, replace=False) if n_ser else []:
+        out.append(dict(items[i], task="ser", target=items[i]["emotion_name"]))
+    return out, {"response": sum(1 for it in out if it["task"] == "response"), "ser": n_ser,
+                 "without_target": sum(1 for it in items if not it["target"])}
+
+
+def build_module(system: str, preset: Preset, speech_dim: int, emotion_dim: int, total_steps: int,
+                 seed: int) -> SystemLitModule:
+    L.seed_everything(seed, verbose=False)
+    llm, tok, identity = load_llm(preset.llm)
+    module = SystemLitModule(system, preset, llm, tok, speech_dim, emotion_dim, total_steps)
+    module.identity["llm"] = identity
+    return module
+
+
+def train_system(system: str, preset: Preset, train_items, val_items, speech_dim: int, emotion_dim: int,
+                 seed: int, log_dir: Path, loggers=()) -> tuple[SystemLitModule, dict]:
+    spec = get_system(system)
+    items, counts = training_items(train_items, preset.train.ser_prompt_fraction, seed)
+    val, _ = training_items(val_items, preset.train.ser_prompt_fraction, seed + 1)
+    steps = steps_for(len(items), preset) if spec.trains else 0
+    module = build_module(system, preset, speech_dim, emotion_dim, max(steps, 1), seed)
+    info = {"train_items": counts, "steps": steps, "trainable_params": sum(
+        p.numel() for p in module.parameters() if p.requires_grad), "total_params": sum(
+        p.numel() for p in module.parameters())}
+    if not spec.trains:
+        return module, info | {"train_seconds": 0.0}
+    gen = torch.Generator().manual_seed(seed)
+    t = preset.train
+    train_loader = DataLoader(items, batch_size=t.batch_size, shuffle=True, collate_fn=list, generator=gen)
+    val_loader = DataLoader(val, batch_size=t.batch_size, collate_fn=list)
+    keep = KeepBestTrained()
+    from lightning.pytorch.loggers import CSVLogger
+
+    trainer = L.Trainer(
+        max_steps=steps, max_epochs=t.epochs if t.max_steps <= 0 else -1, accumulate_grad_batches=t.accumulate,
+        gradient_clip_val=t.grad_clip, precision=t.precision, strategy=t.strategy, devices=t.devices,
+        logger=[CSVLogger(str(log_dir), name="", version=""), *loggers], callbacks=[keep],
+        enable_checkpointing=False, num_sanity_val_steps=0, log_every_n_steps=5,
+        val_check_interval=max(1, min(steps, len(train_loader)) // 3) if val else None,
+        limit_val_batches=1.0 if val else 0, default_root_dir=str(log_dir), enable_model_summary=False)
+    start = time.perf_counter()
+    trainer.fit(module, train_loader, val_loader if val else None)
+    seconds = time.perf_counter() - start
+    if val:
+        trainer.validate(module, val_loader, verbose=False)
+        keep.on_validation_end(trainer, module)
+    keep.restore(module)
+    return module, info | {"train_seconds": round(seconds, 1), "best_val_loss": keep.best,
+                           "seconds_per_step": round(seconds / max(steps, 1), 3)}
+
+
+def answer(module: SystemLitModule, items: list[dict], preset: Preset, progress: bool = True) -> list[dict]:
+    """Greedy batched responses and SER answers (and head predictions) for the test items."""
+    from tqdm import tqdm
+
+    g = preset.generate
+    rows = []
+    for i in tqdm(range(0, len(items), g.batch_size), desc=f"generate: {module.spec.name}", unit="batch",
+                  disable=not progress):
+        batch = items[i : i + g.batch_size]
+        responses = module.generate(batch, "response", g.max_new_tokens)
+        ser = module.generate(batch, "ser", g.ser_max_new_tokens)
+        head, avd = module.head_predictions(batch)
+        for j, it in enumerate(batch):
+            rows.append({"id": it["utt_id"], "transcript": it["transcript"], "gold_emotion": it["emotion_name"],
+                         "response": responses[j], "ser_answer": ser[j], "ser_head": head[j] if head else None,
+                         "avd_pred": avd[j] if avd else None, "avd_target": it["avd"].tolist()})
+    return rows
