@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from relm.config import PromptCfg, TeacherCfg
+from relm.errors import RelmError
 from relm.io import atomic_write_json
 from relm.paths import cache_dir
 
@@ -34,11 +35,21 @@ FEWSHOT_EXAMPLES = [
     ("happy", "I finally passed my driving test!",
      "Congratulations, you sound so happy and proud! Where will you drive first?"),
 ]
+# `template` (smoke preset only): a fixed reply per emotion, so tiny random models have a learnable target.
+TEMPLATES = {
+    "neutral": "I see. How do you feel about that?",
+    "happy": "That is wonderful news, I am so happy for you! What are you looking forward to most?",
+    "angry": "That is so frustrating, no wonder you are angry. What happened?",
+    "sad": "I am so sorry, that sounds really hard. How are you coping?",
+    "surprise": "Wow, that is a real surprise! How did you find out?",
+}
 DROP_PREFIXES = ("I'm sorry, but I cannot", "I'm sorry, but I'm not sure")
 DROP_CONTAINS = ("as an ai language model", "i'm sorry, but i")
 
 
 def messages_for(cfg: TeacherCfg, prompts: PromptCfg, text: str, emotion: str) -> list[dict]:
+    if cfg.prompt not in ("paper", "fewshot", "template"):
+        raise RelmError(f"unknown teacher prompt {cfg.prompt!r}; choose paper, fewshot or template")
     if cfg.prompt == "paper":
         return [{"role": "system", "content": prompts.system},
                 {"role": "user", "content": PAPER_USER.format(emotion=emotion, text=text)}]
@@ -71,7 +82,8 @@ class Teacher:
         self.key = hashlib.sha256(key.encode()).hexdigest()[:16]
         self.path = cache_dir() / "teacher" / f"{self.key}.json"
         self.cache: dict = json.loads(self.path.read_text()) if self.path.is_file() else {}
-        self.tok.padding_side = "left"
+        if self.tok is not None:
+            self.tok.padding_side = "left"
 
     @staticmethod
     def item_key(text: str, emotion: str) -> str:
@@ -79,9 +91,12 @@ class Teacher:
 
     @torch.no_grad()
     def _generate(self, pairs: list[tuple[str, str]]) -> list[tuple[str, bool]]:
+        if self.cfg.prompt == "template":
+            return [(TEMPLATES[e], False) for _, e in pairs]
         prompts = [self.tok.apply_chat_template(messages_for(self.cfg, self.prompts, t, e), tokenize=False,
                                                 add_generation_prompt=True) for t, e in pairs]
         enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        self.model.eval()
         out = self.model.generate(**enc, max_new_tokens=self.cfg.max_new_tokens, min_new_tokens=1,
                                   do_sample=False, num_beams=1, repetition_penalty=self.cfg.repetition_penalty,
                                   pad_token_id=self.tok.pad_token_id)
@@ -93,7 +108,6 @@ class Teacher:
     def responses(self, pairs: list[tuple[str, str]], progress: bool = True) -> dict[str, str | None]:
         """{item_key: cleaned response or None} for (transcript, emotion) pairs."""
         todo = sorted({(t, e) for t, e in pairs if self.item_key(t, e) not in self.cache})
-        self.model.eval()
         bs = self.cfg.batch_size
         for i in tqdm(range(0, len(todo), bs), desc="step 1: teacher", unit="batch", disable=not progress):
             batch = todo[i : i + bs]

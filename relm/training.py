@@ -66,7 +66,7 @@ def build_module(system: str, preset: Preset, speech_dim: int, emotion_dim: int,
 
 
 def train_system(system: str, preset: Preset, train_items, val_items, speech_dim: int, emotion_dim: int,
-                 seed: int, log_dir: Path, loggers=()) -> tuple[SystemLitModule, dict]:
+                 seed: int, log_dir: Path, loggers=(), progress: bool = True) -> tuple[SystemLitModule, dict]:
     spec = get_system(system)
     items, counts = training_items(train_items, preset.train.ser_prompt_fraction, seed)
     val, _ = training_items(val_items, preset.train.ser_prompt_fraction, seed + 1)
@@ -90,7 +90,8 @@ def train_system(system: str, preset: Preset, train_items, val_items, speech_dim
         logger=[CSVLogger(str(log_dir), name="", version=""), *loggers], callbacks=[keep],
         enable_checkpointing=False, num_sanity_val_steps=0, log_every_n_steps=5,
         val_check_interval=max(1, min(steps, len(train_loader)) // 3) if val else None,
-        limit_val_batches=1.0 if val else 0, default_root_dir=str(log_dir), enable_model_summary=False)
+        limit_val_batches=1.0 if val else 0, default_root_dir=str(log_dir), enable_model_summary=False,
+        enable_progress_bar=progress)
     start = time.perf_counter()
     trainer.fit(module, train_loader, val_loader if val else None)
     seconds = time.perf_counter() - start

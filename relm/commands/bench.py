@@ -1,0 +1,86 @@
+"""`relm bench`, `relm compare`, `relm check`: run sweeps, compare runs, gate on regressions."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run datasets x systems x seeds: manifest, features, teacher, train, generate, score, test, report."""
+    import logging
+
+    from relm.runner import SweepConfig, run_sweep
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    roots = dict(r.split("=", 1) for r in args.root_for or [])
+    datasets = _csv(args.dataset)
+    if args.root:
+        if len(datasets) != 1:
+            from relm.errors import RelmError
+
+            raise RelmError("--root needs a single --dataset; use --root-for NAME=DIR for several")
+        roots[datasets[0]] = args.root
+    overrides = {}
+    for item in args.set or []:
+        import yaml
+
+        key, value = item.split("=", 1)
+        overrides[key] = yaml.safe_load(value)
+    cfg = SweepConfig(datasets=datasets, systems=_csv(args.systems), preset=args.preset, seeds=args.seeds,
+                      roots=roots, epitome=args.epitome, force=set(_csv(args.force or "")),
+                      out_root=Path(args.out), overrides=overrides, sweep_id=args.sweep_id,
+                      progress=not args.quiet, tracking=not args.no_wandb)
+    run_dir = run_sweep(cfg)
+    print((run_dir / "report.md").read_text().split("## Paired comparisons")[0])
+    print(f"results: {run_dir}/results.json  report: {run_dir}/report.md (.html)")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Compare two runs metric by metric (paired tests where their test sets match)."""
+    from relm.regression import compare_runs
+
+    print(compare_runs(Path(args.run_a), Path(args.run_b)))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 1 with a table of every metric that fell below the baseline beyond its tolerance."""
+    from relm.regression import check
+
+    ok, table = check(Path(args.run), Path(args.baseline), args.tolerance)
+    print(table)
+    return 0 if ok else 1
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help=cmd_bench.__doc__, description=cmd_bench.__doc__)
+    p.add_argument("--dataset", default="synth-esd", help="comma-separated: synth-esd, esd, iemocap, ...")
+    p.add_argument("--systems", default="text-zs,text,speech,re-llm")
+    p.add_argument("--preset", default="cpu", help="smoke, cpu, paper, or a YAML path")
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--root", help="corpus root for a single dataset")
+    p.add_argument("--root-for", action="append", metavar="NAME=DIR", help="corpus root per dataset")
+    p.add_argument("--epitome", help="EPITOME CSV folder (default: RELM_EPITOME_DIR, else datasets/epitome)")
+    p.add_argument("--force", help="redo stages: features,teacher,train,score")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="preset override, e.g. train.max_steps=5")
+    p.add_argument("--out", default="results/runs")
+    p.add_argument("--sweep-id", help="run folder name (default: preset-datasets-confighash, so reruns resume)")
+    p.add_argument("--no-wandb", action="store_true", help="skip W&B (the CSV logs stay)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("compare", help=cmd_compare.__doc__, description=cmd_compare.__doc__)
+    p.add_argument("run_a")
+    p.add_argument("run_b")
+    p.set_defaults(func=cmd_compare)
+    p = sub.add_parser("check", help=cmd_check.__doc__, description=cmd_check.__doc__)
+    p.add_argument("run", help="run folder or its results.json")
+    p.add_argument("--baseline", required=True, help="baseline results.json")
+    p.add_argument("--tolerance", action="append", metavar="METRIC=ABS",
+                   help="absolute tolerance per metric (default: the baseline's own, else 0.05)")
+    p.set_defaults(func=cmd_check)

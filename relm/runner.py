@@ -1,0 +1,246 @@
+"""A sweep: datasets x systems x seeds -> results/runs/<sweep-id>/ (the only room that knows all rooms).
+
+Every stage's output lives in relm's cache under a key of everything it depends on
+(model identities, preset sections, data hash, seed), is written atomically, and is
+skipped when present: a killed sweep, started again, redoes only unfinished stages.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from relm.config import Preset, load_preset
+from relm.errors import RelmError
+from relm.io import atomic_write_json, atomic_write_text
+from relm.paths import cache_dir
+
+STAGES = ("features", "teacher", "train", "score")
+
+
+@dataclass
+class SweepConfig:
+    datasets: list[str]
+    systems: list[str] = field(default_factory=lambda: ["text-zs", "text", "speech", "re-llm"])
+    preset: str = "cpu"
+    seeds: int = 1
+    roots: dict[str, str] = field(default_factory=dict)
+    epitome: str | None = None
+    force: set[str] = field(default_factory=set)
+    out_root: Path = Path("results/runs")
+    overrides: dict = field(default_factory=dict)
+    sweep_id: str | None = None
+    progress: bool = True
+    tracking: bool = True
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+class Timer:
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def __call__(self, stage: str):
+        timer = self
+
+        class _Ctx:
+            def __enter__(self):
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.seconds[stage] += time.perf_counter() - self.t
+
+        return _Ctx()
+
+
+def load_dataset(name: str, root: str | None, preset: Preset, progress: bool):
+    """Read the corpus (generating synth-esd on first use), capped per split for small presets."""
+    from relm.data.corpora import find_root, get_adapter
+    from relm.data.corpora.base import stable_fraction
+
+    if name == "synth-esd" and not root and not os.environ.get("RELM_SYNTH_ESD_ROOT") and \
+            not Path("datasets/synth-esd/synth.json").is_file():
+        from relm.data.synth import generate
+
+        generate("datasets/synth-esd", progress=progress)
+    manifest = get_adapter(name).read(find_root(name, root))
+    df = manifest.df
+    for split, cap in preset.max_utterances.items():
+        part = df[df["split"] == split]
+        if len(part) > cap:
+            keep = sorted(part["utt_id"], key=lambda u: stable_fraction(u, 0))[:cap]
+            df = df[(df["split"] != split) | df["utt_id"].isin(keep)]
+    manifest.df = df.reset_index(drop=True)
+    return manifest
+
+
+def load_scorer(preset: Preset, epitome: str | None, progress: bool):
+    """(scorer or None, info). Trains the preset's scorer kind once when EPITOME data is found."""
+    from relm.scoring import empathy
+    from relm.scoring.epitome_data import default_dir, load_epitome
+
+    folder = Path(epitome) if epitome else default_dir()
+    if not folder.is_dir():
+        return None, {"available": False, "reason": (
+            f"EPITOME data not found at {folder} (pass --epitome DIR or set RELM_EPITOME_DIR; the CSVs are in "
+            "github.com/behavioral-data/Empathy-Mental-Health, dataset/); empathy metrics are not reported")}
+    data = load_epitome(folder)
+    try:
+        scorer = empathy.load_trained(preset.scorer, data.data_hash)
+    except RelmError:
+        scorer = empathy.train(preset.scorer, data, seed=0)
+    val = scorer.meta["validation"]
+    return scorer, {"available": True, "identity": scorer.identity, "kind": scorer.kind,
+                    "training_data_hash": data.data_hash, "training_data": str(folder),
+                    "validation": {m: {k: v[k] for k in ("accuracy", "macro_f1", "n")} for m, v in val.items()}}
+
+
+def teacher_targets(preset: Preset, df, progress: bool, force: bool) -> tuple[dict[str, str | None], dict]:
+    from relm.models.llm import load_llm
+    from relm.teacher import Teacher
+
+    if preset.teacher.prompt == "template":
+        llm, tok, identity = None, None, "template"
+    else:
+        llm, tok, identity = load_llm(preset.llm if preset.teacher.model == preset.llm.model
+                                      else type(preset.llm)(model=preset.teacher.model))
+    teacher = Teacher(preset.teacher, preset.prompts, llm, tok, identity)
+    if force:
+        teacher.cache = {}
+    pairs = list(zip(df["transcript"].fillna(""), df["emotion"]))
+    out = teacher.responses(pairs, progress=progress)
+    targets = {u: out[teacher.item_key(t, e)] for u, (t, e) in zip(df["utt_id"], pairs)}
+    dropped = sum(v is None for v in targets.values())
+    del llm
+    return targets, {"identity": identity, "prompt": preset.teacher.prompt, "cache_key": teacher.key,
+                     "dropped_by_cleaning": dropped, "n": len(targets)}
+
+
+def run_one(system: str, seed: int, preset: Preset, items: dict, dims: tuple[int, int], gen_key: str,
+            log_dir: Path, force: bool, progress: bool, loggers=()) -> tuple[list[dict], dict]:
+    """Train (or reuse) one system/seed and answer the test split; cached by `gen_key`."""
+    from relm.training import answer, train_system
+
+    folder = cache_dir() / "runs" / gen_key
+    if not force and (folder / "answers.jsonl").is_file() and (folder / "train.json").is_file():
+        return _read_jsonl(folder / "answers.jsonl"), json.loads((folder / "train.json").read_text())
+    module, info = train_system(system, preset, items["train"], items["val"], *dims, seed, log_dir, loggers,
+                                progress)
+    start = time.perf_counter()
+    rows = answer(module, items["test"], preset, progress)
+    info["generate_seconds"] = round(time.perf_counter() - start, 1)
+    folder.mkdir(parents=True, exist_ok=True)
+    if module.spec.trains:
+        module.save_trained(folder / "trained.safetensors")
+    atomic_write_json(folder / "train.json", info)
+    atomic_write_text(folder / "answers.jsonl", _jsonl(rows))  # last: its presence marks the stage done
+    del module
+    gc.collect()
+    return rows, info
+
+
+def run_sweep(cfg: SweepConfig) -> Path:
+    from relm import report, tracking
+    from relm.evaluation import add_holm, compare_systems, score_rows
+    from relm.features import FeatureStore
+    from relm.models.systems import get_system
+    from relm.training import make_items
+
+    unknown = [s for s in cfg.systems if s not in ("text-zs", "text", "speech", "re-llm")]
+    if unknown:
+        get_system(unknown[0])
+    bad_force = set(cfg.force) - set(STAGES)
+    if bad_force:
+        raise RelmError(f"--force takes stages {list(STAGES)}, not {sorted(bad_force)}")
+    preset = load_preset(cfg.preset, cfg.overrides)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    sweep_id = cfg.sweep_id or f"{preset.name}-{'+'.join(cfg.datasets)}-{_key(cfg.systems, cfg.seeds, preset.hash())[:8]}"
+    run_dir = cfg.out_root / sweep_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    timer = Timer()
+    with timer("scorer"):
+        scorer, scorer_info = load_scorer(preset, cfg.epitome, cfg.progress)
+    results = {"schema_version": 1, "sweep_id": sweep_id, "preset": preset.to_dict(), "preset_hash": preset.hash(),
+               "datasets": cfg.datasets, "systems": cfg.systems, "seeds": list(range(cfg.seeds)),
+               "scorer": scorer_info, "provenance": report.provenance(), "protocols": {}, "data": {},
+               "metrics": {}, "metrics_by_seed": {}, "comparisons": {}, "runs": {}}
+    for dataset in cfg.datasets:
+        with timer("manifest"):
+            manifest = load_dataset(dataset, cfg.roots.get(dataset), preset, cfg.progress)
+        df = manifest.df
+        results["protocols"][dataset] = f"{dataset}:{manifest.protocol}"
+        with timer("features"):
+            store = FeatureStore(dataset, df, preset)
+            if "features" in cfg.force:
+                import shutil
+
+                shutil.rmtree(store.folder, ignore_errors=True)
+            frames = store.whisper_frames(cfg.progress)
+            emb, avd_pred, emo_meta = store.emotion(progress=cfg.progress)
+            avd, avd_source = store.avd_targets(avd_pred)
+        with timer("teacher"):
+            targets, teacher_info = teacher_targets(preset, df, cfg.progress, "teacher" in cfg.force)
+        from relm.data.manifest_cache import data_hash
+
+        dhash = data_hash(df)
+        results["data"][dataset] = {"data_hash": dhash, "n": {s: int((df.split == s).sum()) for s in
+                                                                ("train", "val", "test")},
+                                    "avd_targets": avd_source, "emotion_encoder": emo_meta, "teacher": teacher_info,
+                                    "skipped": manifest.skipped}
+        items = {s: make_items(df[df.split == s], frames, emb, avd, targets) for s in ("train", "val", "test")}
+        if not items["test"]:
+            raise RelmError(f"{dataset}: the test split is empty")
+        dims = (next(iter(frames.values())).shape[-1], next(iter(emb.values())).shape[-1])
+        all_rows: dict[str, list[list[dict]]] = {}
+        for system in cfg.systems:
+            for seed in range(cfg.seeds):
+                gen_key = _key(dhash, system, seed, preset.hash(), teacher_info["cache_key"], avd_source)
+                out_dir = run_dir / dataset / system / f"seed{seed}"
+                run = tracking.start_run(cfg, sweep_id, dataset, system, seed, preset) if cfg.tracking else None
+                try:
+                    with timer(f"train+generate:{system}"):
+                        rows, info = run_one(system, seed, preset, items, dims, gen_key, out_dir / "logs",
+                                             "train" in cfg.force, cfg.progress, tracking.loggers(run))
+                    with timer("score"):
+                        rows, metrics = score_rows(rows, scorer)
+                    metrics["train"] = info
+                    atomic_write_text(out_dir / "responses.jsonl", _jsonl(rows))
+                    atomic_write_json(out_dir / "metrics.json", metrics)
+                    tracking.log_run(run, dataset, metrics, rows)
+                finally:
+                    tracking.finish(run)
+                all_rows.setdefault(system, []).append(rows)
+                results["metrics_by_seed"].setdefault(dataset, {}).setdefault(system, []).append(metrics)
+                results["runs"].setdefault(dataset, {}).setdefault(system, []).append(
+                    str(out_dir.relative_to(run_dir)))
+        results["metrics"][dataset] = report.aggregate(results["metrics_by_seed"][dataset])
+        if "re-llm" in all_rows:
+            results["comparisons"][dataset] = {
+                f"re-llm vs {b}": compare_systems(all_rows["re-llm"], all_rows[b])
+                for b in cfg.systems if b != "re-llm"}
+    add_holm(results["comparisons"])
+    results["timings_s"] = {k: round(v, 1) for k, v in timer.seconds.items()}
+    atomic_write_json(run_dir / "results.json", results)
+    report.write_report(run_dir, results)
+    report.point_latest(cfg.out_root, run_dir)
+    if cfg.tracking:
+        tracking.log_sweep_artifact(cfg, sweep_id, run_dir)
+    return run_dir
