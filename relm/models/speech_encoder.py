@@ -54,7 +54,8 @@ class WhisperFrames(nn.Module):
         max_s = 30 * 16000
         too_long = [i for i, w in enumerate(waves) if len(w) > max_s]
         if too_long:
-            raise RelmError(f"Whisper encodes at most 30 s; utterance #{too_long[0]} is {len(waves[too_long[0]]) / 16000:.1f} s")
+            seconds = len(waves[too_long[0]]) / 16000
+            raise RelmError(f"Whisper encodes at most 30 s; utterance #{too_long[0]} is {seconds:.1f} s")
         feats = self.fx([w.astype(np.float32) for w in waves], sampling_rate=16000, return_tensors="pt").input_features
         device = next(self.encoder.parameters()).device
         feats = feats.to(device=device, dtype=next(self.encoder.parameters()).dtype)

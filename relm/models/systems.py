@@ -59,7 +59,7 @@ class SystemLitModule(L.LightningModule):
         self.weights = dict(preset.train.loss_weights)
         if not self.use_emotion:
             self.weights["avd"] = 0.0
-        self.llm = add_lora(llm, preset.lora) if self.spec.trains else llm.requires_grad_(False)
+        self.llm = add_lora(llm, preset.lora).train() if self.spec.trains else llm.requires_grad_(False)
         self.position_mask = restrict_lora_to_speech(self.llm) \
             if self.spec.trains and self.spec.speech and preset.lora.scope == "audio" else None
         d = llm.config.hidden_size

@@ -1,0 +1,96 @@
+"""Performance figures for a preset (default cpu): prints them and writes results/perf/<preset>.json.
+
+- machine: measured float32 matmul throughput (GFLOP/s) on all threads;
+- one re-llm training step (batch 8, 48-token responses): seconds, and achieved FLOP/s
+  (6 x trainable-path params x tokens, a standard estimate) over the measured matmul peak;
+- generation: batched vs one-at-a-time greedy tokens/s;
+- peak resident memory of this process.
+
+Usage: python benchmarks/perf.py [--preset cpu] [--steps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+from relm.config import load_preset
+from relm.data.schema import LABELS
+from relm.io import atomic_write_json
+from relm.training import build_module
+
+TARGET = ("That is so frustrating, no wonder you are angry. What do you plan to do about it now, "
+          "and is there anything I can do to help you get through this?")
+
+
+def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def items(n: int, speech_dim: int, emo_dim: int, seconds: float = 2.7) -> list[dict]:
+    frames = int(seconds * 50)
+    return [{"utt_id": f"u{i}", "frames": torch.randn(frames, speech_dim), "emotion": torch.randn(emo_dim),
+             "avd": torch.rand(3), "label": i % 5, "emotion_name": LABELS[i % 5], "task": "response",
+             "transcript": "My landlord is raising the rent again.", "target": TARGET} for i in range(n)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--steps", type=int, default=3)
+    args = ap.parse_args()
+    preset = load_preset(args.preset)
+    torch.set_num_threads(torch.get_num_threads())
+    peak = matmul_gflops()
+    speech_dim = {"whisper-tiny.en": 384}.get(preset.speech_encoder.model, preset.speech_encoder.tiny.get("d_model", 384))
+    emo_dim = preset.emotion_encoder.dim
+    module = build_module("re-llm", preset, speech_dim, emo_dim, total_steps=100, seed=0)
+    opt = module.configure_optimizers()["optimizer"]
+    batch = items(8, speech_dim, emo_dim)
+    n_tokens = module.build(batch, with_target=True, left_pad=False)["attention_mask"].sum().item()
+    n_target = len(module.tokenizer(TARGET)["input_ids"])
+    times = []
+    for _ in range(args.steps + 1):
+        start = time.perf_counter()
+        loss = module.losses(batch)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - start)
+    step = min(times[1:])
+    llm_params = sum(p.numel() for p in module.llm.parameters())
+    flops = 6 * llm_params * n_tokens  # forward + backward through the (frozen + LoRA) LLM
+    gen_items = items(8, speech_dim, emo_dim)
+    start = time.perf_counter()
+    out = module.generate(gen_items, "response", 32)
+    batched_s = time.perf_counter() - start
+    batched_tok = sum(len(module.tokenizer(o)["input_ids"]) for o in out)
+    start, single_tok = time.perf_counter(), 0
+    for it in gen_items[:3]:
+        single_tok += len(module.tokenizer(module.generate([it], "response", 32)[0])["input_ids"])
+    single_s = time.perf_counter() - start
+    res = {
+        "preset": args.preset, "threads": torch.get_num_threads(), "matmul_gflops": round(peak, 1),
+        "train_step_s": round(step, 3), "train_step_tokens": int(n_tokens), "target_tokens": n_target,
+        "train_step_gflops": round(flops / step / 1e9, 1), "fraction_of_matmul_peak": round(flops / step / 1e9 / peak, 3),
+        "generate_batched_tok_s": round(batched_tok / batched_s, 1),
+        "generate_single_tok_s": round(single_tok / single_s, 1),
+        "batched_speedup": round((batched_tok / batched_s) / (single_tok / single_s), 2),
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+    }
+    for k, v in res.items():
+        print(f"{k:28} {v}")
+    atomic_write_json(Path("results/perf") / f"{args.preset}.json", res)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""The smoke sweep end to end: schema, resume after an interruption, regression gate, clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from relm.cli import main
+from relm.data.synth import SynthConfig, generate
+from relm.runner import SweepConfig, run_sweep
+from tests.conftest import ROOT, need_tool, shared_data
+
+BASELINE = ROOT / "results" / "baselines" / "smoke-synth-esd.json"
+SMOKE_SYNTH = SynthConfig(speakers=["0011", "0015"], n_val=2, n_test=4, n_train=6)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """One smoke sweep shared by the tests below (its own cache and output folders)."""
+    need_tool("espeak-ng")
+    need_tool("sox")
+    epitome = shared_data("epitome")
+    base = tmp_path_factory.mktemp("bench")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RELM_CACHE", str(base / "cache"))
+    generate(base / "synth", SMOKE_SYNTH, progress=False)
+    cfg = SweepConfig(datasets=["synth-esd"], preset="smoke", roots={"synth-esd": str(base / "synth")},
+                      epitome=str(epitome), out_root=base / "runs", progress=False, tracking=False)
+    run_dir = run_sweep(cfg)
+    yield cfg, run_dir, base
+    mp.undo()
+
+
+def test_results_schema(sweep):
+    _, run_dir, _ = sweep
+    res = json.loads((run_dir / "results.json").read_text())
+    m = res["metrics"]["synth-esd"]
+    assert set(m) == {"text-zs", "text", "speech", "re-llm"}
+    for system, row in m.items():
+        assert {"er", "ip", "ex", "ua", "wa", "macro_f1", "ua_head"} <= set(row)
+        assert (row["ua_head"] is None) == (system in ("text-zs", "text"))
+    comp = res["comparisons"]["synth-esd"]
+    assert set(comp) == {"re-llm vs text-zs", "re-llm vs text", "re-llm vs speech"}
+    for metric in ("er", "ip", "ex", "ua"):
+        assert {"relative_improvement", "p_wilcoxon", "p_permutation", "ci95", "p_holm"} <= set(
+            comp["re-llm vs text"][metric])
+    assert res["provenance"]["libraries"]["torch"] == "2.11.0" and res["scorer"]["available"]
+    assert res["protocols"]["synth-esd"] == "synth-esd:official" and res["seeds"] == [0]
+    rows = [json.loads(x) for x in (run_dir / "synth-esd/re-llm/seed0/responses.jsonl").read_text().splitlines()]
+    assert len(rows) == 20 and {"id", "transcript", "gold_emotion", "response", "ser_answer", "ser_label", "er", "ip",
+                                "ex"} <= set(rows[0])
+    for name in ("report.md", "report.html", "plots/synth-esd-bars.png", "plots/synth-esd-confusion.png"):
+        assert (run_dir / name).is_file(), name
+    assert (run_dir.parent / "latest").resolve() == run_dir.resolve()
+    assert "| re-llm |" in (run_dir / "report.md").read_text()
+
+
+def test_resume_after_interruption_redoes_only_unfinished_stages(sweep, monkeypatch):
+    cfg, run_dir, base = sweep
+    import relm.runner as runner
+
+    shutil.rmtree(base / "cache" / "runs")  # drop all trained/generated stages, keep features and teacher
+    calls = []
+    real = runner.run_one
+
+    def flaky(system, *a, **k):
+        calls.append(system)
+        if system == "speech":
+            raise KeyboardInterrupt
+        return real(system, *a, **k)
+
+    monkeypatch.setattr(runner, "run_one", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(cfg)
+    assert calls == ["text-zs", "text", "speech"]
+    done = sorted(p.parent.name for p in (base / "cache" / "runs").glob("*/answers.jsonl"))
+    assert len(done) == 2  # text-zs and text finished and were kept
+    trained = {p: p.stat().st_mtime_ns for p in (base / "cache" / "runs").glob("*/answers.jsonl")}
+    monkeypatch.setattr(runner, "run_one", real)
+    again = run_sweep(cfg)
+    assert all(p.stat().st_mtime_ns == t for p, t in trained.items())  # not redone
+    assert len(list((base / "cache" / "runs").glob("*/answers.jsonl"))) == 4
+    before = json.loads((run_dir / "results.json").read_text())["metrics"]
+    assert json.loads((again / "results.json").read_text())["metrics"] == before
+
+
+def test_committed_baseline_passes_and_a_raised_metric_fails(sweep, tmp_path, capsys):
+    _, run_dir, _ = sweep
+    assert BASELINE.is_file(), "commit results/baselines/smoke-synth-esd.json (see README, 'Baselines')"
+    assert main(["check", str(run_dir), "--baseline", str(BASELINE)]) == 0
+    raised = json.loads(BASELINE.read_text())
+    raised["metrics"]["synth-esd"]["re-llm"]["ua_head"] += 0.5
+    (tmp_path / "raised.json").write_text(json.dumps(raised))
+    capsys.readouterr()
+    assert main(["check", str(run_dir), "--baseline", str(tmp_path / "raised.json")]) == 1
+    out = capsys.readouterr().out
+    assert "| synth-esd | re-llm | ua_head |" in out and "REGRESSED" in out
+
+
+def test_compare_pairs_runs(sweep, capsys):
+    _, run_dir, _ = sweep
+    assert main(["compare", str(run_dir), str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "| synth-esd | re-llm | ua |" in out and "+0.000 | 1.0000" in out
+
+
+def test_missing_corpus_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--dataset", "esd", "--preset", "smoke", "--no-wandb"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "looked in datasets/esd" in err[0] and "synth-esd" in err[0]
+
+
+def write_baseline(run_dir: Path) -> None:
+    """Used once to create the committed baseline: metrics only, plus tolerances."""
+    res = json.loads((run_dir / "results.json").read_text())
+    keep = {"sweep_id": res["sweep_id"], "preset_hash": res["preset_hash"], "metrics": res["metrics"],
+            "provenance": {"git_hash": res["provenance"]["git_hash"]},
+            "tolerances": {"er": 0.15, "ip": 0.15, "ex": 0.15, "ua": 0.1, "wa": 0.1, "macro_f1": 0.1, "ua_head": 0.1}}
+    BASELINE.write_text(json.dumps(keep, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,41 @@
+"""Every shipped config parses; overrides and unknown keys behave."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from relm.config import PRESET_DIR, Preset, load_preset
+from relm.errors import RelmError
+
+SHIPPED = sorted(PRESET_DIR.glob("*.yaml"))
+
+
+def test_the_three_presets_ship():
+    assert {p.stem for p in SHIPPED} >= {"smoke", "cpu", "paper"}
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_every_shipped_preset_parses(path: Path):
+    preset = load_preset(path.stem)
+    assert isinstance(preset, Preset) and preset.name == path.stem
+    assert set(yaml.safe_load(path.read_text())) <= set(preset.to_dict())
+
+
+def test_paper_preset_carries_the_papers_hyperparameters():
+    t = load_preset("paper").train
+    assert (t.lr, t.weight_decay, t.warmup_steps, t.batch_size * t.accumulate, t.epochs) == (2e-5, 0.05, 200, 16, 3)
+    lora = load_preset("paper").lora
+    assert (lora.r, lora.alpha, lora.dropout, lora.scope) == (16, 16, 0.05, "audio")
+    assert load_preset("paper").train.precision.startswith("bf16")
+
+
+def test_overrides_and_errors():
+    assert load_preset("smoke", {"train.max_steps": 3}).train.max_steps == 3
+    with pytest.raises(RelmError, match=r"unknown key\(s\) \['bogus'\]"):
+        load_preset("smoke", {"train.bogus": 1})
+    with pytest.raises(RelmError, match="unknown preset 'huge'"):
+        load_preset("huge")
+    assert load_preset("cpu").hash() != load_preset("smoke").hash()

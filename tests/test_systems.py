@@ -1,0 +1,124 @@
+"""The four systems through the real code path at smoke size (and the paper preset, shrunk)."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from relm.config import load_preset
+from relm.data.schema import LABELS
+from relm.errors import RelmError
+from relm.models.adapter import SubsamplingAdapter
+from relm.models.llm import load_llm
+from relm.models.systems import SystemLitModule
+from relm.training import answer, make_items, train_system
+
+SPEECH_DIM, EMO_DIM = 32, 16
+
+
+def fake_items(n: int, seed: int = 0) -> list[dict]:
+    """Items whose frames carry the label (so speech systems can learn it), transcripts do not."""
+    g = torch.Generator().manual_seed(seed)
+    items = []
+    for i in range(n):
+        label = i % len(LABELS)
+        frames = torch.randn(48 + (i % 4) * 8, SPEECH_DIM, generator=g) * 0.5
+        frames[:, label] += 2.0
+        items.append({"utt_id": f"u{i:03d}", "frames": frames, "emotion": torch.randn(EMO_DIM, generator=g),
+                      "avd": torch.rand(3, generator=g), "label": label, "emotion_name": LABELS[label],
+                      "transcript": "I got the results of my exam today.",
+                      "target": "I am sorry to hear that. How are you feeling?"})
+    return items
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    return load_preset("smoke")
+
+
+def _losses(log_dir):
+    rows = list(csv.DictReader(open(next(log_dir.rglob("metrics.csv")))))
+    return [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+
+
+@pytest.mark.parametrize("system", ["text", "speech", "re-llm"])
+def test_system_trains_loss_falls_and_answers(system, smoke, tmp_path):
+    module, info = train_system(system, smoke, fake_items(40), fake_items(10, 1), SPEECH_DIM, EMO_DIM, 0,
+                                tmp_path, progress=False)
+    assert info["steps"] == 30
+    losses = _losses(tmp_path)
+    assert len(losses) >= 5 and sum(losses[-2:]) / 2 < sum(losses[:2]) / 2, losses
+    rows = answer(module, fake_items(4, 2), smoke, progress=False)
+    assert len(rows) == 4 and all(isinstance(r["response"], str) and isinstance(r["ser_answer"], str) for r in rows)
+    assert (rows[0]["ser_head"] in LABELS) == (system != "text")
+
+
+def test_text_zs_trains_nothing_and_answers(smoke, tmp_path):
+    module, info = train_system("text-zs", smoke, fake_items(8), [], SPEECH_DIM, EMO_DIM, 0, tmp_path, progress=False)
+    assert info["steps"] == 0 and info["trainable_params"] == 0
+    assert len(answer(module, fake_items(3), smoke, progress=False)) == 3
+
+
+def _module(system, preset, ablate=False, seed=0):
+    torch.manual_seed(seed)
+    llm, tok, _ = load_llm(preset.llm)
+    torch.manual_seed(seed)
+    return SystemLitModule(system, preset, llm, tok, SPEECH_DIM, EMO_DIM, ablate_emotion=ablate)
+
+
+def test_re_llm_without_emotion_reduces_to_speech(smoke):
+    speech, ablated = _module("speech", smoke), _module("re-llm", smoke, ablate=True)
+    shapes = lambda m: {n: tuple(p.shape) for n, p in m.named_parameters() if p.requires_grad}  # noqa: E731
+    assert shapes(speech) == shapes(ablated)
+    items = [dict(it, task="response") for it in fake_items(4)]
+    a, b = speech.losses(items), ablated.losses(items)
+    assert set(a) == set(b) and all(torch.allclose(a[k], b[k]) for k in a)
+    full = _module("re-llm", smoke)
+    assert full.adapter.convs[0].in_channels == SPEECH_DIM + EMO_DIM and "avd_mse" in full.losses(items)
+
+
+def test_adapter_is_the_papers_shape():
+    adapter = SubsamplingAdapter(2304, 4096)
+    assert sum(p.numel() for p in adapter.parameters()) == 204_760_064  # 204.8 M, as computed from the release
+    out, lengths = adapter(torch.randn(1, 64, 2304), torch.tensor([64]))
+    assert out.shape == (1, 8, 4096) and lengths.tolist() == [8]
+
+
+def test_bad_inputs_are_clear_errors(smoke, tmp_path):
+    speech = _module("speech", smoke)
+    short = fake_items(1)[0] | {"frames": torch.randn(3, SPEECH_DIM), "task": "response"}
+    with pytest.raises(RelmError, match="audio too short for the adapter"):
+        speech.losses([short])
+    text = _module("text", smoke)
+    with pytest.raises(RelmError, match="empty transcript"):
+        text.losses([fake_items(1)[0] | {"transcript": "  ", "task": "response"}])
+    import pandas as pd
+
+    df = pd.DataFrame([{"utt_id": "x", "emotion": "fear", "transcript": "hi"}])
+    with pytest.raises(RelmError, match="outside the class set"):
+        make_items(df, {"x": torch.zeros(8, 2)}, {"x": torch.zeros(2)}, {"x": torch.zeros(3)}, None)
+    speech.save_trained(tmp_path / "speech.safetensors")
+    with pytest.raises(RelmError, match="checkpoint is for"):
+        _module("re-llm", smoke).load_trained(tmp_path / "speech.safetensors")
+    other = load_preset("smoke", {"name": "other"})
+    with pytest.raises(RelmError, match="checkpoint is for"):
+        _module("speech", other).load_trained(tmp_path / "speech.safetensors")
+    again = _module("speech", smoke, seed=1)
+    again.load_trained(tmp_path / "speech.safetensors")
+    assert torch.equal(again.adapter.fc1.weight, speech.adapter.fc1.weight)
+
+
+def test_paper_preset_wiring_at_tiny_width(smoke, tmp_path):
+    """The paper preset's code path (partial LoRA, bf16-mixed, accumulation) with tiny random models."""
+    paper = load_preset("paper", {
+        "llm": smoke.llm.__dict__ | {"trust_remote_code": False}, "lora.target_modules": None,
+        "speech_encoder": smoke.speech_encoder.__dict__, "emotion_encoder": smoke.emotion_encoder.__dict__,
+        "adapter.inner_dim": 16, "train.max_steps": 3, "train.warmup_steps": 1, "train.devices": 1,
+        "generate.max_new_tokens": 4, "generate.ser_max_new_tokens": 4})
+    assert paper.lora.scope == "audio" and paper.train.accumulate == 8
+    module, info = train_system("re-llm", paper, fake_items(48), fake_items(4, 1), SPEECH_DIM, EMO_DIM, 0, tmp_path,
+                                progress=False)
+    assert module.position_mask is not None and info["steps"] == 3
+    assert len(answer(module, fake_items(2), paper, progress=False)) == 2
