@@ -51,17 +51,23 @@ def main() -> None:
     preset = load_preset(args.preset)
     torch.set_num_threads(torch.get_num_threads())
     peak = matmul_gflops()
-    speech_dim = {"whisper-tiny.en": 384}.get(preset.speech_encoder.model, preset.speech_encoder.tiny.get("d_model", 384))
+    dims = {"whisper-tiny.en": 384, "whisper-large-v2": 1280}
+    speech_dim = dims.get(preset.speech_encoder.model, preset.speech_encoder.tiny.get("d_model", 384))
     emo_dim = preset.emotion_encoder.dim
     module = build_module("re-llm", preset, speech_dim, emo_dim, total_steps=100, seed=0)
     opt = module.configure_optimizers()["optimizer"]
     batch = items(8, speech_dim, emo_dim)
     n_tokens = module.build(batch, with_target=True, left_pad=False)["attention_mask"].sum().item()
     n_target = len(module.tokenizer(TARGET)["input_ids"])
+    import contextlib
+
+    bf16 = preset.train.precision.startswith("bf16")
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     times = []
     for _ in range(args.steps + 1):
         start = time.perf_counter()
-        loss = module.losses(batch)["loss"]
+        with autocast():
+            loss = module.losses(batch)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -70,18 +76,20 @@ def main() -> None:
     llm_params = sum(p.numel() for p in module.llm.parameters())
     flops = 6 * llm_params * n_tokens  # forward + backward through the (frozen + LoRA) LLM
     gen_items = items(8, speech_dim, emo_dim)
-    start = time.perf_counter()
-    out = module.generate(gen_items, "response", 32)
-    batched_s = time.perf_counter() - start
-    batched_tok = sum(len(module.tokenizer(o)["input_ids"]) for o in out)
-    start, single_tok = time.perf_counter(), 0
-    for it in gen_items[:3]:
-        single_tok += len(module.tokenizer(module.generate([it], "response", 32)[0])["input_ids"])
-    single_s = time.perf_counter() - start
+    with autocast():
+        start = time.perf_counter()
+        out = module.generate(gen_items, "response", 32)
+        batched_s = time.perf_counter() - start
+        batched_tok = sum(len(module.tokenizer(o)["input_ids"]) for o in out)
+        start, single_tok = time.perf_counter(), 0
+        for it in gen_items[:3]:
+            single_tok += len(module.tokenizer(module.generate([it], "response", 32)[0])["input_ids"])
+        single_s = time.perf_counter() - start
     res = {
         "preset": args.preset, "threads": torch.get_num_threads(), "matmul_gflops": round(peak, 1),
         "train_step_s": round(step, 3), "train_step_tokens": int(n_tokens), "target_tokens": n_target,
-        "train_step_gflops": round(flops / step / 1e9, 1), "fraction_of_matmul_peak": round(flops / step / 1e9 / peak, 3),
+        "train_step_gflops": round(flops / step / 1e9, 1),
+        "fraction_of_matmul_peak": round(flops / step / 1e9 / peak, 3), "precision": preset.train.precision,
         "generate_batched_tok_s": round(batched_tok / batched_s, 1),
         "generate_single_tok_s": round(single_tok / single_s, 1),
         "batched_speedup": round((batched_tok / batched_s) / (single_tok / single_s), 2),

@@ -121,6 +121,7 @@ class Preset:
     generate: GenerateCfg = field(default_factory=GenerateCfg)
     prompts: PromptCfg = field(default_factory=PromptCfg)
     scorer: str = "tfidf"
+    threads: int = 0  # torch CPU threads; 0 = all cores. 1 makes CPU float sums bit-reproducible (smoke, CI)
     max_utterances: dict = field(default_factory=dict)  # per split cap, e.g. {"train": 64} (smoke)
 
     def to_dict(self) -> dict:

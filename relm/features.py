@@ -101,7 +101,7 @@ class FeatureStore:
         """Utterance emotion embeddings and A/V/D predictions; stage 0 trains a compact encoder."""
         cfg = self.preset.emotion_encoder
         ident = cfg.model and self._model_identity(cfg.model)
-        path = self.folder / f"emotion-{_key(cfg.__dict__, ident, seed)}.safetensors"
+        path = self.folder / f"emotion-{_key(cfg.__dict__, ident, seed, 'v2')}.safetensors"  # v2: encoder kept
         if path.is_file():
             tensors, meta = _load(path)
             emb = {k[4:]: v for k, v in tensors.items() if k.startswith("emb/")}
@@ -117,13 +117,7 @@ class FeatureStore:
             losses = encoder.fit(waves, np.stack([targets[u].numpy() for u in train["utt_id"]]), cfg.epochs,
                                  cfg.lr, seed=seed, progress=progress)
             meta |= {"stage0_targets": source, "stage0_loss": losses}
-        ids = self.df["utt_id"].tolist()
-        emb, avd = {}, {}
-        for i in tqdm(range(0, len(ids), 32), desc="features: emotion", unit="batch", disable=not progress):
-            chunk = ids[i : i + 32]
-            e, a = encoder.embed(self.waves(chunk))
-            for j, utt in enumerate(chunk):
-                emb[utt], avd[utt] = e[j].float(), a[j].float()
+        emb, avd = self._embed_all(encoder, progress)
         if cfg.kind in ("compact", "tiny-random"):  # kept so `relm evaluate` can embed other corpora
             weights = path.with_suffix(".encoder.safetensors")
             _save(weights, {k: v.detach() for k, v in encoder.state_dict().items()}, {"kind": cfg.kind})
@@ -136,6 +130,9 @@ class FeatureStore:
         """Embed this corpus with a stage-0 encoder trained elsewhere (cross-corpus evaluation)."""
         encoder = build_emotion_encoder(self.preset.emotion_encoder)
         encoder.load_state_dict(_load(Path(weights))[0])
+        return self._embed_all(encoder, progress)
+
+    def _embed_all(self, encoder, progress: bool) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         ids = self.df["utt_id"].tolist()
         emb, avd = {}, {}
         for i in tqdm(range(0, len(ids), 32), desc="features: emotion", unit="batch", disable=not progress):

@@ -94,7 +94,7 @@ def comparison_rows(results: dict) -> list[str]:
                 p_main = r.get("p_permutation") if r.get("p_permutation") is not None else r.get("p_mcnemar")
                 ci = r.get("ci95") or [None, None]
                 lines.append(f"| {d} | {name} | {metric.upper()} | {_fmt(r['mean_a'])} | {_fmt(r['mean_b'])} | "
-                             f"{_fmt(r['relative_improvement'], 1)}% | [{_fmt(ci[0])}, {_fmt(ci[1])}] | "
+                             f"{_fmt(r['relative_improvement'], 1)}{'%' if r['relative_improvement'] is not None else ''} | [{_fmt(ci[0])}, {_fmt(ci[1])}] | "
                              f"{_fmt(r.get('p_wilcoxon'), 4)} | {_fmt(p_main, 4)} | {_fmt(r.get('p_holm'), 4)} |")
     return lines
 
@@ -121,6 +121,11 @@ def markdown(results: dict) -> str:
         out.append(f"- {d}: {info['n']} utterances, A/V/D targets: {info['avd_targets']}; teacher "
                    f"`{info['teacher']['identity']}` ({info['teacher']['prompt']} prompt), "
                    f"{info['teacher']['dropped_by_cleaning']} responses dropped by cleaning.")
+    for d, ref in results.get("teacher_reference", {}).items():
+        if ref.get("n"):
+            out.append(f"- {d}: step-1 expected responses vs text-zs on the same {ref['n']} test utterances: " +
+                       ", ".join(f"{m.upper()} {ref[m]['mean_a']:.3f} vs {ref[m]['mean_b']:.3f} "
+                                 f"(p {ref[m]['p_permutation']:.4f})" for m in ("er", "ip", "ex")))
     out += ["", "## Where the time went (seconds)", "", "| stage | s |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in results["timings_s"].items()]
     out += ["", "## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in sorted(results.get("_plots", []))]

@@ -140,6 +140,21 @@ def teacher_targets(preset: Preset, df, progress: bool, force: bool) -> tuple[di
                      "dropped_by_cleaning": dropped, "n": len(targets)}
 
 
+def teacher_reference(zs_rows: list[dict], targets: dict[str, str | None], scorer) -> dict:
+    """Step-1 expected responses vs text-zs outputs on the same test utterances (paired)."""
+    from relm.scoring import stats
+
+    rows = [r for r in zs_rows if targets.get(r["id"])]
+    if not rows:
+        return {"n": 0}
+    levels = scorer.score([r["transcript"] for r in rows], [targets[r["id"]] for r in rows])
+    out = {"n": len(rows)}
+    for mech, vals in levels.items():
+        key = mech.lower()
+        out[key] = stats.compare(vals, [r[key] for r in rows], n_resamples=5000)
+    return out
+
+
 def run_one(system: str, seed: int, preset: Preset, items: dict, dims: tuple[int, int], gen_key: str,
             log_dir: Path, force: bool, progress: bool, loggers=()) -> tuple[list[dict], dict]:
     """Train (or reuse) one system/seed and answer the test split; cached by `gen_key`."""
@@ -178,7 +193,7 @@ def run_sweep(cfg: SweepConfig) -> Path:
     if bad_force:
         raise RelmError(f"--force takes stages {list(STAGES)}, not {sorted(bad_force)}")
     preset = load_preset(cfg.preset, cfg.overrides)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(preset.threads or max(1, os.cpu_count() or 1))
     config_key = _key(cfg.systems, cfg.seeds, preset.hash())[:8]
     sweep_id = cfg.sweep_id or f"{preset.name}-{'+'.join(cfg.datasets)}-{config_key}"
     run_dir = cfg.out_root / sweep_id
@@ -240,6 +255,9 @@ def run_sweep(cfg: SweepConfig) -> Path:
                 results["runs"].setdefault(dataset, {}).setdefault(system, []).append(
                     str(out_dir.relative_to(run_dir)))
         results["metrics"][dataset] = report.aggregate(results["metrics_by_seed"][dataset])
+        if scorer is not None and "text-zs" in all_rows:
+            results.setdefault("teacher_reference", {})[dataset] = teacher_reference(
+                all_rows["text-zs"][0], targets, scorer)
         if "re-llm" in all_rows:
             results["comparisons"][dataset] = {
                 f"re-llm vs {b}": compare_systems(all_rows["re-llm"], all_rows[b])
@@ -276,7 +294,13 @@ def evaluate_run(run: Path, dataset: str, root: str | None, out_root: Path, epit
     store = FeatureStore(dataset, df, preset)
     frames = store.whisper_frames(progress)
     weights = res["data"][trained_on]["emotion_encoder"].get("weights")
-    emb, avd_pred = store.emotion_with(weights, progress) if weights else store.emotion(progress=progress)[:2]
+    if preset.emotion_encoder.kind == "w2v2":  # frozen pretrained encoder: the same on every corpus
+        emb, avd_pred = store.emotion(progress=progress)[:2]
+    elif weights and Path(weights).is_file():
+        emb, avd_pred = store.emotion_with(weights, progress)
+    else:
+        raise RelmError(f"{run}: the stage-0 emotion encoder of {trained_on!r} is not in the cache "
+                        f"({weights or 'not recorded'}); rerun the sweep with `--force features`")
     avd, avd_source = store.avd_targets(avd_pred)
     test = make_items(df[df.split == "test"], frames, emb, avd, None)
     if not test:

@@ -93,7 +93,7 @@ def train_system(system: str, preset: Preset, train_items, val_items, speech_dim
         gradient_clip_val=t.grad_clip, precision=t.precision, strategy=t.strategy, devices=t.devices,
         logger=[CSVLogger(str(log_dir), name="", version=""), *loggers], callbacks=[keep],
         enable_checkpointing=False, num_sanity_val_steps=0, log_every_n_steps=5,
-        val_check_interval=max(1, min(steps, len(train_loader)) // 3) if val else None,
+        val_check_interval=max(1, min(steps, len(train_loader)) // 2) if val else None,
         limit_val_batches=1.0 if val else 0, default_root_dir=str(log_dir), enable_model_summary=False,
         enable_progress_bar=progress)
     start = time.perf_counter()
@@ -109,9 +109,9 @@ def train_system(system: str, preset: Preset, train_items, val_items, speech_dim
 
 def answer(module: SystemLitModule, items: list[dict], preset: Preset, progress: bool = True) -> list[dict]:
     """Greedy batched responses and SER answers (and head predictions) for the test items."""
-    from tqdm import tqdm
-
     import contextlib
+
+    from tqdm import tqdm
 
     g = preset.generate
     rows = []

@@ -31,6 +31,7 @@ class WhisperFrames(nn.Module):
         from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
 
         if cfg.model == "tiny-random":
+            torch.manual_seed(0)  # the random "tiny" encoder must be the same in every process
             config = WhisperConfig(**cfg.tiny)
             fx = WhisperFeatureExtractor(feature_size=config.num_mel_bins)
             from transformers.models.whisper.modeling_whisper import WhisperEncoder

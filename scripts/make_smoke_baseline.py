@@ -1,0 +1,27 @@
+"""Regenerate results/baselines/smoke-synth-esd.json (commit it when a change is meant to move the metrics).
+
+Runs exactly the sweep that tests/test_bench.py runs (same synth corpus, preset, EPITOME data) in a
+temporary cache, then keeps its metrics and the per-metric tolerances used by `relm check`.
+Usage: .venv/bin/python scripts/make_smoke_baseline.py [EPITOME_DIR]
+"""
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+with tempfile.TemporaryDirectory() as tmp:
+    os.environ["RELM_CACHE"] = str(Path(tmp) / "cache")
+    from relm.data.synth import generate
+    from relm.runner import SweepConfig, run_sweep
+    from tests.test_bench import SMOKE_SYNTH, write_baseline
+
+    epitome = sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parents[2] / "shared/data/epitome")
+    generate(Path(tmp) / "synth", SMOKE_SYNTH, progress=False)
+    run_dir = run_sweep(SweepConfig(datasets=["synth-esd"], preset="smoke", roots={"synth-esd": str(Path(tmp) / "synth")},
+                                    epitome=epitome, out_root=Path(tmp) / "runs", progress=False, tracking=False))
+    write_baseline(run_dir)
+    print((run_dir / "report.md").read_text().split("## Paired")[0])
