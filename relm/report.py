@@ -93,8 +93,9 @@ def comparison_rows(results: dict) -> list[str]:
             for metric, r in per.items():
                 p_main = r.get("p_permutation") if r.get("p_permutation") is not None else r.get("p_mcnemar")
                 ci = r.get("ci95") or [None, None]
+                rel = _fmt(r["relative_improvement"], 1)
                 lines.append(f"| {d} | {name} | {metric.upper()} | {_fmt(r['mean_a'])} | {_fmt(r['mean_b'])} | "
-                             f"{_fmt(r['relative_improvement'], 1)}{'%' if r['relative_improvement'] is not None else ''} | [{_fmt(ci[0])}, {_fmt(ci[1])}] | "
+                             f"{rel}{'' if rel == 'n/a' else '%'} | [{_fmt(ci[0])}, {_fmt(ci[1])}] | "
                              f"{_fmt(r.get('p_wilcoxon'), 4)} | {_fmt(p_main, 4)} | {_fmt(r.get('p_holm'), 4)} |")
     return lines
 
