@@ -77,9 +77,12 @@ def table_rows(results: dict) -> list[str]:
             for c in cols:
                 v = row.get(c)
                 cell = _fmt(v) + (f" ± {_fmt(row[c + '_sd'])}" if row.get(c + "_sd") is not None else "")
-                if system == "re-llm" and v is not None:
-                    ps = [comp[k][c].get("p_holm") for k in comp if c in comp[k]]
-                    cell += _stars(max(ps)) if ps and None not in ps else ""
+                if system == "re-llm" and v is not None:  # marked only when better than every baseline
+                    tests = [comp[k][c] for k in comp if c in comp[k]]
+                    ps = [t.get("p_holm") for t in tests]
+                    better = all(t["mean_a"] is not None and t["mean_b"] is not None and t["mean_a"] > t["mean_b"]
+                                 for t in tests)
+                    cell += _stars(max(ps)) if tests and better and None not in ps else ""
                 cells.append(cell)
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
     return lines
@@ -113,8 +116,8 @@ def markdown(results: dict) -> str:
                    f"IP {val['IP']['macro_f1']:.3f}, EX {val['EX']['macro_f1']:.3f}.")
     else:
         out.append(f"**Empathy metrics unavailable**: {sc['reason']}")
-    out += ["", "## Results (mean over seeds; * / ** : Holm-adjusted p < 0.05 / 0.01 for re-llm vs every "
-            "baseline)", "", *table_rows(results), "",
+    out += ["", "## Results (mean over seeds; * / ** : re-llm better than every baseline, Holm-adjusted "
+            "p < 0.05 / 0.01)", "", *table_rows(results), "",
             "UA: generative SER answer parsed to a label (unparseable answers count as wrong); UA_HEAD: the SER "
             "head on the pooled adapter output.", "", "## Paired comparisons", "", *comparison_rows(results), "",
             "## Data", ""]
@@ -129,6 +132,8 @@ def markdown(results: dict) -> str:
                                  f"(p {ref[m]['p_permutation']:.4f})" for m in ("er", "ip", "ex")))
     out += ["", "## Where the time went (seconds)", "", "| stage | s |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in results["timings_s"].items()]
+    if results.get("peak_rss_gib"):
+        out.append(f"| peak resident memory (GiB) | {results['peak_rss_gib']} |")
     out += ["", "## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in sorted(results.get("_plots", []))]
     return "\n".join(out) + "\n"
 

@@ -264,6 +264,9 @@ def run_sweep(cfg: SweepConfig) -> Path:
                 for b in cfg.systems if b != "re-llm"}
     add_holm(results["comparisons"])
     results["timings_s"] = {k: round(v, 1) for k, v in timer.seconds.items()}
+    import resource
+
+    results["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     atomic_write_json(run_dir / "results.json", results)
     report.write_report(run_dir, results)
     report.point_latest(cfg.out_root, run_dir)

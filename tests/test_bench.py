@@ -121,3 +121,19 @@ def write_baseline(run_dir: Path) -> None:
             "provenance": {"git_hash": res["provenance"]["git_hash"]},
             "tolerances": {"er": 0.15, "ip": 0.15, "ex": 0.15, "ua": 0.1, "wa": 0.1, "macro_f1": 0.1, "ua_head": 0.1}}
     BASELINE.write_text(json.dumps(keep, indent=2, sort_keys=True) + "\n")
+
+
+def test_evaluate_on_another_corpus_copy(sweep, tmp_path):
+    """`relm evaluate`: the run's trained systems answer another corpus's test split (same schema)."""
+    cfg, run_dir, _ = sweep
+    from tests.fixtures.corpora import make_ravdess
+
+    root = make_ravdess(tmp_path / "ravdess")
+    assert main(["evaluate", "--run", str(run_dir), "--dataset", "ravdess", "--root", str(root), "--out",
+                 str(cfg.out_root), "--epitome", cfg.epitome, "--quiet"]) == 0
+    latest = (cfg.out_root / "latest").resolve()
+    res = json.loads((latest / "results.json").read_text())
+    assert res["evaluated_from"] == run_dir.name and res["trained_on"] == "synth-esd"
+    assert set(res["metrics"]["ravdess"]) == {"text-zs", "text", "speech", "re-llm"}
+    assert res["data"]["ravdess"]["n"]["test"] == 9  # actor 5's 9 in-set files
+    assert "re-llm vs speech" in res["comparisons"]["ravdess"]
