@@ -86,6 +86,7 @@ class TrainCfg:
     devices: Any = 1
     grad_clip: float = 1.0
     val_fraction: float = 0.1  # only when the corpus has no val split
+    max_val_items: int = 0  # >0: a seeded subset of the val items for checkpoint selection (CPU time)
     ser_prompt_fraction: float = 0.0  # share of training samples that ask the SER prompt (see DESIGN note)
     loss_weights: dict = field(default_factory=lambda: {"response": 1.0, "ser": 1.0, "avd": 1.0})
 

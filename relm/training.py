@@ -74,6 +74,10 @@ def train_system(system: str, preset: Preset, train_items, val_items, speech_dim
     spec = get_system(system)
     items, counts = training_items(train_items, preset.train.ser_prompt_fraction, seed)
     val, _ = training_items(val_items, preset.train.ser_prompt_fraction, seed + 1)
+    cap = preset.train.max_val_items
+    if 0 < cap < len(val):
+        keep = np.random.default_rng(seed).choice(len(val), cap, replace=False)
+        val = [val[i] for i in sorted(keep)]
     steps = steps_for(len(items), preset) if spec.trains else 0
     module = build_module(system, preset, speech_dim, emotion_dim, max(steps, 1), seed)
     info = {"train_items": counts, "steps": steps, "trainable_params": sum(
