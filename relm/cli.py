@@ -1,4 +1,4 @@
-"""relm command line: parses arguments and delegates; all work lives in other modules."""
+"""relm: a benchmark suite for empathetic speech-LLMs (RE-LLM and its baselines). Run `relm COMMAND --help`."""
 
 from __future__ import annotations
 
