@@ -186,9 +186,8 @@ def run_sweep(cfg: SweepConfig) -> Path:
     from relm.models.systems import get_system
     from relm.training import make_items
 
-    unknown = [s for s in cfg.systems if s not in ("text-zs", "text", "speech", "re-llm")]
-    if unknown:
-        get_system(unknown[0])
+    for system in cfg.systems:  # unknown names fail before any work
+        get_system(system)
     bad_force = set(cfg.force) - set(STAGES)
     if bad_force:
         raise RelmError(f"--force takes stages {list(STAGES)}, not {sorted(bad_force)}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -137,10 +136,3 @@ def prompt_parts(tokenizer, system: str, instruction: str) -> PromptParts:
 def end_of_turn_ids(tokenizer) -> list[int]:
     return [tokenizer.convert_tokens_to_ids("<|im_end|>")] if "<|im_end|>" in tokenizer.get_vocab() \
         else [tokenizer.eos_token_id]
-
-
-def save_trainable(model: nn.Module, path: Path) -> None:
-    from safetensors.torch import save_file
-
-    state = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
-    save_file(state, str(path))

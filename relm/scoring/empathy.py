@@ -182,6 +182,7 @@ def train(kind: str, data: EpitomeData, seed: int = 0, val_fraction: float = 0.2
     np.random.seed(seed)
     train_df, val_df = split_by_seeker(data.table, val_fraction, seed)
     scorer = SCORERS[kind](**params)
+    scorer.meta["seed"] = seed  # the neural kinds seed torch from it
     start = time.perf_counter()
     scorer.fit(train_df, val_df)
     seconds = time.perf_counter() - start
