@@ -7,6 +7,7 @@ from pathlib import Path
 
 from relm.errors import RelmError
 from relm.evaluation import compare_systems
+from relm.io import read_jsonl
 
 DEFAULT_TOLERANCE = 0.05
 GATED = ("er", "ip", "ex", "ua", "wa", "macro_f1", "ua_head")
@@ -89,7 +90,7 @@ def _paired(run_a: Path, run_b: Path, a: dict, b: dict, dataset: str, system: st
         if not rel:
             return None
         path = folder / rel[0] / "responses.jsonl"
-        return [json.loads(x) for x in path.read_text().splitlines() if x] if path.is_file() else None
+        return read_jsonl(path) if path.is_file() else None
 
     ra, rb = rows(run_a, a), rows(run_b, b)
     if not ra or not rb or sorted(r["id"] for r in ra) != sorted(r["id"] for r in rb):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from relm.io import atomic_write_text
+from relm.io import atomic_write_text, read_jsonl
 
 METRICS = ("er", "ip", "ex", "ua", "wa", "macro_f1", "ua_head")
 LIBS = ("torch", "torchaudio", "transformers", "peft", "lightning", "torchmetrics", "scikit-learn", "scipy",
@@ -219,12 +219,10 @@ def plots(run_dir: Path, results: dict) -> list[Path]:
 
 
 def _avd_scatter(run_dir: Path, results: dict, d: str, folder: Path, plt) -> list[Path]:
-    import json
-
     runs = results["runs"].get(d, {}).get("re-llm")
     if not runs:
         return []
-    rows = [json.loads(x) for x in (run_dir / runs[0] / "responses.jsonl").read_text().splitlines() if x]
+    rows = read_jsonl(run_dir / runs[0] / "responses.jsonl")
     rows = [r for r in rows if r.get("avd_pred")]
     if not rows:
         return []

@@ -20,7 +20,7 @@ import torch
 
 from relm.config import Preset, load_preset
 from relm.errors import RelmError
-from relm.io import atomic_write_json, atomic_write_text
+from relm.io import atomic_write_json, atomic_write_text, jsonl_text, read_jsonl
 from relm.paths import cache_dir
 
 STAGES = ("features", "teacher", "train", "score")
@@ -44,14 +44,6 @@ class SweepConfig:
 
 def _key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _jsonl(rows: list[dict]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 class Timer:
@@ -162,7 +154,7 @@ def run_one(system: str, seed: int, preset: Preset, items: dict, dims: tuple[int
 
     folder = cache_dir() / "runs" / gen_key
     if not force and (folder / "answers.jsonl").is_file() and (folder / "train.json").is_file():
-        return _read_jsonl(folder / "answers.jsonl"), json.loads((folder / "train.json").read_text())
+        return read_jsonl(folder / "answers.jsonl"), json.loads((folder / "train.json").read_text())
     module, info = train_system(system, preset, items["train"], items["val"], *dims, seed, log_dir, loggers,
                                 progress)
     start = time.perf_counter()
@@ -173,15 +165,46 @@ def run_one(system: str, seed: int, preset: Preset, items: dict, dims: tuple[int
         module.save_trained(folder / "trained.safetensors")
         info["checkpoint"] = str(folder / "trained.safetensors")
     atomic_write_json(folder / "train.json", info)
-    atomic_write_text(folder / "answers.jsonl", _jsonl(rows))  # last: its presence marks the stage done
+    atomic_write_text(folder / "answers.jsonl", jsonl_text(rows))  # last: its presence marks the stage done
     del module
     gc.collect()
     return rows, info
 
 
+def _record(results: dict, all_rows: dict, dataset: str, system: str, rows: list[dict], metrics: dict,
+            out_dir: Path, run_dir: Path) -> None:
+    """Write one run's responses and metrics, and file them in the results being built."""
+    atomic_write_text(out_dir / "responses.jsonl", jsonl_text(rows))
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    all_rows.setdefault(system, []).append(rows)
+    results["metrics_by_seed"].setdefault(dataset, {}).setdefault(system, []).append(metrics)
+    results["runs"].setdefault(dataset, {}).setdefault(system, []).append(str(out_dir.relative_to(run_dir)))
+
+
+def _comparisons(all_rows: dict, systems: list[str]) -> dict:
+    from relm.evaluation import compare_systems
+
+    return {f"re-llm vs {b}": compare_systems(all_rows["re-llm"], all_rows[b]) for b in systems if b != "re-llm"}
+
+
+def _finish(results: dict, timer: Timer, run_dir: Path, out_root: Path) -> None:
+    """Holm over the family, timings and memory, then results.json, the report and `latest`."""
+    import resource
+
+    from relm import report
+    from relm.evaluation import add_holm
+
+    add_holm(results["comparisons"])
+    results["timings_s"] = {k: round(v, 1) for k, v in timer.seconds.items()}
+    results["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    atomic_write_json(run_dir / "results.json", results)
+    report.write_report(run_dir, results)
+    report.point_latest(out_root, run_dir)
+
+
 def run_sweep(cfg: SweepConfig) -> Path:
     from relm import report, tracking
-    from relm.evaluation import add_holm, compare_systems, score_rows
+    from relm.evaluation import score_rows
     from relm.features import FeatureStore
     from relm.models.systems import get_system
     from relm.training import make_items
@@ -244,31 +267,17 @@ def run_sweep(cfg: SweepConfig) -> Path:
                     with timer("score"):
                         rows, metrics = score_rows(rows, scorer)
                     metrics["train"] = info
-                    atomic_write_text(out_dir / "responses.jsonl", _jsonl(rows))
-                    atomic_write_json(out_dir / "metrics.json", metrics)
+                    _record(results, all_rows, dataset, system, rows, metrics, out_dir, run_dir)
                     tracking.log_run(run, dataset, metrics, rows)
                 finally:
                     tracking.finish(run)
-                all_rows.setdefault(system, []).append(rows)
-                results["metrics_by_seed"].setdefault(dataset, {}).setdefault(system, []).append(metrics)
-                results["runs"].setdefault(dataset, {}).setdefault(system, []).append(
-                    str(out_dir.relative_to(run_dir)))
         results["metrics"][dataset] = report.aggregate(results["metrics_by_seed"][dataset])
         if scorer is not None and "text-zs" in all_rows:
             results.setdefault("teacher_reference", {})[dataset] = teacher_reference(
                 all_rows["text-zs"][0], targets, scorer)
         if "re-llm" in all_rows:
-            results["comparisons"][dataset] = {
-                f"re-llm vs {b}": compare_systems(all_rows["re-llm"], all_rows[b])
-                for b in cfg.systems if b != "re-llm"}
-    add_holm(results["comparisons"])
-    results["timings_s"] = {k: round(v, 1) for k, v in timer.seconds.items()}
-    import resource
-
-    results["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
-    atomic_write_json(run_dir / "results.json", results)
-    report.write_report(run_dir, results)
-    report.point_latest(cfg.out_root, run_dir)
+            results["comparisons"][dataset] = _comparisons(all_rows, cfg.systems)
+    _finish(results, timer, run_dir, cfg.out_root)
     if cfg.tracking:
         tracking.log_sweep_artifact(cfg, sweep_id, run_dir)
     return run_dir
@@ -280,7 +289,7 @@ def evaluate_run(run: Path, dataset: str, root: str | None, out_root: Path, epit
     from relm import report
     from relm.config import Preset, _build
     from relm.data.manifest_cache import data_hash
-    from relm.evaluation import add_holm, compare_systems, score_rows
+    from relm.evaluation import score_rows
     from relm.features import FeatureStore
     from relm.regression import load_results
     from relm.training import answer, build_module, make_items
@@ -329,19 +338,9 @@ def evaluate_run(run: Path, dataset: str, root: str | None, out_root: Path, epit
                     module.load_trained(info["checkpoint"])
                 rows = answer(module, test, preset, progress)
             rows, metrics = score_rows(rows, scorer)
-            out_dir = run_dir / dataset / system / f"seed{seed}"
-            atomic_write_text(out_dir / "responses.jsonl", _jsonl(rows))
-            atomic_write_json(out_dir / "metrics.json", metrics)
-            all_rows.setdefault(system, []).append(rows)
-            out["metrics_by_seed"][dataset].setdefault(system, []).append(metrics)
-            out["runs"][dataset].setdefault(system, []).append(str(out_dir.relative_to(run_dir)))
+            _record(out, all_rows, dataset, system, rows, metrics, run_dir / dataset / system / f"seed{seed}", run_dir)
     out["metrics"][dataset] = report.aggregate(out["metrics_by_seed"][dataset])
     if "re-llm" in all_rows:
-        out["comparisons"][dataset] = {f"re-llm vs {b}": compare_systems(all_rows["re-llm"], all_rows[b])
-                                       for b in res["systems"] if b != "re-llm"}
-    add_holm(out["comparisons"])
-    out["timings_s"] = {k: round(v, 1) for k, v in timer.seconds.items()}
-    atomic_write_json(run_dir / "results.json", out)
-    report.write_report(run_dir, out)
-    report.point_latest(out_root, run_dir)
+        out["comparisons"][dataset] = _comparisons(all_rows, res["systems"])
+    _finish(out, timer, run_dir, out_root)
     return run_dir
