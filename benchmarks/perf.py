@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
+from relm.bench.training import build_module
 from relm.config import load_preset
 from relm.data.schema import LABELS
 from relm.io import atomic_write_json
-from relm.training import build_module
 
 TARGET = ("That is so frustrating, no wonder you are angry. What do you plan to do about it now, "
           "and is there anything I can do to help you get through this?")

@@ -15,9 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    from relm.commands import bench, data, models, scorer
+    from relm.commands import bench, data, ls, models, scorer
 
-    for command in (models, data, scorer, bench):
+    for command in (bench, data, models, scorer, ls):
         command.register(sub)
     return parser
 

@@ -1,117 +1,176 @@
-"""Presets (smoke / cpu / paper) as dataclasses loaded from `benchmarks/presets/*.yaml`.
+"""Presets (smoke / cpu / paper, or a user's YAML) as dataclasses; the docstring under each field is its help.
 
-One code path serves every size: a preset only changes model names, widths and
-hyperparameters. `load_preset(name, overrides)` applies dotted overrides
-(`{"train.max_steps": 5}`) and rejects unknown keys.
+One code path serves every size: a preset only changes model names, widths, prompts and
+hyperparameters. `load_preset(name_or_path, overrides)` applies dotted overrides
+(`{"train.max_steps": 5}`) and rejects unknown keys; `relm bench --help-preset` prints every field.
+The shipped presets live in `relm/presets/*.yaml`, inside the package.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
+import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from relm.docstrings import attribute_docs
 from relm.errors import RelmError
-
-PRESET_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "presets"
+from relm.keys import content_key
+from relm.registry import Registry
 
 
 @dataclass
 class SpeechEncoderCfg:
-    model: str = "whisper-tiny.en"  # registry name, or "tiny-random"
-    pad_to_30s: bool = False  # Whisper's native 30 s window (paper) or the utterance's own length
-    tiny: dict = field(default_factory=dict)  # WhisperConfig kwargs for "tiny-random"
+    model: str = "whisper-tiny.en"
+    """Model registry name (`relm ls models`); a `random` model is built from `tiny`."""
+    pad_to_30s: bool = False
+    """Run Whisper's native 30 s window (paper) instead of only the utterance's own frames."""
+    tiny: dict = field(default_factory=dict)
+    """WhisperConfig arguments for a random model."""
 
 
 @dataclass
 class EmotionEncoderCfg:
-    kind: str = "compact"  # "compact" (trained in stage 0), "w2v2" (audeering), "tiny-random"
-    model: str = ""  # registry name for w2v2
+    kind: str = "compact"
+    """Emotion encoder kind (`relm ls encoders`): compact (trained in stage 0) or w2v2 (audeering, frozen)."""
+    model: str = ""
+    """Model registry name, for kinds that load pretrained weights (w2v2)."""
     dim: int = 128
+    """Embedding width of the compact encoder."""
     epochs: int = 20
+    """Stage-0 training epochs of the compact encoder."""
     lr: float = 2e-3
-    pseudo_avd: str = "category-table"  # for corpora without A/V/D: "category-table" or "encoder"
+    """Stage-0 learning rate."""
+    pseudo_avd: str = "category-table"
+    """A/V/D targets for corpora without annotations: category-table or encoder (its own predictions)."""
 
 
 @dataclass
 class LLMCfg:
-    model: str = "smollm2-135m-instruct"  # registry name, or "tiny-random"
+    model: str = "smollm2-135m-instruct"
+    """Model registry name; a `random` model is a small Qwen2 built from `tiny`."""
     dtype: str = "float32"
-    trust_remote_code: bool = False  # Qwen-7B-Chat (v1) needs it; never on by default
+    """Weight dtype (torch name)."""
+    trust_remote_code: bool = False
+    """Allow the checkpoint's own Python code (never on by default)."""
     tiny: dict = field(default_factory=dict)
+    """Qwen2Config arguments for a random model."""
 
 
 @dataclass
 class LoraCfg:
     r: int = 8
+    """LoRA rank."""
     alpha: int = 16
+    """LoRA alpha (scale = alpha / r)."""
     dropout: float = 0.05
-    scope: str = "all"  # "all" positions, or "audio": LoRA active only at speech positions (BLSP)
-    target_modules: list[str] | None = None  # None: by architecture
+    """LoRA dropout."""
+    scope: str = "all"
+    """all positions, or audio: LoRA active only at speech positions (BLSP's partial LoRA)."""
+    target_modules: list[str] | None = None
+    """Module names to adapt; None picks them by architecture."""
 
 
 @dataclass
 class AdapterCfg:
     inner_dim: int = 512
+    """Width of the residual bottleneck."""
     kernel: int = 5
+    """Conv1d kernel size."""
     stride: int = 2
+    """Conv1d stride (each conv halves the frame rate)."""
     n_conv: int = 3
+    """Number of Conv1d + GLU blocks."""
 
 
 @dataclass
 class TeacherCfg:
     model: str = "smollm2-135m-instruct"
-    prompt: str = "fewshot"  # "paper" (continuation prompt) or "fewshot" (cpu)
+    """Model registry name of the step-1 teacher (frozen text LLM)."""
+    prompt: str = "fewshot"
+    """Prompt style: paper (continuation), fewshot (worked examples) or template (a fixed reply per emotion)."""
+    system: str = ""
+    """System message of the teacher's chat prompt."""
+    user: str = ""
+    """User message; {emotion} and {text} are filled in."""
+    examples: list[list[str]] = field(default_factory=list)
+    """Few-shot examples, each [emotion, what was said, the reply]."""
+    templates: dict[str, str] = field(default_factory=dict)
+    """prompt=template: the fixed reply per emotion (tiny random models get a learnable target)."""
     max_new_tokens: int = 48
+    """Greedy decoding length of a teacher reply."""
     repetition_penalty: float = 1.2
+    """Repetition penalty of the teacher's decoding."""
     batch_size: int = 16
+    """Teacher generation batch size."""
 
 
 @dataclass
 class TrainCfg:
     lr: float = 2e-4
+    """Peak learning rate (AdamW, linear warm-up then linear decay)."""
     weight_decay: float = 0.05
+    """AdamW weight decay."""
     warmup_steps: int = 20
+    """Optimizer steps of linear warm-up."""
     batch_size: int = 8
+    """Items per micro-batch."""
     accumulate: int = 1
+    """Gradient accumulation (micro-batches per optimizer step)."""
     epochs: int = 1
-    max_steps: int = -1  # -1: run the epochs
+    """Passes over the training items (capped by max_steps)."""
+    max_steps: int = -1
+    """Optimizer steps; -1 runs the epochs."""
     precision: str = "32-true"
+    """Lightning precision, e.g. 32-true or bf16-mixed."""
     strategy: str = "auto"
+    """Lightning strategy."""
     devices: Any = 1
+    """Lightning devices."""
     grad_clip: float = 1.0
-    val_fraction: float = 0.1  # only when the corpus has no val split
-    max_val_items: int = 0  # >0: a seeded subset of the val items for checkpoint selection (CPU time)
-    ser_prompt_fraction: float = 0.0  # share of training samples that ask the SER prompt (see DESIGN note)
+    """Gradient norm clip."""
+    val_fraction: float = 0.1
+    """Share of train held out for selection, only when the corpus has no val split."""
+    max_val_items: int = 0
+    """>0: a seeded subset of the val items for checkpoint selection (CPU time)."""
+    ser_prompt_fraction: float = 0.0
+    """Share of training samples that ask the SER prompt (target: the gold label word)."""
     loss_weights: dict = field(default_factory=lambda: {"response": 1.0, "ser": 1.0, "avd": 1.0})
+    """Weights of the response CE, SER CE and A/V/D MSE losses."""
 
 
 @dataclass
 class GenerateCfg:
     max_new_tokens: int = 48
+    """Greedy decoding length of a response."""
     ser_max_new_tokens: int = 8
+    """Greedy decoding length of an SER answer."""
     batch_size: int = 16
+    """Generation batch size."""
 
 
 @dataclass
 class PromptCfg:
-    # The paper's strings (RE-LLM repo, BLSP-Emo); presets may override the instruction.
-    system: str = ("You are a helpful assistant. Your response should fulfill requests with empathy "
-                   "toward user's emotion tone.")
-    instruction: str = "Continue the following sentence based on the conveyed emotion tone in a coherent style: "
-    ser_system: str = "You are a helpful assistant."
-    ser_instruction: str = ("Please identify the emotion tone of the speech provided below. Select from the "
-                            "following options: neutral, sad, angry, happy, or surprise.\n\nSpeech: ")
+    system: str = ""
+    """System message of the response prompt (the paper's empathy prompt)."""
+    instruction: str = ""
+    """Instruction before the speech (or transcript) in the response prompt."""
+    ser_system: str = ""
+    """System message of the SER prompt."""
+    ser_instruction: str = ""
+    """SER instruction before the speech, listing the classes."""
+    ser_instruction_text: str = ""
+    """SER instruction before the transcript, for text-only systems."""
 
 
 @dataclass
 class Preset:
     name: str = "cpu"
+    """Preset name (recorded in results and checkpoints)."""
     speech_encoder: SpeechEncoderCfg = field(default_factory=SpeechEncoderCfg)
     emotion_encoder: EmotionEncoderCfg = field(default_factory=EmotionEncoderCfg)
     llm: LLMCfg = field(default_factory=LLMCfg)
@@ -122,55 +181,108 @@ class Preset:
     generate: GenerateCfg = field(default_factory=GenerateCfg)
     prompts: PromptCfg = field(default_factory=PromptCfg)
     scorer: str = "tfidf"
-    threads: int = 0  # torch CPU threads; 0 = all cores. 1 makes CPU float sums bit-reproducible (smoke, CI)
-    max_utterances: dict = field(default_factory=dict)  # per split cap, e.g. {"train": 64} (smoke)
+    """Empathy scorer kinds in order of preference (`relm ls scorers`); the last is trained if none is."""
+    threads: int = 0
+    """Torch CPU threads; 0 = all cores. 1 makes CPU float sums bit-reproducible (smoke, CI)."""
+    max_utterances: dict = field(default_factory=dict)
+    """Per-split cap, e.g. {train: 64} (smoke)."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def hash(self, *sections: str) -> str:
-        """Hash of the whole preset, or of the named sections (stage cache keys)."""
+        """Content key of the whole preset, or of the named sections (stage cache keys)."""
         d = self.to_dict()
-        part = {s: d[s] for s in sections} if sections else d
-        return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:12]
+        return content_key({s: d[s] for s in sections} if sections else d)
 
 
-def _build(cls, data: dict, where: str):
+REQUIRED_PROMPTS = ("system", "instruction", "ser_system", "ser_instruction", "ser_instruction_text")
+
+
+def _section_type(cls: type, name: str) -> type | None:
+    hint = typing.get_type_hints(cls)[name]
+    return hint if dataclasses.is_dataclass(hint) else None
+
+
+def preset_from_dict(data: dict, where: str, cls: type = Preset) -> Any:
+    """Build a (nested) config dataclass from a mapping; unknown keys are an error naming `where`."""
     if not isinstance(data, dict):
         raise RelmError(f"{where}: expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
     if unknown:
         raise RelmError(f"{where}: unknown key(s) {unknown}; known: {sorted(fields)}")
     kwargs = {}
     for name, value in data.items():
-        sub = fields[name].default_factory if fields[name].default_factory is not dataclasses.MISSING else None
-        if sub is not None and dataclasses.is_dataclass(sub):
-            kwargs[name] = _build(sub, value, f"{where}.{name}")
-        else:
-            kwargs[name] = value
+        section = _section_type(cls, name)
+        kwargs[name] = preset_from_dict(value, f"{where}.{name}", section) if section else value
     return cls(**kwargs)
 
 
+def _check(preset: Preset, where: str) -> Preset:
+    empty = [k for k in REQUIRED_PROMPTS if not getattr(preset.prompts, k).strip()]
+    if empty:
+        raise RelmError(f"{where}: prompts.{empty[0]} is empty; a preset states every prompt it uses")
+    t = preset.teacher
+    if t.prompt == "template" and not t.templates:
+        raise RelmError(f"{where}: teacher.prompt is template but teacher.templates is empty")
+    if t.prompt != "template" and not (t.system.strip() and "{text}" in t.user):
+        raise RelmError(f"{where}: teacher.system must be set and teacher.user must contain {{text}}")
+    return preset
+
+
+# ---- shipped presets ----------------------------------------------------------------------------
+
+PRESETS: Registry[Path] = Registry("preset")
+for _file in sorted(resources.files("relm.presets").iterdir(), key=lambda f: f.name):
+    if _file.name.endswith(".yaml"):
+        PRESETS.register(_file.name[: -len(".yaml")], Path(str(_file)))
+
+
+def preset_path(name_or_path: str) -> Path:
+    """A shipped preset's file by name, or a user's own YAML file by path."""
+    if name_or_path.endswith((".yaml", ".yml")):
+        path = Path(name_or_path).expanduser()
+        if not path.is_file():
+            raise RelmError(f"{path}: preset file not found")
+        return path
+    return PRESETS.get(name_or_path)
+
+
 def _set_dotted(data: dict, key: str, value) -> None:
-    parts = key.split(".")
     node = data
+    parts = key.split(".")
     for p in parts[:-1]:
         node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise RelmError(f"--set {key}: {p!r} is not a section")
     node[parts[-1]] = value
 
 
 def load_preset(name_or_path: str, overrides: dict | None = None) -> Preset:
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = PRESET_DIR / f"{name_or_path}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
-        raise RelmError(f"unknown preset {name_or_path!r}; known presets: {known}")
+    path = preset_path(name_or_path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise RelmError(f"{path}: invalid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise RelmError(f"{path}: a preset is a mapping of sections, got {type(data).__name__}")
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
-    return _build(Preset, data, path.name)
+    return _check(preset_from_dict(data, path.name), path.name)
+
+
+def help_text(cls: type = Preset, prefix: str = "") -> str:
+    """Every preset field with its default and docstring, as `relm bench --help-preset` prints it."""
+    lines = []
+    docs = attribute_docs(cls)
+    for f in dataclasses.fields(cls):
+        section = _section_type(cls, f.name)
+        if section:
+            lines.append(f"{prefix}{f.name}:")
+            lines.append(help_text(section, prefix + "  "))
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        text = docs.get(f.name, "")
+        lines.append(f"{prefix}{f.name} (default {default!r}): {text}")
+    return "\n".join(lines)

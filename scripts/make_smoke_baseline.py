@@ -10,19 +10,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 with tempfile.TemporaryDirectory() as tmp:
     os.environ["RELM_CACHE"] = str(Path(tmp) / "cache")
+    from relm.bench.baseline import SMOKE_SYNTH, write_baseline
+    from relm.bench.sweep import SweepConfig, run_sweep
     from relm.data.synth import generate
-    from relm.runner import SweepConfig, run_sweep
-    from tests.test_bench import SMOKE_SYNTH, write_baseline
 
     epitome = sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parents[2] / "shared/data/epitome")
     generate(Path(tmp) / "synth", SMOKE_SYNTH, progress=False)
     roots = {"synth-esd": str(Path(tmp) / "synth")}
-    run_dir = run_sweep(SweepConfig(datasets=["synth-esd"], preset="smoke", roots=roots, epitome=epitome,
-                                    out_root=Path(tmp) / "runs", progress=False, tracking=False))
-    write_baseline(run_dir)
-    print((run_dir / "report.md").read_text().split("## Paired")[0])
+    sweep_dir = run_sweep(SweepConfig(datasets=["synth-esd"], preset="smoke", roots=roots, epitome=epitome,
+                                      out_root=Path(tmp) / "runs", progress=False, tracking=False))
+    write_baseline(sweep_dir)
+    print((sweep_dir / "report.md").read_text().split("## Paired")[0])

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
+from relm.bench.baseline import BASELINE, SMOKE_SYNTH
+from relm.bench.sweep import SweepConfig, run_sweep
 from relm.cli import main
-from relm.data.synth import SynthConfig, generate
-from relm.runner import SweepConfig, run_sweep
-from tests.conftest import ROOT, need_tool, shared_data
-
-BASELINE = ROOT / "results" / "baselines" / "smoke-synth-esd.json"
-SMOKE_SYNTH = SynthConfig(speakers=["0011", "0015"], n_val=2, n_test=4, n_train=6)
+from relm.data.synth import generate
+from tests.conftest import need_tool, shared_data
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +57,11 @@ def test_results_schema(sweep):
 
 def test_resume_after_interruption_redoes_only_unfinished_stages(sweep, monkeypatch):
     cfg, run_dir, base = sweep
-    import relm.runner as runner
+    import relm.bench.sweep as runner
 
-    shutil.rmtree(base / "cache" / "runs")  # drop all trained/generated stages, keep features and teacher
+    shutil.rmtree(base / "cache" / "train")  # drop all trained/generated stages, keep features and teacher
     calls = []
-    real = runner.run_one
+    real = runner.train_and_answer
 
     def flaky(system, *a, **k):
         calls.append(system)
@@ -72,17 +69,17 @@ def test_resume_after_interruption_redoes_only_unfinished_stages(sweep, monkeypa
             raise KeyboardInterrupt
         return real(system, *a, **k)
 
-    monkeypatch.setattr(runner, "run_one", flaky)
+    monkeypatch.setattr(runner, "train_and_answer", flaky)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(cfg)
     assert calls == ["text-zs", "text", "speech"]
-    done = sorted(p.parent.name for p in (base / "cache" / "runs").glob("*/answers.jsonl"))
+    done = sorted(p.parent.name for p in (base / "cache" / "train").glob("*/answers.jsonl"))
     assert len(done) == 2  # text-zs and text finished and were kept
-    trained = {p: p.stat().st_mtime_ns for p in (base / "cache" / "runs").glob("*/answers.jsonl")}
-    monkeypatch.setattr(runner, "run_one", real)
+    trained = {p: p.stat().st_mtime_ns for p in (base / "cache" / "train").glob("*/answers.jsonl")}
+    monkeypatch.setattr(runner, "train_and_answer", real)
     again = run_sweep(cfg)
     assert all(p.stat().st_mtime_ns == t for p, t in trained.items())  # not redone
-    assert len(list((base / "cache" / "runs").glob("*/answers.jsonl"))) == 4
+    assert len(list((base / "cache" / "train").glob("*/answers.jsonl"))) == 4
     before = json.loads((run_dir / "results.json").read_text())["metrics"]
     assert json.loads((again / "results.json").read_text())["metrics"] == before
 
@@ -112,15 +109,6 @@ def test_missing_corpus_is_a_clear_error(tmp_path, monkeypatch, capsys):
     assert main(["bench", "--dataset", "esd", "--preset", "smoke", "--no-wandb"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "looked in datasets/esd" in err[0] and "synth-esd" in err[0]
-
-
-def write_baseline(run_dir: Path) -> None:
-    """Used once to create the committed baseline: metrics only, plus tolerances."""
-    res = json.loads((run_dir / "results.json").read_text())
-    keep = {"sweep_id": res["sweep_id"], "preset_hash": res["preset_hash"], "metrics": res["metrics"],
-            "provenance": {"git_hash": res["provenance"]["git_hash"]},
-            "tolerances": {"er": 0.15, "ip": 0.15, "ex": 0.15, "ua": 0.1, "wa": 0.1, "macro_f1": 0.1, "ua_head": 0.1}}
-    BASELINE.write_text(json.dumps(keep, indent=2, sort_keys=True) + "\n")
 
 
 def test_evaluate_on_another_corpus_copy(sweep, tmp_path):

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from relm.config import PRESET_DIR, Preset, load_preset
+from relm.config import PRESETS, Preset, help_text, load_preset
 from relm.errors import RelmError
 
-SHIPPED = sorted(PRESET_DIR.glob("*.yaml"))
+SHIPPED = [PRESETS.get(name) for name in PRESETS]
 
 
 def test_the_three_presets_ship():
@@ -38,4 +38,25 @@ def test_overrides_and_errors():
         load_preset("smoke", {"train.bogus": 1})
     with pytest.raises(RelmError, match="unknown preset 'huge'"):
         load_preset("huge")
+    with pytest.raises(RelmError, match="did you mean 'smoke'"):
+        load_preset("smoek")
     assert load_preset("cpu").hash() != load_preset("smoke").hash()
+
+
+def test_a_users_own_yaml_file_is_a_preset(tmp_path):
+    text = PRESETS.get("smoke").read_text().replace("name: smoke", "name: mine")
+    (tmp_path / "mine.yaml").write_text(text)
+    assert load_preset(str(tmp_path / "mine.yaml")).name == "mine"
+    (tmp_path / "bad.yaml").write_text(text.replace("  instruction: ", "  instruction: ''\n  old: "))
+    with pytest.raises(RelmError, match="bad.yaml"):
+        load_preset(str(tmp_path / "bad.yaml"))
+    with pytest.raises(RelmError, match="preset file not found"):
+        load_preset(str(tmp_path / "absent.yaml"))
+
+
+def test_every_preset_field_has_help():
+    text = help_text()
+    for line in text.splitlines():
+        if not line.rstrip().endswith(":"):  # a section heading
+            assert line.split("): ", 1)[1].strip(), f"no docstring: {line}"
+    assert "max_steps (default -1): Optimizer steps" in text

@@ -10,7 +10,6 @@ import pytest
 from relm.cli import main
 from relm.errors import RelmError
 from relm.scoring import empathy
-from relm.scoring.empathy import EmpathyScorer, TfidfScorer
 from relm.scoring.epitome_data import FILES, MECHANISMS, load_epitome
 from tests.conftest import shared_data
 
@@ -71,23 +70,23 @@ def test_empty_responses_are_counted_and_skipped(tmp_path):
 
 
 def test_scoring_an_empty_list_returns_empty_result():
-    scorer = TfidfScorer()
+    scorer = empathy.build("tfidf")
     out = scorer.score([], [])
     assert set(out) == set(MECHANISMS) and all(len(v) == 0 for v in out.values())
 
 
 def test_tfidf_round_trip_on_fixture(tmp_path, tmp_cache):
     data = load_epitome(write_epitome(tmp_path / "epi", ROWS * 3))
-    scorer = TfidfScorer(min_df=1)
+    scorer = empathy.build("tfidf", min_df=1)
     scorer.fit(data.table, data.table)
     scorer.meta["data_hash"] = data.data_hash
     scorer.save(tmp_path / "saved")
-    again = EmpathyScorer.load(tmp_path / "saved")
+    again = empathy.load_folder(tmp_path / "saved")
     texts = ["I'm sorry, what happened?", "lol", "That sounds hard. How are you coping?"]
     a, b = scorer.score(["x"] * 3, texts), again.score(["x"] * 3, texts)
     for mech in MECHANISMS:
         assert a[mech].tolist() == b[mech].tolist()
-    assert a["EX"][0] == 2  # a question: exploration
+    assert a["ex"][0] == 2  # a question: exploration
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +100,7 @@ def test_tfidf_on_real_epitome_meets_the_bar(epitome_dir, tmp_cache):
     seconds = time.perf_counter() - start
     val = scorer.meta["validation"]
     assert seconds < 60
-    assert val["ER"]["macro_f1"] >= 0.65 and val["EX"]["macro_f1"] >= 0.55, val
+    assert val["er"]["macro_f1"] >= 0.65 and val["ex"]["macro_f1"] >= 0.55, val
     # the saved scorer evaluates only pairs it has not seen
     again = empathy.load_trained("tfidf")
     unseen = empathy.unseen_rows(again, load_epitome(epitome_dir).table)
@@ -115,7 +114,7 @@ def test_scorer_cli_train_and_eval_json(epitome_dir, tmp_cache, capsys):
     capsys.readouterr()
     assert main(["scorer", "eval", "--kind", "tfidf", "--data", str(epitome_dir), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"ER", "IP", "EX"} and 0.65 <= out["ER"]["macro_f1"] <= 1
+    assert set(out) == {"er", "ip", "ex"} and 0.65 <= out["er"]["macro_f1"] <= 1
 
 
 def test_eval_without_trained_scorer_is_a_clear_error(tmp_cache, tmp_path, capsys):

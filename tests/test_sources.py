@@ -35,9 +35,9 @@ def test_local_dir_without_config_is_an_error(tmp_path, tmp_cache):
 
 
 def test_missing_package_names_the_package(monkeypatch, tmp_cache):
-    spec = sources.REGISTRY["whisper-tiny.en"]
+    spec = sources.MODELS.get("whisper-tiny.en")
     fake = replace(spec, package=replace(spec.package, dist="relm-no-such-package", version="9.9"))
-    monkeypatch.setitem(sources.REGISTRY, "whisper-tiny.en", fake)
+    monkeypatch.setitem(sources.MODELS._entries, "whisper-tiny.en", fake)
     with pytest.raises(RelmError, match="relm-no-such-package==9.9 is not installed.*relm models fetch"):
         sources.resolve("whisper-tiny.en")
     assert sources.status("whisper-tiny.en")["ready"] is False
@@ -89,14 +89,14 @@ def test_models_list_json_schema():
     assert {r["name"] for r in rows} >= {"smollm2-135m-instruct", "whisper-tiny.en", "all-minilm-l6-v2",
                                          "whisper-large-v2", "qwen-7b-chat", "w2v2-msp-dim", "blsp-emo"}
     for r in rows:
-        assert isinstance(r["ready"], bool) and r["source"] in {"local", "hf-cache", "hub", "package"}
+        assert isinstance(r["ready"], bool) and r["source"] in {"local", "hf-cache", "hub", "package", "random"}
 
 
 def test_cpu_models_ready_after_setup():
     """`make setup` converts the three cpu-preset models; skip when run before set-up."""
-    rows = {r["name"]: r for r in (sources.status(n) for n in sources.REGISTRY)}
+    rows = {r["name"]: r for r in (sources.status(n) for n in sources.MODELS)}
     cpu = [n for n, r in rows.items() if "cpu" in r["presets"]]
-    if not all(Path(sources._package_source(sources.REGISTRY[n].package) or "").is_file() for n in cpu):
+    if not all(Path(sources._package_source(sources.MODELS.get(n).package) or "").is_file() for n in cpu):
         pytest.skip("model packages not installed (run make setup)")
     not_ready = [n for n in cpu if not rows[n]["ready"]]
     if not_ready:

@@ -7,13 +7,14 @@ import csv
 import pytest
 import torch
 
+from relm.bench.dataset import DatasetBundle
+from relm.bench.training import answer, train_system
 from relm.config import load_preset
-from relm.data.schema import LABELS
+from relm.data.schema import LABELS, Manifest
 from relm.errors import RelmError
 from relm.models.adapter import SubsamplingAdapter
 from relm.models.llm import load_llm
 from relm.models.systems import SystemLitModule
-from relm.training import answer, make_items, train_system
 
 SPEECH_DIM, EMO_DIM = 32, 16
 
@@ -96,9 +97,11 @@ def test_bad_inputs_are_clear_errors(smoke, tmp_path):
         text.losses([fake_items(1)[0] | {"transcript": "  ", "task": "response"}])
     import pandas as pd
 
-    df = pd.DataFrame([{"utt_id": "x", "emotion": "fear", "transcript": "hi"}])
+    df = pd.DataFrame([{"utt_id": "x", "emotion": "fear", "transcript": "hi", "split": "test"}])
+    bundle = DatasetBundle("d", Manifest(df, "d", ".", "p"), "h", {"x": torch.zeros(8, 2)}, {"x": torch.zeros(2)},
+                           {"x": torch.zeros(3)}, "none", {})
     with pytest.raises(RelmError, match="outside the class set"):
-        make_items(df, {"x": torch.zeros(8, 2)}, {"x": torch.zeros(2)}, {"x": torch.zeros(3)}, None)
+        bundle.items("test")
     speech.save_trained(tmp_path / "speech.safetensors")
     with pytest.raises(RelmError, match="checkpoint is for"):
         _module("re-llm", smoke).load_trained(tmp_path / "speech.safetensors")

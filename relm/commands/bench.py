@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
+
+import yaml
+
+from relm.config import PRESETS, help_text
+from relm.data.corpora import DATASETS, DEFAULT_DATASET
+from relm.errors import RelmError
+from relm.models.system_table import default_systems
 
 
 def _csv(text: str) -> list[str]:
@@ -12,27 +20,24 @@ def _csv(text: str) -> list[str]:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run datasets x systems x seeds: manifest, features, teacher, train, generate, score, test, report."""
-    import logging
+    from relm.bench.sweep import SweepConfig, run_sweep
 
-    from relm.runner import SweepConfig, run_sweep
-
+    if args.help_preset:
+        print(help_text())
+        return 0
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     roots = dict(r.split("=", 1) for r in args.root_for or [])
     datasets = _csv(args.dataset)
     if args.root:
         if len(datasets) != 1:
-            from relm.errors import RelmError
-
             raise RelmError("--root needs a single --dataset; use --root-for NAME=DIR for several")
         roots[datasets[0]] = args.root
     overrides = {}
     for item in args.set or []:
-        import yaml
-
         key, value = item.split("=", 1)
         overrides[key] = yaml.safe_load(value)
     cfg = SweepConfig(datasets=datasets, systems=_csv(args.systems), preset=args.preset, seeds=args.seeds,
-                      roots=roots, epitome=args.epitome, force=set(_csv(args.force or "")),
+                      roots=roots, protocol=args.protocol, epitome=args.epitome, force=set(_csv(args.force or "")),
                       out_root=Path(args.out), overrides=overrides, sweep_id=args.sweep_id,
                       progress=not args.quiet, tracking=not args.no_wandb)
     run_dir = run_sweep(cfg)
@@ -43,7 +48,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare two runs metric by metric (paired tests where their test sets match)."""
-    from relm.regression import compare_runs
+    from relm.bench.regression import compare_runs
 
     print(compare_runs(Path(args.run_a), Path(args.run_b)))
     return 0
@@ -51,7 +56,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Exit 1 with a table of every metric that fell below the baseline beyond its tolerance."""
-    from relm.regression import check
+    from relm.bench.regression import check
 
     ok, table = check(Path(args.run), Path(args.baseline), args.tolerance)
     print(table)
@@ -60,7 +65,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a run's trained systems on another corpus copy (cross-corpus or held-out speakers)."""
-    from relm.runner import evaluate_run
+    from relm.bench.evaluate import evaluate_run
 
     run_dir = evaluate_run(Path(args.run), args.dataset, args.root, Path(args.out), args.epitome, args.trained_on,
                            progress=not args.quiet)
@@ -71,14 +76,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help=cmd_bench.__doc__, description=cmd_bench.__doc__)
-    p.add_argument("--dataset", default="synth-esd", help="comma-separated: synth-esd, esd, iemocap, ...")
-    p.add_argument("--systems", default="text-zs,text,speech,re-llm")
-    p.add_argument("--preset", default="cpu", help="smoke, cpu, paper, or a YAML path")
+    p.add_argument("--dataset", default=DEFAULT_DATASET, help=f"comma-separated: {', '.join(DATASETS)}")
+    p.add_argument("--systems", default=",".join(default_systems()), help="comma-separated (`relm ls systems`)")
+    p.add_argument("--preset", default="cpu", help=f"{', '.join(PRESETS)}, or the path of your own YAML file")
+    p.add_argument("--help-preset", action="store_true", help="print every preset field with its meaning, and exit")
+    p.add_argument("--protocol", help="split protocol (default: the corpus's first; `relm ls datasets`)")
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--root", help="corpus root for a single dataset")
     p.add_argument("--root-for", action="append", metavar="NAME=DIR", help="corpus root per dataset")
     p.add_argument("--epitome", help="EPITOME CSV folder (default: RELM_EPITOME_DIR, else datasets/epitome)")
-    p.add_argument("--force", help="redo stages: features,teacher,train,score")
+    p.add_argument("--force", help="redo stages: features,stage0,teacher,train,score")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="preset override, e.g. train.max_steps=5")
     p.add_argument("--out", default="results/runs")
     p.add_argument("--sweep-id", help="run folder name (default: preset-datasets-confighash, so reruns resume)")

@@ -29,7 +29,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Read a corpus and write its manifest (parquet) into relm's cache."""
-    from relm.data.manifest_cache import save_manifest
+    from relm.data.manifest_store import save_manifest
 
     manifest = _read(args)
     path = save_manifest(manifest)
@@ -51,13 +51,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from relm.data.corpora import ADAPTERS
+    from relm.data.corpora import DATASETS
 
     data = sub.add_parser("data", help="describe and prepare corpora; generate synth-esd")
     dsub = data.add_subparsers(dest="data_command", required=True)
     for name, func in (("describe", cmd_describe), ("prepare", cmd_prepare)):
         p = dsub.add_parser(name, help=func.__doc__, description=func.__doc__)
-        p.add_argument("--dataset", required=True, choices=sorted(ADAPTERS))
+        p.add_argument("--dataset", required=True, choices=DATASETS.names())
         p.add_argument("--root", help="corpus root (default: RELM_<DATASET>_ROOT, else datasets/<dataset>)")
         p.add_argument("--protocol", help="split protocol (default: the corpus's first)")
         p.add_argument("--strict-audio", action="store_true", help="a corrupt audio file is fatal, not skipped")

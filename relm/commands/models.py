@@ -13,7 +13,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     """Show every known model, where it would load from, and whether it is ready."""
     from relm.models import sources
 
-    rows = [sources.status(n) for n in sorted(sources.REGISTRY)]
+    rows = [sources.status(n) for n in sources.MODELS.names()]
     if args.preset:
         rows = [r for r in rows if args.preset in r["presets"]]
     if args.json:
@@ -34,7 +34,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
     names = list(args.names)
     if args.preset:
-        names += [n for n, s in sources.REGISTRY.items() if args.preset in s.presets]
+        names += [n for n, s in sources.MODELS.items() if args.preset in s.presets]
     if not names:
         raise RelmError("name at least one model, or --preset cpu")
     specs = [sources.get_spec(n) for n in names]  # every name checked before any work

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+
+from relm.errors import RelmError
 
 
 def _print_table(scores: dict, title: str) -> None:
@@ -21,7 +24,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from relm.scoring.epitome_data import load_epitome
 
     data = load_epitome(args.data)
-    params = {"epochs": args.epochs} if args.epochs and args.kind != "tfidf" else {}
+    params = {"epochs": args.epochs} if args.epochs else {}
+    if params and "epochs" not in inspect.signature(empathy.SCORERS.get(args.kind)).parameters:
+        raise RelmError(f"--epochs: scorer kind {args.kind!r} does not train in epochs")
     scorer = empathy.train(args.kind, data, seed=args.seed, **params)
     m = scorer.meta
     print(f"trained {scorer.identity} on {m['n_train']} pairs in {m['train_seconds']:.1f} s "
@@ -32,7 +37,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Score a folder of EPITOME CSVs with a trained scorer: accuracy, macro-F1, per-level F1."""
-    from relm.errors import RelmError
     from relm.scoring import empathy
     from relm.scoring.epitome_data import load_epitome
 
@@ -53,20 +57,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from relm.scoring.empathy import KINDS
+    from relm.scoring.empathy import SCORERS
     from relm.scoring.epitome_data import default_dir
 
     scorer = sub.add_parser("scorer", help="train and evaluate EPITOME empathy scorers")
     ssub = scorer.add_subparsers(dest="scorer_command", required=True)
     data_help = f"folder with the three EPITOME CSVs (default: RELM_EPITOME_DIR, else {default_dir()})"
     p = ssub.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
-    p.add_argument("--kind", choices=KINDS, default="tfidf")
+    p.add_argument("--kind", choices=SCORERS.names(), default=SCORERS.names()[0])
+    p.add_argument("--epochs", type=int, help="epochs (neural kinds only)")
     p.add_argument("--data", help=data_help)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, help="epochs for the neural kinds")
     p.set_defaults(func=cmd_train)
     p = ssub.add_parser("eval", help=cmd_eval.__doc__, description=cmd_eval.__doc__)
-    p.add_argument("--kind", choices=KINDS, help="which trained scorer (default: the first found)")
+    p.add_argument("--kind", choices=SCORERS.names(), help="which trained scorer (default: the first found)")
     p.add_argument("--data", help=data_help)
     p.add_argument("--json", action="store_true", help="print {mechanism: {accuracy, macro_f1, ...}}")
     p.set_defaults(func=cmd_eval)

@@ -13,6 +13,8 @@ outputs [arousal, dominance, valence]; it is reordered here).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,6 +22,7 @@ from torch import nn
 
 from relm.config import EmotionEncoderCfg
 from relm.errors import RelmError
+from relm.registry import Registry
 
 # Pseudo A/V/D (0-1) per category: arousal, valence, dominance.
 CATEGORY_AVD = {
@@ -149,11 +152,28 @@ class W2v2Dimensional(nn.Module):
         return pooled.cpu(), adv[:, [0, 2, 1]].cpu()
 
 
-def build_emotion_encoder(cfg: EmotionEncoderCfg) -> nn.Module:
-    if cfg.kind in ("compact", "tiny-random"):
-        return CompactDimensional(dim=cfg.dim)
-    if cfg.kind == "w2v2":
-        from relm.models.sources import resolve
+@dataclass(frozen=True)
+class EmotionEncoderSpec:
+    name: str
+    build: Callable[[EmotionEncoderCfg], nn.Module]
+    trained_in_stage0: bool  # True: trained on A/V/D targets before the sweep, then frozen
+    description: str
 
-        return W2v2Dimensional(str(resolve(cfg.model).path))
-    raise RelmError(f"unknown emotion encoder kind {cfg.kind!r}; choose compact, w2v2 or tiny-random")
+
+def _w2v2(cfg: EmotionEncoderCfg) -> nn.Module:
+    from relm.models.sources import resolve
+
+    return W2v2Dimensional(str(resolve(cfg.model).path))
+
+
+EMOTION_ENCODERS: Registry[EmotionEncoderSpec] = Registry("emotion encoder kind")
+for _spec in (
+    EmotionEncoderSpec("compact", lambda cfg: CompactDimensional(dim=cfg.dim), True,
+                       "log-mel CNN trained in stage 0 on A/V/D targets, then frozen (cpu, smoke)"),
+    EmotionEncoderSpec("w2v2", _w2v2, False, "audeering wav2vec2 dimensional model, frozen (paper)"),
+):
+    EMOTION_ENCODERS.register(_spec.name, _spec)
+
+
+def build_emotion_encoder(cfg: EmotionEncoderCfg) -> nn.Module:
+    return EMOTION_ENCODERS.get(cfg.kind).build(cfg)

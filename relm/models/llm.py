@@ -57,18 +57,18 @@ def tiny_tokenizer(texts: list[str] | None = None, vocab_size: int = 600):
 
 
 def load_llm(cfg: LLMCfg):
-    """(model, tokenizer, identity) for a registry name or `tiny-random` (a small random Qwen2)."""
+    """(model, tokenizer, identity) for a registry name; a `random` model is a small random Qwen2."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    if cfg.model == "tiny-random":
+    from relm.models.sources import resolve
+
+    res = resolve(cfg.model)
+    if res.source == "random":
         torch.manual_seed(0)
         tok = tiny_tokenizer()
         config = Qwen2Config(vocab_size=len(tok), tie_word_embeddings=True, pad_token_id=tok.pad_token_id,
                              eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id, **cfg.tiny)
-        return Qwen2ForCausalLM(config), tok, "tiny-random-qwen2"
-    from relm.models.sources import resolve
-
-    res = resolve(cfg.model)
+        return Qwen2ForCausalLM(config), tok, f"{res.identity}-qwen2"
     kw = {"trust_remote_code": cfg.trust_remote_code}
     tok = AutoTokenizer.from_pretrained(res.path, **kw)
     model = AutoModelForCausalLM.from_pretrained(res.path, dtype=getattr(torch, cfg.dtype), **kw)

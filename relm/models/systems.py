@@ -1,10 +1,4 @@
-"""The four systems on one LightningModule: `text-zs`, `text`, `speech`, `re-llm`.
-
-| system  | LLM input                                   | trained                         | losses |
-| text-zs | transcript                                  | nothing                         | -      |
-| text    | transcript                                  | LoRA                            | response CE |
-| speech  | adapter(Whisper frames)                     | adapter, LoRA, SER head         | response CE + SER CE |
-| re-llm  | adapter([Whisper frames ; emotion embedding]) | adapter, LoRA, SER + A/V/D heads | + A/V/D MSE |
+"""The systems on one LightningModule; which system is what lives in `relm.models.system_table`.
 
 A batch item is a dict: `frames` (T, d_whisper), `emotion` (d_emo,), `avd` (3,), `label`
 (index), `transcript`, `task` ("response" or "ser"), `target` (text, training only).
@@ -13,7 +7,6 @@ A batch item is a dict: `frames` (T, d_whisper), `emotion` (d_emo,), `avd` (3,),
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import lightning as L
 import torch
@@ -24,28 +17,7 @@ from relm.data.schema import LABELS
 from relm.errors import RelmError
 from relm.models.adapter import SubsamplingAdapter
 from relm.models.llm import PromptParts, add_lora, end_of_turn_ids, prompt_parts, restrict_lora_to_speech
-
-
-@dataclass(frozen=True)
-class SystemSpec:
-    name: str
-    speech: bool
-    emotion: bool
-    trains: bool
-
-
-SYSTEMS = {s.name: s for s in [
-    SystemSpec("text-zs", speech=False, emotion=False, trains=False),
-    SystemSpec("text", speech=False, emotion=False, trains=True),
-    SystemSpec("speech", speech=True, emotion=False, trains=True),
-    SystemSpec("re-llm", speech=True, emotion=True, trains=True),
-]}
-
-
-def get_system(name: str) -> SystemSpec:
-    if name not in SYSTEMS:
-        raise RelmError(f"unknown system {name!r}; choose from {list(SYSTEMS)}")
-    return SYSTEMS[name]
+from relm.models.system_table import get_system
 
 
 class SystemLitModule(L.LightningModule):
@@ -70,15 +42,12 @@ class SystemLitModule(L.LightningModule):
             if self.use_emotion:
                 self.avd_head = nn.Linear(d, 3, bias=False)
         p = preset.prompts
+        ser_instruction = p.ser_instruction if self.spec.speech else p.ser_instruction_text
         self.prompts = {"response": prompt_parts(tokenizer, p.system, p.instruction),
-                        "ser": prompt_parts(tokenizer, p.ser_system, self._ser_instruction())}
+                        "ser": prompt_parts(tokenizer, p.ser_system, ser_instruction)}
         self.eot = end_of_turn_ids(tokenizer)
         self.identity = {"system": system, "preset": preset.name, "speech_dim": speech_dim,
                          "emotion_dim": emotion_dim, "ablate_emotion": ablate_emotion}
-
-    def _ser_instruction(self) -> str:
-        text = self.preset.prompts.ser_instruction
-        return text if self.spec.speech else text.replace("Speech: ", "Text: ").replace("speech", "text")
 
     # ---- inputs ---------------------------------------------------------------------------
     def _embed_ids(self, ids: list[int]) -> torch.Tensor:

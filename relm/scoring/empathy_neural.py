@@ -22,7 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from relm.models import sources
-from relm.scoring.empathy import EmpathyScorer, evaluate
+from relm.scoring.empathy_base import EmpathyScorer, evaluate
 from relm.scoring.epitome_data import MECHANISMS
 
 
@@ -80,12 +80,11 @@ def _linear_schedule(opt, warmup: int, total: int):
 
 
 class MiniLMScorer(EmpathyScorer):
-    kind = "minilm"
     model_name = "all-minilm-l6-v2"
 
-    def __init__(self, epochs: int = 3, lr: float = 5e-5, batch_size: int = 32, max_len: int = 128,
+    def __init__(self, kind: str, epochs: int = 3, lr: float = 5e-5, batch_size: int = 32, max_len: int = 128,
                  threads: int = 2):
-        super().__init__(epochs=epochs, lr=lr, batch_size=batch_size, max_len=max_len, threads=threads)
+        super().__init__(kind, epochs=epochs, lr=lr, batch_size=batch_size, max_len=max_len, threads=threads)
         self.model: PairClassifier | None = None
         self.tokenizer = None
 
@@ -170,12 +169,11 @@ class MiniLMScorer(EmpathyScorer):
 class RobertaScorer(EmpathyScorer):
     """The EPITOME paper's recipe; meant for a GPU (hub id `roberta-base`)."""
 
-    kind = "roberta"
     hub_id = "roberta-base"
 
-    def __init__(self, epochs: int = 4, lr: float = 2e-5, batch_size: int = 32, max_len: int = 64,
+    def __init__(self, kind: str, epochs: int = 4, lr: float = 2e-5, batch_size: int = 32, max_len: int = 64,
                  lambda_rationale: float = 0.5):
-        super().__init__(epochs=epochs, lr=lr, batch_size=batch_size, max_len=max_len,
+        super().__init__(kind, epochs=epochs, lr=lr, batch_size=batch_size, max_len=max_len,
                          lambda_rationale=lambda_rationale)
         self.models: dict[str, BiEncoderRationale] = {}
         self.tokenizer = None
@@ -265,5 +263,3 @@ class RobertaScorer(EmpathyScorer):
             model.load_state_dict(load_file(str(folder / f"{mech}.safetensors")))
             self.models[mech] = model.to(self.device)
 
-
-NEURAL_KINDS = {"minilm": MiniLMScorer, "roberta": RobertaScorer}

@@ -18,12 +18,13 @@ from pathlib import Path
 import pandas as pd
 
 from relm.errors import RelmError
+from relm.metrics.table import EMPATHY_MECHANISMS
 
-MECHANISMS = ("ER", "IP", "EX")
+MECHANISMS = EMPATHY_MECHANISMS  # "er", "ip", "ex": one spelling, in tables, scorers and results
 FILES = {
-    "ER": "emotional-reactions-reddit.csv",
-    "IP": "interpretations-reddit.csv",
-    "EX": "explorations-reddit.csv",
+    "er": "emotional-reactions-reddit.csv",
+    "ip": "interpretations-reddit.csv",
+    "ex": "explorations-reddit.csv",
 }
 COLUMNS = ("sp_id", "rp_id", "seeker_post", "response_post", "level")
 _WS = re.compile(r"\s+")
@@ -41,7 +42,7 @@ def pair_key(seeker: str, response: str) -> str:
 
 @dataclass
 class EpitomeData:
-    table: pd.DataFrame  # sp_id, seeker_post, response_post, key, ER, IP, EX
+    table: pd.DataFrame  # sp_id, seeker_post, response_post, key, er, ip, ex
     data_hash: str
     skipped: dict[str, int] = field(default_factory=dict)
     source: str = ""
@@ -82,7 +83,7 @@ def load_epitome(folder: str | os.PathLike | None = None) -> EpitomeData:
     for mech in MECHANISMS:
         path = folder / FILES[mech]
         if not path.is_file():
-            raise RelmError(f"{path}: missing EPITOME file for {mech}")
+            raise RelmError(f"{path}: missing EPITOME file for {mech.upper()}")
         digest.update(path.read_bytes())
         df = _read_csv(path)
         level = pd.to_numeric(df["level"], errors="coerce")
@@ -105,7 +106,7 @@ def load_epitome(folder: str | os.PathLike | None = None) -> EpitomeData:
         part[f"{mech}_rationales"] = first.get("rationales", "")
         cols = [mech, f"{mech}_rationales"]
         table = part if table is None else table.join(part[cols], how="inner")
-    n_rows = len(per_mech["ER"])
+    n_rows = len(per_mech[MECHANISMS[0]])
     conflicting = (table[list(MECHANISMS)] < 0).any(axis=1)
     skipped["conflicting"] = int(conflicting.sum())
     skipped["duplicate"] = n_rows - len(table)

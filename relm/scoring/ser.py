@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score
 
+from relm.data.schema import LABELS
 from relm.errors import RelmError
 
-LABELS = ("neutral", "happy", "angry", "sad", "surprise")
 UNPARSEABLE = "unparseable"
 
 # Word stems -> label. Matched on whole words, case-insensitive.
@@ -96,6 +96,20 @@ def ser_scores(gold: list[str], pred: list[str], labels: tuple[str, ...] = LABEL
 
 
 def unweighted_accuracy(gold, pred) -> float:
-    """Mean per-class recall over the classes present in `gold` (vectorised, for resampling)."""
-    gold, pred = np.asarray(gold), np.asarray(pred)
-    return float(np.mean([np.mean(pred[gold == c] == c) for c in np.unique(gold)]))
+    """Mean per-class recall over the classes present in `gold`."""
+    return float(ua_matrix(np.asarray(gold), np.asarray(pred)[None])[0])
+
+
+def ua_matrix(gold: np.ndarray, preds: np.ndarray) -> np.ndarray:
+    """UA of every row of a (k, n) prediction matrix, vectorised for resampling.
+
+    `gold` is one (n,) vector shared by all rows, or a (k, n) matrix (a bootstrap resample per
+    row). A class absent from a row's gold contributes nothing to that row's mean.
+    """
+    gold = np.broadcast_to(gold, preds.shape)
+    recalls = []
+    for c in np.unique(gold):
+        support = (gold == c).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recalls.append(((preds == c) & (gold == c)).sum(axis=1) / support)
+    return np.nanmean(np.vstack(recalls), axis=0)

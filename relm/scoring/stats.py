@@ -11,6 +11,7 @@ import numpy as np
 from scipy import stats
 
 from relm.errors import RelmError
+from relm.scoring.ser import ua_matrix
 
 
 def _paired(a, b) -> tuple[np.ndarray, np.ndarray]:
@@ -71,13 +72,6 @@ def mcnemar(correct_a, correct_b) -> float:
     return float(stats.binomtest(n01, n01 + n10, 0.5).pvalue)
 
 
-def _ua_rows(gold: np.ndarray, preds: np.ndarray) -> np.ndarray:
-    """UA of each row of a (k, n) prediction matrix against one gold vector."""
-    classes = np.unique(gold)
-    recalls = [((preds == c) & (gold == c)).sum(axis=1) / np.sum(gold == c) for c in classes]
-    return np.mean(recalls, axis=0)
-
-
 def ua_difference_test(gold: Sequence, pred_a: Sequence, pred_b: Sequence, n_resamples: int = 10000,
                        seed: int = 0) -> dict:
     """UA(a) - UA(b): paired permutation p (swap a/b per item) and paired bootstrap 95% CI.
@@ -88,27 +82,16 @@ def ua_difference_test(gold: Sequence, pred_a: Sequence, pred_b: Sequence, n_res
     gold, pa, pb = (np.asarray(x, dtype=object).astype(str) for x in (gold, pred_a, pred_b))
     if not (len(gold) == len(pa) == len(pb)):
         raise RelmError("UA test: gold and both prediction lists must have the same length")
-    observed = float(_ua_rows(gold, pa[None])[0] - _ua_rows(gold, pb[None])[0])
+    observed = float(ua_matrix(gold, pa[None])[0] - ua_matrix(gold, pb[None])[0])
     rng = np.random.default_rng(seed)
     swap = rng.random((n_resamples, len(gold))) < 0.5
     perm_a, perm_b = np.where(swap, pb, pa), np.where(swap, pa, pb)
-    null = _ua_rows(gold, perm_a) - _ua_rows(gold, perm_b)
+    null = ua_matrix(gold, perm_a) - ua_matrix(gold, perm_b)
     p = float((np.sum(np.abs(null) >= abs(observed) - 1e-12) + 1) / (n_resamples + 1))
     idx = rng.integers(0, len(gold), size=(n_resamples, len(gold)))
-    boots = _bootstrap_ua_diff(gold, pa, pb, idx)
+    boots = ua_matrix(gold[idx], pa[idx]) - ua_matrix(gold[idx], pb[idx])
     lo, hi = np.quantile(boots, [0.025, 0.975])
     return {"difference": observed, "p_permutation": p, "ci95": [float(lo), float(hi)]}
-
-
-def _bootstrap_ua_diff(gold, pa, pb, idx) -> np.ndarray:
-    g, a, b = gold[idx], pa[idx], pb[idx]
-    diffs = []
-    for c in np.unique(gold):
-        support = (g == c).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            diffs.append((((a == c) & (g == c)).sum(axis=1) - ((b == c) & (g == c)).sum(axis=1)) / support)
-    # A class missing from a resample contributes nothing to that resample's mean.
-    return np.nanmean(np.vstack(diffs), axis=0)
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

@@ -25,9 +25,13 @@ class ReadOptions:
 
 
 class CorpusAdapter(ABC):
-    name: ClassVar[str]
+    """Reads one corpus layout; `name` is the dataset name it was registered under (errors, manifest)."""
+
     protocols: ClassVar[tuple[str, ...]]
     how_to_get: ClassVar[str]
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def read(self, root: str | os.PathLike, options: ReadOptions | None = None) -> Manifest:
         options = options or ReadOptions()

@@ -49,7 +49,6 @@ def offset_split(utt_number: int) -> str:
 
 
 class Esd(CorpusAdapter):
-    name = "esd"
     protocols = ("official", *(f"speaker-fold-{k}" for k in FOLDS))
     how_to_get = ("ESD is research-only: sign the licence at github.com/HLTSingapore/Emotional-Speech-Data "
                   "and unpack 'Emotion Speech Dataset/' (speaker folders 0001-0020) as the root; "

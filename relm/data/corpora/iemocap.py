@@ -23,7 +23,6 @@ CODES = {"neu": "neutral", "hap": "happy", "exc": "happy", "ang": "angry", "sad"
 
 
 class Iemocap(CorpusAdapter):
-    name = "iemocap"
     protocols = ("session5-test", *(f"loso-{k}" for k in range(1, 6)))
     how_to_get = ("IEMOCAP is licensed by USC SAIL (sail.usc.edu/iemocap); unpack IEMOCAP_full_release/ "
                   "so the root holds Session1 ... Session5.")

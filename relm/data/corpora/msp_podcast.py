@@ -23,7 +23,6 @@ NEEDED = ("FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "Split_Set")
 
 
 class MspPodcast(CorpusAdapter):
-    name = "msp-podcast"
     protocols = ("test1",)
     how_to_get = ("MSP-PODCAST is licensed by UT Dallas (ecs.utdallas.edu/research/researchlabs/msp-lab); "
                   "the root holds Audios/, Labels/ and Transcripts/.")

@@ -25,7 +25,6 @@ def actor_split(actor: int) -> str:
 
 
 class Ravdess(CorpusAdapter):
-    name = "ravdess"
     protocols = ("actor-split",)
     how_to_get = ("Download Audio_Speech_Actors_01-24.zip from Zenodo record 1188976 and unpack it "
                   "so the root holds Actor_01 ... Actor_24.")

@@ -1,8 +1,9 @@
 """EPITOME empathy levels (0/1/2) of responses: mean level and level distribution, per mechanism."""
 
-import datasets
 import evaluate
 import numpy as np
+
+import datasets
 
 _DESCRIPTION = """Summarises EPITOME levels (Sharma et al. 2020) that a relm empathy scorer assigned:
 the mean level (the RE-LLM paper's ER/EX numbers) and the share of each level."""

@@ -1,8 +1,9 @@
 """Unweighted average recall (UA) for speech emotion recognition, as an `evaluate` module."""
 
-import datasets
 import evaluate
-from sklearn.metrics import balanced_accuracy_score
+
+import datasets
+from relm.scoring.ser import unweighted_accuracy
 
 _DESCRIPTION = """UA: the mean of per-class recalls over the classes present in the references
 (the standard SER 'unweighted accuracy'); WA (plain accuracy) is returned alongside."""
@@ -27,4 +28,4 @@ class Uar(evaluate.Metric):
 
     def _compute(self, predictions, references):
         wa = sum(p == r for p, r in zip(predictions, references)) / max(1, len(references))
-        return {"uar": float(balanced_accuracy_score(references, predictions)), "wa": float(wa)}
+        return {"uar": unweighted_accuracy(references, predictions), "wa": float(wa)}

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from relm.bench.comparisons import compare_systems
 from relm.errors import RelmError
-from relm.evaluation import compare_systems
 from relm.io import read_jsonl
+from relm.metrics.table import METRICS, metric_names
 
 DEFAULT_TOLERANCE = 0.05
-GATED = ("er", "ip", "ex", "ua", "wa", "macro_f1", "ua_head")
 
 
 def load_results(path: Path) -> dict:
@@ -23,12 +23,14 @@ def load_results(path: Path) -> dict:
         raise RelmError(f"{path}: not valid JSON ({exc})") from None
 
 
-def _tolerances(baseline: dict, given: list[str] | None) -> dict[str, float]:
-    tol = {m: DEFAULT_TOLERANCE for m in GATED} | baseline.get("tolerances", {})
+def tolerances(baseline: dict, given: list[str] | None) -> dict[str, float]:
+    """Per gated metric: the baseline's tolerance, overridden by `--tolerance METRIC=ABS`, else the default."""
+    gated = metric_names(gated=True)
+    tol = {m: DEFAULT_TOLERANCE for m in gated} | baseline.get("tolerances", {})
     for item in given or []:
         metric, _, value = item.partition("=")
-        if metric not in GATED:
-            raise RelmError(f"--tolerance: unknown metric {metric!r}; gated metrics: {list(GATED)}")
+        if metric not in gated:
+            raise RelmError(f"--tolerance: unknown metric {metric!r}; gated metrics: {gated}")
         try:
             tol[metric] = float(value)
         except ValueError:
@@ -36,16 +38,16 @@ def _tolerances(baseline: dict, given: list[str] | None) -> dict[str, float]:
     return tol
 
 
-def check(run: Path, baseline_path: Path, tolerances: list[str] | None = None) -> tuple[bool, str]:
+def check(run: Path, baseline_path: Path, tolerance_args: list[str] | None = None) -> tuple[bool, str]:
     """Every (dataset, system, metric) of the baseline must not fall by more than its tolerance."""
     current, baseline = load_results(run), load_results(baseline_path)
-    tol = _tolerances(baseline, tolerances)
+    tol = tolerances(baseline, tolerance_args)
     lines = ["| dataset | system | metric | baseline | current | change | tolerance | status |",
              "|---|---|---|---|---|---|---|---|"]
     ok = True
     for dataset, systems in baseline["metrics"].items():
         for system, metrics in systems.items():
-            for metric in GATED:
+            for metric in metric_names(gated=True):
                 base = metrics.get(metric)
                 if base is None:
                     continue
@@ -53,10 +55,11 @@ def check(run: Path, baseline_path: Path, tolerances: list[str] | None = None) -
                 if cur is None:
                     status, change = "MISSING", "n/a"
                 else:
-                    status = "ok" if cur >= base - tol[metric] - 1e-12 else "REGRESSED"
+                    sign = 1 if METRICS.get(metric).higher_is_better else -1
+                    status = "ok" if sign * (cur - base) >= -tol[metric] - 1e-12 else "REGRESSED"
                     change = f"{cur - base:+.3f}"
                 ok &= status == "ok"
-                if status != "ok" or metric in ("er", "ex", "ua"):
+                if status != "ok" or METRICS.get(metric).primary_test == "permutation":
                     lines.append(f"| {dataset} | {system} | {metric} | {base:.3f} | "
                                  f"{'n/a' if cur is None else f'{cur:.3f}'} | {change} | {tol[metric]} | {status} |")
     verdict = "PASS: no metric fell beyond its tolerance" if ok else "FAIL: metrics regressed (see table)"
@@ -71,12 +74,11 @@ def compare_runs(run_a: Path, run_b: Path) -> str:
     for dataset in sorted(set(a["metrics"]) & set(b["metrics"])):
         for system in sorted(set(a["metrics"][dataset]) & set(b["metrics"][dataset])):
             paired = _paired(run_a, run_b, a, b, dataset, system)
-            for metric in GATED:
+            for metric in metric_names(gated=True):
                 va, vb = a["metrics"][dataset][system].get(metric), b["metrics"][dataset][system].get(metric)
                 if va is None or vb is None:
                     continue
-                p = paired.get(metric, {})
-                pv = p.get("p_permutation") if p.get("p_permutation") is not None else p.get("p_mcnemar")
+                pv = METRICS.get(metric).primary_p(paired.get(metric, {}))
                 lines.append(f"| {dataset} | {system} | {metric} | {va:.3f} | {vb:.3f} | {va - vb:+.3f} | "
                              f"{'n/a (unpaired)' if pv is None else f'{pv:.4f}'} |")
     return "\n".join(lines)

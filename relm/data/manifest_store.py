@@ -1,28 +1,30 @@
-"""Manifests in relm's cache, keyed by dataset, protocol and root; written atomically."""
+"""Manifests in relm's cache (`<cache>/manifests/`, parquet + JSON sidecar), keyed by dataset, protocol and root.
+
+`relm bench` writes one for every dataset it reads and records its path in results.json, so a
+researcher can load the exact utterance table a sweep used with pandas; `relm data prepare` writes the same.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from relm.data.schema import Manifest
 from relm.io import atomic_write_bytes, atomic_write_json
+from relm.keys import bytes_key, content_key
 from relm.paths import cache_dir
 
 
 def manifest_key(manifest: Manifest) -> str:
-    ident = json.dumps([manifest.dataset, manifest.protocol, str(Path(manifest.root).resolve())])
-    return hashlib.sha256(ident.encode()).hexdigest()[:12]
+    return content_key(manifest.dataset, manifest.protocol, str(Path(manifest.root).resolve()))
 
 
 def data_hash(df: pd.DataFrame) -> str:
     """Content hash of the manifest rows (ids, labels, splits, transcripts, durations)."""
     cols = ["utt_id", "emotion", "split", "transcript", "speaker", "duration"]
-    return hashlib.sha256(pd.util.hash_pandas_object(df[cols], index=False).values.tobytes()).hexdigest()[:16]
+    return bytes_key(pd.util.hash_pandas_object(df[cols], index=False).values.tobytes())
 
 
 def save_manifest(manifest: Manifest) -> Path:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import json
 import time
 from pathlib import Path
 
@@ -9,13 +12,16 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
+from relm.bench.stages import Stage
 from relm.config import Preset
-from relm.data.schema import LABELS
-from relm.errors import RelmError
+from relm.io import atomic_write_json, atomic_write_text, jsonl_text, read_jsonl
 from relm.models.llm import load_llm
-from relm.models.systems import SystemLitModule, get_system, steps_for
+from relm.models.system_table import get_system
+from relm.models.systems import SystemLitModule, steps_for
 
 
 class KeepBestTrained(Callback):
@@ -35,18 +41,6 @@ class KeepBestTrained(Callback):
             with torch.no_grad():
                 for k, v in self.state.items():
                     own[k].copy_(v)
-
-
-def make_items(df, frames, emotion, avd, responses: dict[str, str | None] | None) -> list[dict]:
-    bad = sorted(set(df["emotion"]) - set(LABELS))
-    if bad:
-        raise RelmError(f"label(s) {bad} outside the class set {list(LABELS)}")
-    items = []
-    for row in df.itertuples(index=False):
-        items.append({"utt_id": row.utt_id, "frames": frames[row.utt_id], "emotion": emotion[row.utt_id],
-                      "avd": avd[row.utt_id], "label": LABELS.index(row.emotion), "emotion_name": row.emotion,
-                      "transcript": row.transcript or "", "target": (responses or {}).get(row.utt_id)})
-    return items
 
 
 def training_items(items: list[dict], ser_fraction: float, seed: int) -> tuple[list[dict], dict]:
@@ -90,8 +84,6 @@ def train_system(system: str, preset: Preset, train_items, val_items, speech_dim
     train_loader = DataLoader(items, batch_size=t.batch_size, shuffle=True, collate_fn=list, generator=gen)
     val_loader = DataLoader(val, batch_size=t.batch_size, collate_fn=list)
     keep = KeepBestTrained()
-    from lightning.pytorch.loggers import CSVLogger
-
     trainer = L.Trainer(
         max_steps=steps, max_epochs=t.epochs if t.max_steps <= 0 else -1, accumulate_grad_batches=t.accumulate,
         gradient_clip_val=t.grad_clip, precision=t.precision, strategy=t.strategy, devices=t.devices,
@@ -113,10 +105,6 @@ def train_system(system: str, preset: Preset, train_items, val_items, speech_dim
 
 def answer(module: SystemLitModule, items: list[dict], preset: Preset, progress: bool = True) -> list[dict]:
     """Greedy batched responses and SER answers (and head predictions) for the test items."""
-    import contextlib
-
-    from tqdm import tqdm
-
     g = preset.generate
     rows = []
     bf16 = preset.train.precision.startswith("bf16")
@@ -133,3 +121,26 @@ def answer(module: SystemLitModule, items: list[dict], preset: Preset, progress:
                          "response": responses[j], "ser_answer": ser[j], "ser_head": head[j] if head else None,
                          "avd_pred": avd[j] if avd else None, "avd_target": it["avd"].tolist()})
     return rows
+
+
+def train_and_answer(system: str, seed: int, preset: Preset, items: dict[str, list[dict]], dims: tuple[int, int],
+                     entry_key: str, log_dir: Path, force: bool, progress: bool, loggers=()
+                     ) -> tuple[list[dict], dict]:
+    """One run: train (or reuse) one system/seed and answer the test split; one cache entry per `entry_key`."""
+    folder = Stage.TRAIN.folder() / entry_key
+    if not force and (folder / "answers.jsonl").is_file() and (folder / "train.json").is_file():
+        return read_jsonl(folder / "answers.jsonl"), json.loads((folder / "train.json").read_text())
+    module, info = train_system(system, preset, items["train"], items["val"], *dims, seed, log_dir, loggers,
+                                progress)
+    start = time.perf_counter()
+    rows = answer(module, items["test"], preset, progress)
+    info["generate_seconds"] = round(time.perf_counter() - start, 1)
+    folder.mkdir(parents=True, exist_ok=True)
+    if module.spec.trains:
+        module.save_trained(folder / "trained.safetensors")
+        info["checkpoint"] = str(folder / "trained.safetensors")
+    atomic_write_json(folder / "train.json", info)
+    atomic_write_text(folder / "answers.jsonl", jsonl_text(rows))  # last: its presence marks the entry done
+    del module
+    gc.collect()
+    return rows, info

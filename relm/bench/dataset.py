@@ -1,0 +1,102 @@
+"""Everything a sweep or an evaluation needs of one dataset, prepared once: `prepare_dataset() -> DatasetBundle`.
+
+Manifest (capped per split for small presets) -> Whisper frames -> emotion encoder (pretrained,
+or trained in stage 0, or the one a run was trained with) -> emotion embeddings -> A/V/D targets.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from relm.bench.features import FeatureStore
+from relm.bench.stage0 import frozen_encoder
+from relm.bench.stages import Stage, StageTimer
+from relm.config import Preset
+from relm.data.corpora import ReadOptions, find_root, get_adapter
+from relm.data.corpora.base import stable_fraction
+from relm.data.manifest_store import data_hash, save_manifest
+from relm.data.schema import LABELS, SPLITS, Manifest
+from relm.errors import RelmError
+
+
+@dataclass
+class DatasetBundle:
+    name: str
+    manifest: Manifest
+    data_hash: str
+    frames: dict[str, torch.Tensor]
+    emotion: dict[str, torch.Tensor]
+    avd: dict[str, torch.Tensor]
+    avd_source: str
+    emotion_encoder: dict  # kind and, for a stage-0 encoder, its weights, targets and losses
+    manifest_path: str = ""
+    info: dict = field(default_factory=dict)
+
+    @property
+    def df(self) -> pd.DataFrame:
+        return self.manifest.df
+
+    @property
+    def protocol(self) -> str:
+        return f"{self.name}:{self.manifest.protocol}"
+
+    @property
+    def dims(self) -> tuple[int, int]:
+        """(Whisper frame width, emotion embedding width)."""
+        return next(iter(self.frames.values())).shape[-1], next(iter(self.emotion.values())).shape[-1]
+
+    def split_sizes(self) -> dict[str, int]:
+        return {s: int((self.df.split == s).sum()) for s in SPLITS}
+
+    def items(self, split: str, targets: dict[str, str | None] | None = None) -> list[dict]:
+        """Training/answering items of one split; `targets` are the teacher's responses."""
+        df = self.df[self.df.split == split]
+        bad = sorted(set(df["emotion"]) - set(LABELS))
+        if bad:
+            raise RelmError(f"{self.name}: label(s) {bad} outside the class set {list(LABELS)}")
+        return [{"utt_id": row.utt_id, "frames": self.frames[row.utt_id], "emotion": self.emotion[row.utt_id],
+                 "avd": self.avd[row.utt_id], "label": LABELS.index(row.emotion), "emotion_name": row.emotion,
+                 "transcript": row.transcript or "", "target": (targets or {}).get(row.utt_id)}
+                for row in df.itertuples(index=False)]
+
+
+def read_manifest(name: str, root: str | None, preset: Preset, protocol: str | None, progress: bool) -> Manifest:
+    """Read the corpus (a built-in one is generated on first use), capped per split for small presets."""
+    manifest = get_adapter(name).read(find_root(name, root, progress), ReadOptions(protocol=protocol))
+    df = manifest.df
+    for split, cap in preset.max_utterances.items():
+        part = df[df["split"] == split]
+        if len(part) > cap:
+            keep = sorted(part["utt_id"], key=lambda u: stable_fraction(u, 0))[:cap]
+            df = df[(df["split"] != split) | df["utt_id"].isin(keep)]
+    manifest.df = df.reset_index(drop=True)
+    return manifest
+
+
+def prepare_dataset(name: str, root: str | None, preset: Preset, timer: StageTimer, *, protocol: str | None = None,
+                    force: set[Stage] = frozenset(), progress: bool = True,
+                    stage0_weights: Path | None = None) -> DatasetBundle:
+    """Manifest, frozen features, the emotion encoder and A/V/D targets of one dataset."""
+    with timer(Stage.MANIFEST):
+        manifest = read_manifest(name, root, preset, protocol, progress)
+        dhash = data_hash(manifest.df)
+        manifest_path = save_manifest(manifest)
+    store = FeatureStore(name, manifest.df, dhash, preset)
+    with timer(Stage.FEATURES):
+        if Stage.FEATURES in force:
+            shutil.rmtree(store.folder, ignore_errors=True)
+        frames = store.whisper_frames(progress)
+    with timer(Stage.STAGE0):
+        encoder, encoder_key, encoder_meta = frozen_encoder(store, dhash, progress, Stage.STAGE0 in force,
+                                                            stage0_weights)
+    with timer(Stage.FEATURES):
+        emb, avd_pred = store.emotion(encoder, encoder_key, progress)
+    avd, avd_source = store.avd_targets(avd_pred)
+    if not (manifest.df.split == "test").any():
+        raise RelmError(f"{name}: the test split is empty")
+    return DatasetBundle(name, manifest, dhash, frames, emb, avd, avd_source, encoder_meta, str(manifest_path))

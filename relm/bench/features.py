@@ -1,0 +1,109 @@
+"""Frozen-encoder features, computed once per utterance and shared by every system and seed.
+
+Cache layout: `<cache>/features/<dataset>-<data hash>/<encoder>-<key>.safetensors`, one tensor
+per utterance id, written atomically. The key holds the encoder's identity and config (for a
+stage-0 encoder: its weights' key), so another model or preset never reads stale features.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save
+from torch import nn
+from tqdm import tqdm
+
+from relm.bench.stages import Stage
+from relm.config import Preset
+from relm.data.audio import AudioBounds, load_audio
+from relm.io import atomic_write_bytes
+from relm.keys import content_key
+from relm.models.emotion_encoder import category_avd
+from relm.models.sources import resolve
+from relm.models.speech_encoder import WhisperFrames
+
+AVD_COLUMNS = ["arousal", "valence", "dominance"]
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    atomic_write_bytes(path, save({k: v.contiguous() for k, v in tensors.items()},
+                                  metadata={"meta": json.dumps(meta, default=str)}))
+
+
+def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    with safe_open(str(path), "pt") as fh:
+        meta = json.loads((fh.metadata() or {}).get("meta", "{}"))
+    return load_file(str(path)), meta
+
+
+class FeatureStore:
+    """Audio and frozen-encoder features of one corpus's manifest."""
+
+    def __init__(self, dataset: str, df: pd.DataFrame, data_hash: str, preset: Preset,
+                 bounds: AudioBounds = AudioBounds()):
+        self.df, self.preset, self.bounds = df, preset, bounds
+        self.folder = Stage.FEATURES.folder() / f"{dataset}-{data_hash}"
+        self._waves: dict[str, np.ndarray] = {}
+
+    def waves(self, ids: list[str]) -> list[np.ndarray]:
+        paths = dict(zip(self.df["utt_id"], self.df["path"]))
+        for utt in ids:
+            if utt not in self._waves:
+                self._waves[utt] = load_audio(paths[utt], bounds=self.bounds)
+        return [self._waves[u] for u in ids]
+
+    def whisper_frames(self, progress: bool = True) -> dict[str, torch.Tensor]:
+        cfg = self.preset.speech_encoder
+        key = content_key(cfg.model, cfg.pad_to_30s, cfg.tiny, resolve(cfg.model).identity)
+        path = self.folder / f"whisper-{key}.safetensors"
+        if path.is_file():
+            return load_tensors(path)[0]
+        encoder = WhisperFrames.build(cfg)
+        ids = self.df["utt_id"].tolist()
+        out: dict[str, torch.Tensor] = {}
+        bs = 16
+        for i in tqdm(range(0, len(ids), bs), desc="features: whisper", unit="batch", disable=not progress):
+            chunk = ids[i : i + bs]
+            for utt, frames in zip(chunk, encoder(self.waves(chunk))):
+                out[utt] = frames.half()
+        save_tensors(path, out, {"model": cfg.model, "pad_to_30s": cfg.pad_to_30s})
+        return out
+
+    def emotion(self, encoder: nn.Module, encoder_key: str, progress: bool = True
+                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Utterance emotion embeddings and A/V/D predictions of a frozen encoder, cached by its key."""
+        path = self.folder / f"emotion-{encoder_key}.safetensors"
+        if path.is_file():
+            tensors, _ = load_tensors(path)
+            emb = {k[4:]: v for k, v in tensors.items() if k.startswith("emb/")}
+            avd = {k[4:]: v for k, v in tensors.items() if k.startswith("avd/")}
+            return emb, avd
+        ids = self.df["utt_id"].tolist()
+        emb, avd = {}, {}
+        for i in tqdm(range(0, len(ids), 32), desc="features: emotion", unit="batch", disable=not progress):
+            chunk = ids[i : i + 32]
+            e, a = encoder.embed(self.waves(chunk))
+            for j, utt in enumerate(chunk):
+                emb[utt], avd[utt] = e[j].float(), a[j].float()
+        save_tensors(path, {f"emb/{k}": v for k, v in emb.items()} | {f"avd/{k}": v for k, v in avd.items()},
+                     {"encoder_key": encoder_key})
+        return emb, avd
+
+    def avd_targets(self, emotion_pred: dict[str, torch.Tensor] | None = None
+                    ) -> tuple[dict[str, torch.Tensor], str]:
+        """A/V/D regression targets: annotations where the corpus has them, else pseudo-targets."""
+        df = self.df
+        if df[AVD_COLUMNS].notna().all(axis=None):
+            vals = df[AVD_COLUMNS].to_numpy(np.float32)
+            source = "annotations"
+        elif self.preset.emotion_encoder.pseudo_avd == "encoder" and emotion_pred is not None:
+            return {u: emotion_pred[u] for u in df["utt_id"]}, "pseudo: emotion encoder predictions"
+        else:
+            vals = category_avd(df["emotion"].tolist())
+            source = "pseudo: per-category table (relm.models.emotion_encoder.CATEGORY_AVD)"
+        return {u: torch.from_numpy(v) for u, v in zip(df["utt_id"], vals)}, source

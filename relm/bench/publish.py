@@ -1,0 +1,45 @@
+"""Write what a sweep (or an evaluation) produced: per-run files, results.json, the report, `latest`."""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+
+from relm.bench.comparisons import add_holm, proposed_vs_others
+from relm.bench.report import point_latest, write_report
+from relm.bench.stages import StageTimer
+from relm.io import atomic_write_json, atomic_write_text, jsonl_text
+from relm.results import Results, add_run, aggregate
+
+
+def run_folder(dataset: str, system: str, seed: int) -> str:
+    """A run's folder inside the sweep folder."""
+    return f"{dataset}/{system}/seed{seed}"
+
+
+def write_run(results: Results, rows_by_system: dict[str, list[list[dict]]], sweep_dir: Path, dataset: str,
+              system: str, seed: int, rows: list[dict], metrics: dict) -> None:
+    """Write one run's responses and metrics, and file them in the results being built."""
+    folder = run_folder(dataset, system, seed)
+    atomic_write_text(sweep_dir / folder / "responses.jsonl", jsonl_text(rows))
+    atomic_write_json(sweep_dir / folder / "metrics.json", metrics)
+    rows_by_system.setdefault(system, []).append(rows)
+    add_run(results, dataset, system, metrics, folder)
+
+
+def close_dataset(results: Results, dataset: str, rows_by_system: dict[str, list[list[dict]]]) -> None:
+    """Mean metrics over seeds and the paired comparisons of one dataset."""
+    results["metrics"][dataset] = aggregate(results["metrics_by_seed"][dataset])
+    comparisons = proposed_vs_others(rows_by_system, results["systems"])
+    if comparisons:
+        results["comparisons"][dataset] = comparisons
+
+
+def finish(results: Results, timer: StageTimer, sweep_dir: Path, out_root: Path) -> None:
+    """Holm over the family, timings and memory, then results.json, the report and `latest`."""
+    add_holm(results["comparisons"])
+    results["timings_s"] = timer.rounded()
+    results["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    atomic_write_json(sweep_dir / "results.json", results)
+    write_report(sweep_dir, dict(results))
+    point_latest(out_root, sweep_dir)

@@ -1,0 +1,166 @@
+"""The paper-style report of a sweep: Markdown, an offline HTML page, and `results/runs/latest`."""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+import numpy as np
+
+from relm.bench.plots import plots
+from relm.io import atomic_write_text
+from relm.metrics.table import METRICS, metric_names
+from relm.models.system_table import systems_with_role
+
+ALPHA_MARKS = ((0.01, "**"), (0.05, "*"))  # (threshold, mark), strictest first
+
+
+def fmt(v, digits: int = 3) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
+
+
+def significance_mark(p: float | None) -> str:
+    """`**` for p < 0.01, `*` for p < 0.05, else nothing (also for a missing p)."""
+    if p is None:
+        return ""
+    return next((mark for threshold, mark in ALPHA_MARKS if p < threshold), "")
+
+
+def proposed_mark(metric: str, comparisons: dict, proposed: str) -> str:
+    """Mark the proposed system only when it beats every other system on `metric`; the weakest p counts."""
+    tests = [per[metric] for name, per in comparisons.items() if name.startswith(f"{proposed} vs ") and metric in per]
+    if not tests:
+        return ""
+    sign = 1 if METRICS.get(metric).higher_is_better else -1
+    better = all(t["mean_a"] is not None and t["mean_b"] is not None and sign * (t["mean_a"] - t["mean_b"]) > 0
+                 for t in tests)
+    ps = [t.get("p_holm") for t in tests]
+    return significance_mark(max(ps)) if better and None not in ps else ""  # type: ignore[type-var]
+
+
+def table_rows(results: dict) -> list[str]:
+    """The paper-style table: rows systems, columns the headline metrics per dataset."""
+    cols = metric_names(headline=True)
+    proposed = systems_with_role("proposed", results["systems"])
+    head = "| system | " + " | ".join(f"{d} {c.upper()}" for d in results["datasets"] for c in cols) + " |"
+    lines = [head, "|" + "---|" * (1 + len(cols) * len(results["datasets"]))]
+    for system in results["systems"]:
+        cells = []
+        for d in results["datasets"]:
+            row = results["metrics"].get(d, {}).get(system, {})
+            for c in cols:
+                v = row.get(c)
+                cell = fmt(v) + (f" ± {fmt(row[c + '_sd'])}" if row.get(c + "_sd") is not None else "")
+                if system in proposed and v is not None:
+                    cell += proposed_mark(c, results["comparisons"].get(d, {}), system)
+                cells.append(cell)
+        lines.append(f"| {system} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def comparison_rows(results: dict) -> list[str]:
+    lines = ["| dataset | comparison | metric | a | b | rel. impr. | 95% CI of diff | p (Wilcoxon) "
+             "| p (primary) | p (Holm) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for d, comps in results["comparisons"].items():
+        for name, per in comps.items():
+            for metric, r in per.items():
+                ci = r.get("ci95") or [None, None]
+                rel = fmt(r["relative_improvement"], 1)
+                lines.append(f"| {d} | {name} | {metric.upper()} | {fmt(r['mean_a'])} | {fmt(r['mean_b'])} | "
+                             f"{rel}{'' if rel == 'n/a' else '%'} | [{fmt(ci[0])}, {fmt(ci[1])}] | "
+                             f"{fmt(r.get('p_wilcoxon'), 4)} | {fmt(METRICS.get(metric).primary_p(r), 4)} | "
+                             f"{fmt(r.get('p_holm'), 4)} |")
+    return lines
+
+
+def _data_lines(results: dict) -> list[str]:
+    out = []
+    for d, info in results["data"].items():
+        teacher = info.get("teacher")
+        line = f"- {d}: {info['n']} utterances, A/V/D targets: {info['avd_targets']}"
+        if teacher:
+            line += (f"; teacher `{teacher['identity']}` ({teacher['prompt']} prompt), "
+                     f"{teacher['dropped_by_cleaning']} responses dropped by cleaning")
+        out.append(line + ".")
+    for d, ref in results.get("teacher_reference", {}).items():
+        if ref.get("n"):
+            out.append(f"- {d}: step-1 expected responses vs {ref['against']} on the same {ref['n']} test "
+                       "utterances: " + ", ".join(f"{m.upper()} {ref[m]['mean_a']:.3f} vs {ref[m]['mean_b']:.3f} "
+                                                  f"(p {ref[m]['p_permutation']:.4f})"
+                                                  for m in metric_names(family="empathy")))
+    return out
+
+
+def markdown(results: dict, plot_files: list[Path]) -> str:
+    prov = results["provenance"]
+    sc = results["scorer"]
+    proposed = ", ".join(systems_with_role("proposed", results["systems"])) or "the proposed system"
+    out = [f"# relm sweep `{results['sweep_id']}`", "",
+           f"Preset `{results['preset']['name']}` ({results['preset_hash']}), seeds {results['seeds']}, "
+           f"git {str(prov['git_hash'])[:10]}{' (dirty)' if prov['git_dirty'] else ''}, "
+           f"protocols: {', '.join(results['protocols'].values())}.", ""]
+    if sc.get("available"):
+        val = sc["validation"]
+        out.append(f"Empathy scorer `{sc['identity']}`; held-out macro-F1 " +
+                   ", ".join(f"{m.upper()} {val[m]['macro_f1']:.3f}" for m in metric_names(family="empathy")) + ".")
+    else:
+        out.append(f"**Empathy metrics unavailable**: {sc['reason']}")
+    out += ["", f"## Results (mean over seeds; * / ** : {proposed} better than every other system, Holm-adjusted "
+            "p < 0.05 / 0.01)", "", *table_rows(results), "",
+            "UA: generative SER answer parsed to a label (unparseable answers count as wrong); UA_HEAD: the SER "
+            "head on the pooled adapter output.", "", "## Paired comparisons", "", *comparison_rows(results), "",
+            "## Data", "", *_data_lines(results)]
+    out += ["", "## Where the time went (seconds)", "", "| stage | s |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in results["timings_s"].items()]
+    if results.get("peak_rss_gib"):
+        out.append(f"| peak resident memory (GiB) | {results['peak_rss_gib']} |")
+    out += ["", "## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in sorted(plot_files)]
+    return "\n".join(out) + "\n"
+
+
+def to_html(md: str, title: str) -> str:
+    """A small Markdown subset (headings, tables, images, paragraphs) as a self-contained page."""
+    body, in_table = [], False
+    for line in md.splitlines():
+        if line.startswith("|"):
+            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
+            if set("".join(cells)) <= set("-"):
+                continue
+            tag = "th" if not in_table else "td"
+            body.append(("<table>" if not in_table else "") + "<tr>" +
+                        "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>")
+            in_table = True
+            continue
+        if in_table:
+            body.append("</table>")
+            in_table = False
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
+        elif line.startswith("!["):
+            src = line[line.index("(") + 1 : -1]
+            body.append(f'<img src="{html.escape(src)}" style="max-width:48%">')
+        elif line.strip():
+            body.append(f"<p>{html.escape(line)}</p>")
+    if in_table:
+        body.append("</table>")
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+
+
+def write_report(run_dir: Path, results: dict) -> None:
+    md = markdown(results, plots(run_dir, results))
+    atomic_write_text(run_dir / "report.md", md)
+    atomic_write_text(run_dir / "report.html", to_html(md, results["sweep_id"]))
+
+
+def point_latest(out_root: Path, run_dir: Path) -> None:
+    link = out_root / "latest"
+    tmp = out_root / ".latest.tmp"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(run_dir.name)
+    os.replace(tmp, link)

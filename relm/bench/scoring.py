@@ -1,0 +1,93 @@
+"""Score one run's test answers: parsed SER labels, UA/WA/macro-F1, EPITOME levels.
+
+Knows scoring, not models: input is the per-utterance rows written by generation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from relm.config import Preset
+from relm.data.schema import LABELS
+from relm.errors import RelmError
+from relm.metrics.table import EMPATHY_MECHANISMS
+from relm.results import ScorerInfo
+from relm.scoring import empathy, stats
+from relm.scoring.empathy_base import EmpathyScorer
+from relm.scoring.epitome_data import default_dir, load_epitome
+from relm.scoring.ser import parse_emotion, ser_scores
+
+
+def load_scorer(preset: Preset, epitome: str | None) -> tuple[EmpathyScorer | None, ScorerInfo]:
+    """(scorer or None, info). Trains the preset's scorer kind once when EPITOME data is found."""
+    folder = Path(epitome) if epitome else default_dir()
+    if not folder.is_dir():
+        return None, {"available": False, "reason": (
+            f"EPITOME data not found at {folder} (pass --epitome DIR or set RELM_EPITOME_DIR; the CSVs are in "
+            "github.com/behavioral-data/Empathy-Mental-Health, dataset/); empathy metrics are not reported")}
+    data = load_epitome(folder)
+    kinds = [k.strip() for k in preset.scorer.split(",")]  # preference order; the last is trained if none is
+    for kind in kinds:
+        empathy.SCORERS.get(kind)  # an unknown kind fails here, with a suggestion
+    scorer = None
+    for kind in kinds:
+        try:
+            scorer = empathy.load_trained(kind, data.data_hash)
+            break
+        except RelmError:
+            continue
+    if scorer is None:
+        scorer = empathy.train(kinds[-1], data, seed=0)
+    val = scorer.meta["validation"]
+    return scorer, {"available": True, "identity": scorer.identity, "kind": scorer.kind,
+                    "training_data_hash": data.data_hash, "training_data": str(folder),
+                    "validation": {m: {k: v[k] for k in ("accuracy", "macro_f1", "n")} for m, v in val.items()}}
+
+
+def score_rows(rows: list[dict], scorer: EmpathyScorer | None) -> tuple[list[dict], dict]:
+    """Add parsed SER labels and EPITOME levels to the rows; return (rows, metrics)."""
+    for r in rows:
+        r["ser_label"] = parse_emotion(r["ser_answer"])
+    gold = [r["gold_emotion"] for r in rows]
+    ser = ser_scores(gold, [r["ser_label"] for r in rows])
+    metrics = {"ua": ser.ua, "wa": ser.wa, "macro_f1": ser.macro_f1, "n": ser.n,
+               "n_unparseable": ser.n_unparseable, "confusion": ser.confusion, "labels": list(LABELS)}
+    if rows and rows[0].get("ser_head"):
+        head = ser_scores(gold, [r["ser_head"] for r in rows])
+        metrics |= {"ua_head": head.ua, "wa_head": head.wa, "confusion_head": head.confusion}
+    else:
+        metrics["ua_head"] = None
+    if rows and rows[0].get("avd_pred"):
+        pred = np.array([r["avd_pred"] for r in rows])
+        target = np.array([r["avd_target"] for r in rows])
+        metrics["avd_mse"] = float(np.mean((pred - target) ** 2))
+        metrics["avd_pearson"] = [float(np.corrcoef(pred[:, k], target[:, k])[0, 1]) if np.std(pred[:, k]) > 0
+                                  else float("nan") for k in range(3)]
+    words = [len(r["response"].split()) for r in rows]
+    metrics["response_words_mean"] = float(np.mean(words)) if words else 0.0
+    metrics["n_empty_responses"] = int(sum(w == 0 for w in words))
+    if scorer is not None:
+        levels = scorer.score([r["transcript"] for r in rows], [r["response"] for r in rows])
+        for mech, vals in levels.items():
+            for r, v in zip(rows, vals):
+                r[mech] = int(v)
+            metrics[mech] = float(np.mean(vals)) if len(vals) else float("nan")
+            metrics[f"{mech}_levels"] = [float(np.mean(vals == k)) if len(vals) else 0.0 for k in (0, 1, 2)]
+    else:
+        for mech in EMPATHY_MECHANISMS:
+            metrics[mech] = None
+    return rows, metrics
+
+
+def teacher_reference(reference_rows: list[dict], targets: dict[str, str | None], scorer: EmpathyScorer) -> dict:
+    """Step-1 expected responses vs a system's outputs on the same test utterances (paired)."""
+    rows = [r for r in reference_rows if targets.get(r["id"])]
+    if not rows:
+        return {"n": 0}
+    levels = scorer.score([r["transcript"] for r in rows], [targets[r["id"]] for r in rows])
+    out: dict = {"n": len(rows)}
+    for mech, vals in levels.items():
+        out[mech] = stats.compare(vals, [r[mech] for r in rows], n_resamples=5000)
+    return out

@@ -1,0 +1,100 @@
+"""A sweep: datasets x systems x seeds -> results/runs/<sweep id>/ (the only room that knows all rooms).
+
+Every stage's output lives in relm's cache under a key of everything it depends on
+(model identities, preset sections, data hash, seed), is written atomically, and is
+skipped when present: a killed sweep, started again, redoes only unfinished stages.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from relm.bench import tracking
+from relm.bench.dataset import prepare_dataset
+from relm.bench.publish import close_dataset, finish, run_folder, write_run
+from relm.bench.scoring import load_scorer, score_rows, teacher_reference
+from relm.bench.stages import Stage, StageTimer, parse_force
+from relm.bench.teacher import teacher_targets
+from relm.bench.training import train_and_answer
+from relm.config import load_preset
+from relm.data.corpora import DEFAULT_DATASET
+from relm.data.schema import SPLITS
+from relm.keys import content_key
+from relm.models.system_table import default_systems, get_system, systems_with_role
+from relm.results import new_results
+
+
+@dataclass
+class SweepConfig:
+    datasets: list[str] = field(default_factory=lambda: [DEFAULT_DATASET])
+    systems: list[str] = field(default_factory=default_systems)
+    preset: str = "cpu"
+    seeds: int = 1
+    roots: dict[str, str] = field(default_factory=dict)
+    protocol: str | None = None
+    epitome: str | None = None
+    force: set[str] = field(default_factory=set)
+    out_root: Path = Path("results/runs")
+    overrides: dict = field(default_factory=dict)
+    sweep_id: str | None = None
+    progress: bool = True
+    tracking: bool = True
+
+
+def run_sweep(cfg: SweepConfig) -> Path:
+    for system in cfg.systems:  # unknown names fail before any work
+        get_system(system)
+    force = parse_force(cfg.force)
+    preset = load_preset(cfg.preset, cfg.overrides)
+    torch.set_num_threads(preset.threads or max(1, os.cpu_count() or 1))
+    sweep_id = cfg.sweep_id or (f"{preset.name}-{'+'.join(cfg.datasets)}-"
+                                f"{content_key(cfg.systems, cfg.seeds, preset.hash(), length=8)}")
+    sweep_dir = cfg.out_root / sweep_id
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    timer = StageTimer()
+    with timer(Stage.SCORE):
+        scorer, scorer_info = load_scorer(preset, cfg.epitome)
+    results = new_results(sweep_id, preset.to_dict(), preset.hash(), cfg.datasets, cfg.systems,
+                          list(range(cfg.seeds)), scorer_info)
+    zero_shot = systems_with_role("zero_shot", cfg.systems)
+    for dataset in cfg.datasets:
+        bundle = prepare_dataset(dataset, cfg.roots.get(dataset), preset, timer, protocol=cfg.protocol,
+                                 force=force, progress=cfg.progress)
+        with timer(Stage.TEACHER):
+            targets, teacher_info = teacher_targets(preset, bundle.df, cfg.progress, Stage.TEACHER in force)
+        results["protocols"][dataset] = bundle.protocol
+        results["data"][dataset] = {"data_hash": bundle.data_hash, "n": bundle.split_sizes(),
+                                    "avd_targets": bundle.avd_source, "emotion_encoder": bundle.emotion_encoder,
+                                    "teacher": teacher_info, "skipped": bundle.manifest.skipped,
+                                    "manifest": bundle.manifest_path}
+        items = {s: bundle.items(s, targets) for s in SPLITS}
+        rows_by_system: dict[str, list[list[dict]]] = {}
+        for system in cfg.systems:
+            for seed in range(cfg.seeds):
+                entry_key = content_key(bundle.data_hash, system, seed, preset.hash(), teacher_info["cache_key"],
+                                        bundle.avd_source)
+                log_dir = sweep_dir / run_folder(dataset, system, seed) / "logs"
+                run = tracking.start_run(cfg, sweep_id, dataset, system, seed, preset) if cfg.tracking else None
+                try:
+                    with timer(Stage.TRAIN, system):
+                        rows, info = train_and_answer(system, seed, preset, items, bundle.dims, entry_key, log_dir,
+                                                      Stage.TRAIN in force, cfg.progress, tracking.loggers(run))
+                    with timer(Stage.SCORE):
+                        rows, metrics = score_rows(rows, scorer)
+                    metrics["train"] = info
+                    write_run(results, rows_by_system, sweep_dir, dataset, system, seed, rows, metrics)
+                    tracking.log_run(run, dataset, metrics, rows)
+                finally:
+                    tracking.finish(run)
+        close_dataset(results, dataset, rows_by_system)
+        if scorer is not None and zero_shot:
+            ref = teacher_reference(rows_by_system[zero_shot[0]][0], targets, scorer)
+            results.setdefault("teacher_reference", {})[dataset] = ref | {"against": zero_shot[0]}
+    finish(results, timer, sweep_dir, cfg.out_root)
+    if cfg.tracking:
+        tracking.log_sweep_artifact(cfg, sweep_id, sweep_dir)
+    return sweep_dir

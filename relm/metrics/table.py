@@ -1,0 +1,69 @@
+"""The metric table: every fact about a metric lives in its one `register_metric` line.
+
+`family` groups metrics for reports (empathy or ser); `primary_test` names the paired test
+whose p-value a comparison adjusts and reports first (None: the metric is not tested);
+`gated` metrics are checked by `relm check`; `per_item` metrics are means of per-utterance
+scores, so seeds average per utterance before a test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from relm.registry import Registry
+
+Family = Literal["empathy", "ser"]
+PrimaryTest = Literal["permutation", "mcnemar"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    primary_test: PrimaryTest | None
+    gated: bool
+    family: Family
+    description: str
+    headline: bool = True  # a column of the paper-style results table
+
+    @property
+    def p_key(self) -> str | None:
+        """The comparison field that holds this metric's primary p-value."""
+        return None if self.primary_test is None else f"p_{self.primary_test}"
+
+    def primary_p(self, comparison: dict) -> float | None:
+        return None if self.p_key is None else comparison.get(self.p_key)
+
+
+METRICS: Registry[Metric] = Registry("metric")
+
+
+def register_metric(name: str, *, higher_is_better: bool, primary_test: PrimaryTest | None, gated: bool,
+                    family: Family, description: str, headline: bool = True) -> Metric:
+    metric = Metric(name, higher_is_better, primary_test, gated, family, description, headline)
+    METRICS.register(name, metric)
+    return metric
+
+
+EMPATHY_MECHANISMS = ("er", "ip", "ex")  # EPITOME: Emotional Reaction, Interpretation, Exploration
+for _mech, _title in zip(EMPATHY_MECHANISMS, ("Emotional Reaction", "Interpretation", "Exploration")):
+    register_metric(_mech, higher_is_better=True, primary_test="permutation", gated=True, family="empathy",
+                    description=f"mean EPITOME {_title} level (0-2) of the test responses")
+register_metric("ua", higher_is_better=True, primary_test="permutation", gated=True, family="ser",
+                description="unweighted accuracy (macro recall) of the parsed generative SER answer")
+register_metric("wa", higher_is_better=True, primary_test="mcnemar", gated=True, family="ser", headline=False,
+                description="weighted accuracy (plain accuracy) of the parsed generative SER answer")
+register_metric("macro_f1", higher_is_better=True, primary_test=None, gated=True, family="ser", headline=False,
+                description="macro-F1 of the parsed generative SER answer over the gold classes")
+register_metric("ua_head", higher_is_better=True, primary_test=None, gated=True, family="ser",
+                description="unweighted accuracy of the SER head on the pooled adapter output (speech systems)")
+
+
+def metric_names(**facts: object) -> list[str]:
+    """Names of the metrics whose attributes equal `facts`, in table order (e.g. gated=True)."""
+    return [n for n, m in METRICS.items() if all(getattr(m, k) == v for k, v in facts.items())]
+
+
+def tested_metrics() -> list[str]:
+    return [n for n, m in METRICS.items() if m.primary_test is not None]

@@ -1,0 +1,224 @@
+"""The schema of results.json (TypedDicts; the docstring under each key is its documentation) and its builder.
+
+`relm bench` and `relm evaluate` build results through the same functions (`new_results`,
+`add_run`, `aggregate`), and `docs/results-schema.md` is generated from this file
+(`python -m relm.results > docs/results-schema.md`; a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, TypedDict
+
+import numpy as np
+
+from relm.docstrings import attribute_fields
+from relm.metrics.table import EMPATHY_MECHANISMS, METRICS
+
+SCHEMA_VERSION = 1
+LIBRARIES = ("torch", "torchaudio", "transformers", "peft", "lightning", "torchmetrics", "scikit-learn", "scipy",
+             "numpy", "pandas", "wandb", "soundfile")
+
+
+class Provenance(TypedDict):
+    git_hash: str | None
+    """Commit of the relm checkout that ran the sweep."""
+    git_dirty: bool | None
+    """True when the checkout had uncommitted changes."""
+    python: str
+    """Python version."""
+    libraries: dict[str, str | None]
+    """Versions of the libraries that shape the numbers."""
+    platform: str
+    """Operating system and machine."""
+    cpu_count: int | None
+    """Logical CPUs."""
+
+
+class ScorerInfo(TypedDict, total=False):
+    available: bool
+    """False when no EPITOME data was found: empathy metrics are then null."""
+    identity: str
+    """`kind@datahash-seed` of the scorer that produced every ER/IP/EX level."""
+    kind: str
+    """Scorer kind (`relm ls scorers`)."""
+    training_data_hash: str
+    """sha256 of the three EPITOME CSVs it was trained on."""
+    training_data: str
+    """Folder of those CSVs."""
+    validation: dict[str, dict[str, float]]
+    """Per mechanism (er, ip, ex): held-out `accuracy`, `macro_f1`, `n` on unseen seekers."""
+    reason: str
+    """Why the scorer is unavailable."""
+
+
+class TeacherInfo(TypedDict):
+    identity: str
+    """The teacher LLM's identity (file hash or hub revision), or `template`."""
+    prompt: str
+    """Prompt style: paper, fewshot or template."""
+    cache_key: str
+    """Key of the teacher's cache entry."""
+    dropped_by_cleaning: int
+    """Responses the paper's cleaning rules dropped (those utterances train without a response target)."""
+    n: int
+    """Utterances given to the teacher."""
+
+
+class DataInfo(TypedDict, total=False):
+    data_hash: str
+    """Content hash of the manifest rows (ids, labels, splits, transcripts, speakers, durations)."""
+    n: dict[str, int]
+    """Utterances per split."""
+    avd_targets: str
+    """Where the A/V/D regression targets came from: annotations, or which pseudo-targets."""
+    emotion_encoder: dict[str, Any]
+    """Kind; for a stage-0 encoder its weights, training targets and loss per epoch."""
+    teacher: TeacherInfo
+    """Step-1 teacher (sweeps only)."""
+    skipped: dict[str, int]
+    """Adapter skip counts by reason."""
+    manifest: str
+    """Parquet file of the exact utterance table used."""
+
+
+class Comparison(TypedDict, total=False):
+    mean_a: float | None
+    """Metric of system a (the proposed system)."""
+    mean_b: float | None
+    """Metric of system b."""
+    relative_improvement: float | None
+    """(a - b) / b in percent, as the paper reports."""
+    absolute_difference: float
+    """a - b (UA)."""
+    p_wilcoxon: float | None
+    """Wilcoxon signed-rank p (zsplit), on per-utterance levels averaged over seeds."""
+    p_permutation: float | None
+    """Paired permutation p: sign flips of per-utterance differences; for UA, a/b swapped per utterance."""
+    p_mcnemar: float | None
+    """Exact McNemar p (WA)."""
+    ci95: list[float | None]
+    """Paired bootstrap 95% CI of a - b."""
+    p_holm: float
+    """Holm-adjusted primary p (the metric table's `primary_test`) over the sweep's family."""
+
+
+class Results(TypedDict, total=False):
+    schema_version: int
+    """Version of this schema."""
+    sweep_id: str
+    """Run folder name: `<preset>-<datasets>-<key of systems, seeds, preset>` (the same command resumes it)."""
+    preset: dict[str, Any]
+    """The full preset after overrides."""
+    preset_hash: str
+    """Content key of `preset`."""
+    datasets: list[str]
+    """Datasets of the sweep."""
+    systems: list[str]
+    """Systems of the sweep (`relm ls systems`)."""
+    seeds: list[int]
+    """Seeds `0..N-1`."""
+    scorer: ScorerInfo
+    """The empathy scorer behind every ER/IP/EX number."""
+    provenance: Provenance
+    """Code and library versions."""
+    protocols: dict[str, str]
+    """`<dataset>:<protocol>` per dataset, e.g. `iemocap:session5-test`."""
+    data: dict[str, DataInfo]
+    """Per dataset: what was read and prepared."""
+    metrics: dict[str, dict[str, dict[str, Any]]]
+    """[dataset][system][metric]: mean over seeds (`relm ls metrics`); `<metric>_sd` with several seeds;
+    `n`, `n_unparseable`, `er_levels`..."""
+    metrics_by_seed: dict[str, dict[str, list[dict[str, Any]]]]
+    """[dataset][system]: one `metrics.json` per seed, with confusion matrices, A/V/D fit, response lengths
+    and `train` (items, steps, parameters, seconds)."""
+    comparisons: dict[str, dict[str, dict[str, Comparison]]]
+    """[dataset]["<proposed> vs <other>"][metric]: paired tests over the test utterances."""
+    teacher_reference: dict[str, dict[str, Any]]
+    """[dataset]: the step-1 targets scored like a system and compared with the zero-shot system (a = teacher)."""
+    runs: dict[str, dict[str, list[str]]]
+    """[dataset][system]: run folders (relative) with `responses.jsonl`, `metrics.json` and training logs."""
+    timings_s: dict[str, float]
+    """Wall seconds per stage (`manifest`, `features`, `stage0`, `teacher`, `train:<system>`, `score`)."""
+    peak_rss_gib: float
+    """Peak resident memory of the process."""
+    evaluated_from: str
+    """`relm evaluate` only: the sweep whose trained systems answered."""
+    trained_on: str
+    """`relm evaluate` only: the dataset those systems were trained on."""
+
+
+def provenance() -> Provenance:
+    here = Path(__file__).parent
+    try:
+        git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=here).stdout.strip() or None
+        dirty: bool | None = bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True,
+                                                 timeout=10, cwd=here).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        git, dirty = None, None
+    libs: dict[str, str | None] = {}
+    for lib in LIBRARIES:
+        try:
+            libs[lib] = version(lib)
+        except PackageNotFoundError:
+            libs[lib] = None
+    return {"git_hash": git, "git_dirty": dirty, "python": platform.python_version(), "libraries": libs,
+            "platform": platform.platform(), "cpu_count": os.cpu_count()}
+
+
+def new_results(sweep_id: str, preset: dict, preset_hash: str, datasets: list[str], systems: list[str],
+                seeds: list[int], scorer: ScorerInfo) -> Results:
+    return {"schema_version": SCHEMA_VERSION, "sweep_id": sweep_id, "preset": preset, "preset_hash": preset_hash,
+            "datasets": datasets, "systems": systems, "seeds": seeds, "scorer": scorer,
+            "provenance": provenance(), "protocols": {}, "data": {}, "metrics": {}, "metrics_by_seed": {},
+            "comparisons": {}, "runs": {}}
+
+
+def add_run(results: Results, dataset: str, system: str, metrics: dict, folder: str) -> None:
+    """File one run's metrics and its folder (relative to the sweep folder)."""
+    results["metrics_by_seed"].setdefault(dataset, {}).setdefault(system, []).append(metrics)
+    results["runs"].setdefault(dataset, {}).setdefault(system, []).append(folder)
+
+
+def aggregate(by_seed: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
+    """metrics[system][metric] = mean over seeds; `<metric>_sd` when there are several seeds."""
+    out = {}
+    for system, runs in by_seed.items():
+        row: dict[str, Any] = {}
+        for m in METRICS.names():
+            vals = [r.get(m) for r in runs if r.get(m) is not None]
+            row[m] = float(np.mean(vals)) if vals else None
+            if len(vals) > 1:
+                row[f"{m}_sd"] = float(np.std(vals, ddof=1))
+        for mech in EMPATHY_MECHANISMS:
+            if runs and runs[0].get(f"{mech}_levels") is not None:
+                row[f"{mech}_levels"] = np.mean([r[f"{mech}_levels"] for r in runs], axis=0).tolist()
+        row["n_unparseable"] = int(sum(r.get("n_unparseable", 0) for r in runs))
+        row["n"] = int(runs[0].get("n", 0)) if runs else 0
+        out[system] = row
+    return out
+
+
+def schema_markdown() -> str:
+    """docs/results-schema.md, generated from the TypedDicts above."""
+    lines = ["# `results.json`, key by key", "",
+             "Generated from `relm/results.py` (`python -m relm.results > docs/results-schema.md`). Written",
+             "atomically to `results/runs/<sweep-id>/results.json` by `relm bench` and `relm evaluate`;",
+             "`results/runs/latest` points at the newest sweep folder. Metric names and facts: `relm ls metrics`.", ""]
+    for cls in (Results, DataInfo, TeacherInfo, ScorerInfo, Comparison, Provenance):
+        lines += [f"## `{cls.__name__}`", "", "| key | type | meaning |", "|---|---|---|"]
+        for key, (hint, doc) in attribute_fields(cls).items():
+            lines.append(f"| `{key}` | `{hint.replace('|', '\\|')}` | {doc} |")
+        lines.append("")
+    lines += ["`results/baselines/*.json` keep `metrics` plus per-metric absolute `tolerances` for `relm check`."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(schema_markdown())

@@ -1,0 +1,73 @@
+"""What every EPITOME empathy scorer shares: the interface, saving, and held-out evaluation."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, f1_score
+
+from relm.errors import RelmError
+from relm.io import atomic_dir
+from relm.scoring.epitome_data import MECHANISMS
+
+LEVELS = (0, 1, 2)
+
+
+class EmpathyScorer(ABC):
+    """Predicts EPITOME levels; `meta` carries identity, training-data hash and validity."""
+
+    def __init__(self, kind: str, **params):
+        self.kind = kind  # the name it is registered under (`relm ls scorers`)
+        self.params = params
+        self.meta: dict = {"kind": kind, "params": params}
+
+    @abstractmethod
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> None: ...
+
+    @abstractmethod
+    def _predict(self, seekers: list[str], responses: list[str]) -> dict[str, np.ndarray]: ...
+
+    @abstractmethod
+    def _save(self, folder: Path) -> None: ...
+
+    @abstractmethod
+    def _load(self, folder: Path) -> None: ...
+
+    def score(self, seekers: list[str], responses: list[str]) -> dict[str, np.ndarray]:
+        """Levels per mechanism for each (seeker, response); an empty input gives empty arrays."""
+        if len(seekers) != len(responses):
+            raise RelmError(f"score: {len(seekers)} seeker posts but {len(responses)} responses")
+        if not responses:
+            return {m: np.zeros(0, dtype=int) for m in MECHANISMS}
+        seekers = [str(s) for s in seekers]
+        responses = [str(r) for r in responses]
+        return {m: np.asarray(v, dtype=int) for m, v in self._predict(seekers, responses).items()}
+
+    def save(self, folder: Path) -> Path:
+        with atomic_dir(folder) as tmp:
+            self._save(tmp)
+            (tmp / "meta.json").write_text(json.dumps(self.meta, indent=2, sort_keys=True))
+        return folder
+
+    @property
+    def identity(self) -> str:
+        return f"{self.kind}@{self.meta.get('data_hash', '?')[:16]}-s{self.meta.get('seed', '?')}"
+
+
+def evaluate(scorer: EmpathyScorer, table: pd.DataFrame) -> dict[str, dict]:
+    """Accuracy, macro-F1 and per-level F1 of the scorer against the table's gold levels."""
+    preds = scorer.score(table["seeker_post"].tolist(), table["response_post"].tolist())
+    out = {}
+    for mech in MECHANISMS:
+        gold, pred = table[mech].to_numpy(), preds[mech]
+        per_level = f1_score(gold, pred, labels=list(LEVELS), average=None, zero_division=0)
+        out[mech] = {"accuracy": float(accuracy_score(gold, pred)),
+                     "macro_f1": float(f1_score(gold, pred, labels=list(LEVELS), average="macro",
+                                                zero_division=0)),
+                     "f1_per_level": {str(lv): float(f) for lv, f in zip(LEVELS, per_level)},
+                     "n": int(len(gold))}
+    return out
