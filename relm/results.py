@@ -214,7 +214,8 @@ def schema_markdown() -> str:
     for cls in (Results, DataInfo, TeacherInfo, ScorerInfo, Comparison, Provenance):
         lines += [f"## `{cls.__name__}`", "", "| key | type | meaning |", "|---|---|---|"]
         for key, (hint, doc) in attribute_fields(cls).items():
-            lines.append(f"| `{key}` | `{hint.replace('|', '\\|')}` | {doc} |")
+            cell = hint.replace("|", "\\|")  # a bare | would split the Markdown cell
+            lines.append(f"| `{key}` | `{cell}` | {doc} |")
         lines.append("")
     lines += ["`results/baselines/*.json` keep `metrics` plus per-metric absolute `tolerances` for `relm check`."]
     return "\n".join(lines) + "\n"
