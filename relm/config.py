@@ -180,7 +180,7 @@ class Preset:
     train: TrainCfg = field(default_factory=TrainCfg)
     generate: GenerateCfg = field(default_factory=GenerateCfg)
     prompts: PromptCfg = field(default_factory=PromptCfg)
-    scorer: str = "tfidf"
+    scorer: str = ""
     """Empathy scorer kinds in order of preference (`relm ls scorers`); the last is trained if none is."""
     threads: int = 0
     """Torch CPU threads; 0 = all cores. 1 makes CPU float sums bit-reproducible (smoke, CI)."""
@@ -220,6 +220,8 @@ def preset_from_dict(data: dict, where: str, cls: type = Preset) -> Any:
 
 
 def _check(preset: Preset, where: str) -> Preset:
+    if not preset.scorer.strip():
+        raise RelmError(f"{where}: scorer is empty; name a scorer kind (`relm ls scorers`)")
     empty = [k for k in REQUIRED_PROMPTS if not getattr(preset.prompts, k).strip()]
     if empty:
         raise RelmError(f"{where}: prompts.{empty[0]} is empty; a preset states every prompt it uses")

