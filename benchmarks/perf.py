@@ -23,8 +23,10 @@ from relm.config import load_preset
 from relm.data.schema import LABELS
 from relm.io import atomic_write_json
 
-TARGET = ("That is so frustrating, no wonder you are angry. What do you plan to do about it now, "
-          "and is there anything I can do to help you get through this?")
+TARGET = (
+    "That is so frustrating, no wonder you are angry. What do you plan to do about it now, "
+    "and is there anything I can do to help you get through this?"
+)
 
 
 def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
@@ -38,9 +40,20 @@ def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
 
 def items(n: int, speech_dim: int, emo_dim: int, seconds: float = 2.7) -> list[dict]:
     frames = int(seconds * 50)
-    return [{"utt_id": f"u{i}", "frames": torch.randn(frames, speech_dim), "emotion": torch.randn(emo_dim),
-             "avd": torch.rand(3), "label": i % 5, "emotion_name": LABELS[i % 5], "task": "response",
-             "transcript": "My landlord is raising the rent again.", "target": TARGET} for i in range(n)]
+    return [
+        {
+            "utt_id": f"u{i}",
+            "frames": torch.randn(frames, speech_dim),
+            "emotion": torch.randn(emo_dim),
+            "avd": torch.rand(3),
+            "label": i % 5,
+            "emotion_name": LABELS[i % 5],
+            "task": "response",
+            "transcript": "My landlord is raising the rent again.",
+            "target": TARGET,
+        }
+        for i in range(n)
+    ]
 
 
 def main() -> None:
@@ -86,10 +99,15 @@ def main() -> None:
             single_tok += len(module.tokenizer(module.generate([it], "response", 32)[0])["input_ids"])
         single_s = time.perf_counter() - start
     res = {
-        "preset": args.preset, "threads": torch.get_num_threads(), "matmul_gflops": round(peak, 1),
-        "train_step_s": round(step, 3), "train_step_tokens": int(n_tokens), "target_tokens": n_target,
+        "preset": args.preset,
+        "threads": torch.get_num_threads(),
+        "matmul_gflops": round(peak, 1),
+        "train_step_s": round(step, 3),
+        "train_step_tokens": int(n_tokens),
+        "target_tokens": n_target,
         "train_step_gflops": round(flops / step / 1e9, 1),
-        "fraction_of_matmul_peak": round(flops / step / 1e9 / peak, 3), "precision": preset.train.precision,
+        "fraction_of_matmul_peak": round(flops / step / 1e9 / peak, 3),
+        "precision": preset.train.precision,
         "generate_batched_tok_s": round(batched_tok / batched_s, 1),
         "generate_single_tok_s": round(single_tok / single_s, 1),
         "batched_speedup": round((batched_tok / batched_s) / (single_tok / single_s), 2),

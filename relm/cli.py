@@ -37,8 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print("relm: interrupted; finished stages are kept, run the command again to resume",
-              file=sys.stderr)
+        print("relm: interrupted; finished stages are kept, run the command again to resume", file=sys.stderr)
         return 130
 
 

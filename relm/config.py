@@ -201,7 +201,7 @@ REQUIRED_PROMPTS = ("system", "instruction", "ser_system", "ser_instruction", "s
 
 def _section_type(cls: type, name: str) -> type | None:
     hint = typing.get_type_hints(cls)[name]
-    return hint if dataclasses.is_dataclass(hint) else None
+    return hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
 
 
 def preset_from_dict(data: dict, where: str, cls: type = Preset) -> Any:
@@ -284,7 +284,7 @@ def help_text(cls: type = Preset, prefix: str = "") -> str:
             lines.append(f"{prefix}{f.name}:")
             lines.append(help_text(section, prefix + "  "))
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
         text = docs.get(f.name, "")
         lines.append(f"{prefix}{f.name} (default {default!r}): {text}")
     return "\n".join(lines)

@@ -21,8 +21,20 @@ from relm.docstrings import attribute_fields
 from relm.metrics.table import EMPATHY_MECHANISMS, METRICS
 
 SCHEMA_VERSION = 1
-LIBRARIES = ("torch", "torchaudio", "transformers", "peft", "lightning", "torchmetrics", "scikit-learn", "scipy",
-             "numpy", "pandas", "wandb", "soundfile")
+LIBRARIES = (
+    "torch",
+    "torchaudio",
+    "transformers",
+    "peft",
+    "lightning",
+    "torchmetrics",
+    "scikit-learn",
+    "scipy",
+    "numpy",
+    "pandas",
+    "wandb",
+    "soundfile",
+)
 
 
 class Provenance(TypedDict):
@@ -156,10 +168,17 @@ class Results(TypedDict, total=False):
 def provenance() -> Provenance:
     here = Path(__file__).parent
     try:
-        git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=here).stdout.strip() or None
-        dirty: bool | None = bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True,
-                                                 timeout=10, cwd=here).stdout.strip())
+        git = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, cwd=here
+            ).stdout.strip()
+            or None
+        )
+        dirty: bool | None = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain"], capture_output=True, text=True, timeout=10, cwd=here
+            ).stdout.strip()
+        )
     except (OSError, subprocess.SubprocessError):
         git, dirty = None, None
     libs: dict[str, str | None] = {}
@@ -168,16 +187,42 @@ def provenance() -> Provenance:
             libs[lib] = version(lib)
         except PackageNotFoundError:
             libs[lib] = None
-    return {"git_hash": git, "git_dirty": dirty, "python": platform.python_version(), "libraries": libs,
-            "platform": platform.platform(), "cpu_count": os.cpu_count()}
+    return {
+        "git_hash": git,
+        "git_dirty": dirty,
+        "python": platform.python_version(),
+        "libraries": libs,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+    }
 
 
-def new_results(sweep_id: str, preset: dict, preset_hash: str, datasets: list[str], systems: list[str],
-                seeds: list[int], scorer: ScorerInfo) -> Results:
-    return {"schema_version": SCHEMA_VERSION, "sweep_id": sweep_id, "preset": preset, "preset_hash": preset_hash,
-            "datasets": datasets, "systems": systems, "seeds": seeds, "scorer": scorer,
-            "provenance": provenance(), "protocols": {}, "data": {}, "metrics": {}, "metrics_by_seed": {},
-            "comparisons": {}, "runs": {}}
+def new_results(
+    sweep_id: str,
+    preset: dict,
+    preset_hash: str,
+    datasets: list[str],
+    systems: list[str],
+    seeds: list[int],
+    scorer: ScorerInfo,
+) -> Results:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "sweep_id": sweep_id,
+        "preset": preset,
+        "preset_hash": preset_hash,
+        "datasets": datasets,
+        "systems": systems,
+        "seeds": seeds,
+        "scorer": scorer,
+        "provenance": provenance(),
+        "protocols": {},
+        "data": {},
+        "metrics": {},
+        "metrics_by_seed": {},
+        "comparisons": {},
+        "runs": {},
+    }
 
 
 def add_run(results: Results, dataset: str, system: str, metrics: dict, folder: str) -> None:
@@ -192,7 +237,7 @@ def aggregate(by_seed: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
     for system, runs in by_seed.items():
         row: dict[str, Any] = {}
         for m in METRICS.names():
-            vals = [r.get(m) for r in runs if r.get(m) is not None]
+            vals = [float(r[m]) for r in runs if r.get(m) is not None]
             row[m] = float(np.mean(vals)) if vals else None
             if len(vals) > 1:
                 row[f"{m}_sd"] = float(np.std(vals, ddof=1))
@@ -207,10 +252,14 @@ def aggregate(by_seed: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
 
 def schema_markdown() -> str:
     """docs/results-schema.md, generated from the TypedDicts above."""
-    lines = ["# `results.json`, key by key", "",
-             "Generated from `relm/results.py` (`python -m relm.results > docs/results-schema.md`). Written",
-             "atomically to `results/runs/<sweep-id>/results.json` by `relm bench` and `relm evaluate`;",
-             "`results/runs/latest` points at the newest sweep folder. Metric names and facts: `relm ls metrics`.", ""]
+    lines = [
+        "# `results.json`, key by key",
+        "",
+        "Generated from `relm/results.py` (`python -m relm.results > docs/results-schema.md`). Written",
+        "atomically to `results/runs/<sweep-id>/results.json` by `relm bench` and `relm evaluate`;",
+        "`results/runs/latest` points at the newest sweep folder. Metric names and facts: `relm ls metrics`.",
+        "",
+    ]
     for cls in (Results, DataInfo, TeacherInfo, ScorerInfo, Comparison, Provenance):
         lines += [f"## `{cls.__name__}`", "", "| key | type | meaning |", "|---|---|---|"]
         for key, (hint, doc) in attribute_fields(cls).items():

@@ -21,7 +21,16 @@ with tempfile.TemporaryDirectory() as tmp:
     epitome = sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parents[2] / "shared/data/epitome")
     generate(Path(tmp) / "synth", SMOKE_SYNTH, progress=False)
     roots = {"synth-esd": str(Path(tmp) / "synth")}
-    sweep_dir = run_sweep(SweepConfig(datasets=["synth-esd"], preset="smoke", roots=roots, epitome=epitome,
-                                      out_root=Path(tmp) / "runs", progress=False, tracking=False))
+    sweep_dir = run_sweep(
+        SweepConfig(
+            datasets=["synth-esd"],
+            preset="smoke",
+            roots=roots,
+            epitome=epitome,
+            out_root=Path(tmp) / "runs",
+            progress=False,
+            tracking=False,
+        )
+    )
     write_baseline(sweep_dir)
     print((sweep_dir / "report.md").read_text().split("## Paired")[0])

@@ -24,8 +24,15 @@ def sweep(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("RELM_CACHE", str(base / "cache"))
     generate(base / "synth", SMOKE_SYNTH, progress=False)
-    cfg = SweepConfig(datasets=["synth-esd"], preset="smoke", roots={"synth-esd": str(base / "synth")},
-                      epitome=str(epitome), out_root=base / "runs", progress=False, tracking=False)
+    cfg = SweepConfig(
+        datasets=["synth-esd"],
+        preset="smoke",
+        roots={"synth-esd": str(base / "synth")},
+        epitome=str(epitome),
+        out_root=base / "runs",
+        progress=False,
+        tracking=False,
+    )
     run_dir = run_sweep(cfg)
     yield cfg, run_dir, base
     mp.undo()
@@ -43,12 +50,22 @@ def test_results_schema(sweep):
     assert set(comp) == {"re-llm vs text-zs", "re-llm vs text", "re-llm vs speech"}
     for metric in ("er", "ip", "ex", "ua"):
         assert {"relative_improvement", "p_wilcoxon", "p_permutation", "ci95", "p_holm"} <= set(
-            comp["re-llm vs text"][metric])
+            comp["re-llm vs text"][metric]
+        )
     assert res["provenance"]["libraries"]["torch"] == "2.11.0" and res["scorer"]["available"]
     assert res["protocols"]["synth-esd"] == "synth-esd:official" and res["seeds"] == [0]
     rows = [json.loads(x) for x in (run_dir / "synth-esd/re-llm/seed0/responses.jsonl").read_text().splitlines()]
-    assert len(rows) == 20 and {"id", "transcript", "gold_emotion", "response", "ser_answer", "ser_label", "er", "ip",
-                                "ex"} <= set(rows[0])
+    assert len(rows) == 20 and {
+        "id",
+        "transcript",
+        "gold_emotion",
+        "response",
+        "ser_answer",
+        "ser_label",
+        "er",
+        "ip",
+        "ex",
+    } <= set(rows[0])
     for name in ("report.md", "report.html", "plots/synth-esd-bars.png", "plots/synth-esd-confusion.png"):
         assert (run_dir / name).is_file(), name
     assert (run_dir.parent / "latest").resolve() == run_dir.resolve()
@@ -117,8 +134,25 @@ def test_evaluate_on_another_corpus_copy(sweep, tmp_path):
     from tests.fixtures.corpora import make_ravdess
 
     root = make_ravdess(tmp_path / "ravdess")
-    assert main(["evaluate", "--run", str(run_dir), "--dataset", "ravdess", "--root", str(root), "--out",
-                 str(cfg.out_root), "--epitome", cfg.epitome, "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--run",
+                str(run_dir),
+                "--dataset",
+                "ravdess",
+                "--root",
+                str(root),
+                "--out",
+                str(cfg.out_root),
+                "--epitome",
+                cfg.epitome,
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     latest = (cfg.out_root / "latest").resolve()
     res = json.loads((latest / "results.json").read_text())
     assert res["evaluated_from"] == run_dir.name and res["trained_on"] == "synth-esd"

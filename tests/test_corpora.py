@@ -141,6 +141,9 @@ def test_real_ravdess_subset():
     info = describe(get_adapter("ravdess").read(root))
     assert info["n_files_seen"] == 240 and info["n_speakers"] == 16
     assert info["per_class"] == {"neutral": 16, "happy": 32, "angry": 32, "sad": 32, "surprise": 32}
-    assert info["skipped"] == {"class_not_in_set:calm": 32, "class_not_in_set:disgust": 32,
-                               "class_not_in_set:fearful": 32}
+    assert info["skipped"] == {
+        "class_not_in_set:calm": 32,
+        "class_not_in_set:disgust": 32,
+        "class_not_in_set:fearful": 32,
+    }
     assert set(info["per_split"]) == {"train", "val", "test"}

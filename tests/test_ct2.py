@@ -58,8 +58,7 @@ def _to_ct2_names(model: WhisperForConditionalGeneration) -> dict[str, np.ndarra
 
     def fuse(dst, src, names):
         out[f"{dst}/weight"] = np.concatenate([sd[f"{src}.{n}.weight"] for n in names])
-        out[f"{dst}/bias"] = np.concatenate(
-            [sd.get(f"{src}.{n}.bias", np.zeros(d, np.float16)) for n in names])
+        out[f"{dst}/bias"] = np.concatenate([sd.get(f"{src}.{n}.bias", np.zeros(d, np.float16)) for n in names])
 
     e, dd = "model.encoder", "model.decoder"
     lin("encoder/conv1", f"{e}.conv1")
@@ -96,17 +95,34 @@ def _to_ct2_names(model: WhisperForConditionalGeneration) -> dict[str, np.ndarra
 
 def test_whisper_name_map_reproduces_logits(tmp_path):
     torch.manual_seed(0)
-    cfg = WhisperConfig(vocab_size=96, num_mel_bins=8, d_model=16, encoder_layers=2, decoder_layers=2,
-                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-                        decoder_ffn_dim=32, max_source_positions=20, max_target_positions=12,
-                        pad_token_id=90, bos_token_id=90, eos_token_id=90, decoder_start_token_id=91)
+    cfg = WhisperConfig(
+        vocab_size=96,
+        num_mel_bins=8,
+        d_model=16,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_source_positions=20,
+        max_target_positions=12,
+        pad_token_id=90,
+        bos_token_id=90,
+        eos_token_id=90,
+        decoder_start_token_id=91,
+    )
     ref = WhisperForConditionalGeneration(cfg).eval()
     with torch.no_grad():  # k_proj has no bias in Whisper; randomise everything else
         for p in ref.parameters():
             p.copy_(torch.randn_like(p) * 0.2)
         ref = ref.half().float()  # the file stores float16
-    write_ct2(tmp_path / "model.bin", "WhisperSpec", _to_ct2_names(ref),
-              aliases={"decoder/projection/weight": "decoder/embeddings/weight"})
+    write_ct2(
+        tmp_path / "model.bin",
+        "WhisperSpec",
+        _to_ct2_names(ref),
+        aliases={"decoder/projection/weight": "decoder/embeddings/weight"},
+    )
     specials = {"eos_id": 90, "sot_id": 91, "no_timestamps_id": 92}
     got = whisper_from_ct2(read_ct2(tmp_path / "model.bin"), specials).eval()
     feats = torch.randn(2, 8, 40)

@@ -26,8 +26,10 @@ ROWS = [
 def write_epitome(folder, rows=ROWS, encoding="utf-8", drop_column=None, level_override=None):
     folder.mkdir(parents=True, exist_ok=True)
     for k, mech in enumerate(MECHANISMS):
-        df = pd.DataFrame([(sp, rp, s, r, lv[k], "") for sp, rp, s, r, *lv in rows],
-                          columns=["sp_id", "rp_id", "seeker_post", "response_post", "level", "rationales"])
+        df = pd.DataFrame(
+            [(sp, rp, s, r, lv[k], "") for sp, rp, s, r, *lv in rows],
+            columns=["sp_id", "rp_id", "seeker_post", "response_post", "level", "rationales"],
+        )
         if level_override is not None:
             df.loc[0, "level"] = level_override
         if drop_column:
@@ -44,12 +46,15 @@ def test_load_joins_mechanisms_and_handles_duplicates(tmp_path):
     assert set(MECHANISMS) <= set(data.table.columns)
 
 
-@pytest.mark.parametrize("problem,match", [
-    ("missing", "missing column.*level"),
-    ("latin1", "not UTF-8"),
-    ("level", "outside 0/1/2"),
-    ("nofolder", "not found"),
-])
+@pytest.mark.parametrize(
+    "problem,match",
+    [
+        ("missing", "missing column.*level"),
+        ("latin1", "not UTF-8"),
+        ("level", "outside 0/1/2"),
+        ("nofolder", "not found"),
+    ],
+)
 def test_bad_input_is_a_clear_error(tmp_path, problem, match):
     folder = tmp_path / "epi"
     if problem == "missing":

@@ -21,8 +21,7 @@ from tests.conftest import ROOT
 
 PACKAGE = ROOT / "relm"
 # The modules that register systems, datasets and scorer kinds: the only ones allowed to spell their names.
-REGISTERING = {PACKAGE / "models/system_table.py", PACKAGE / "data/corpora/__init__.py",
-               PACKAGE / "scoring/empathy.py"}
+REGISTERING = {PACKAGE / "models/system_table.py", PACKAGE / "data/corpora/__init__.py", PACKAGE / "scoring/empathy.py"}
 
 
 def _modules() -> list[Path]:
@@ -31,11 +30,18 @@ def _modules() -> list[Path]:
 
 def _string_literals(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                  if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
-                  and node.body and isinstance(node.body[0], ast.Expr)}
-    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
-            and id(n) not in docstrings}
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+    }
+    return {
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+    }
 
 
 def test_registry_suggests_the_closest_name():
@@ -87,7 +93,7 @@ def test_there_is_no_import_cycle():
         state[m] = 1
         for n in graph[m]:
             if state.get(n) == 1:
-                pytest.fail("import cycle: " + " -> ".join(stack[stack.index(n):] + [m, n]))
+                pytest.fail("import cycle: " + " -> ".join(stack[stack.index(n) :] + [m, n]))
             if n not in state:
                 visit(n, stack + [m])
         state[m] = 2
@@ -123,5 +129,6 @@ def test_relm_ls_lists_systems_with_roles(capsys):
         assert main(["ls", what]) == 0
         out = capsys.readouterr().out
         assert len(out.splitlines()) >= 3, what
-    assert re.search(r"tfidf\s+relm\.scoring\.empathy_tfidf:TfidfScorer", main(["ls", "scorers"]) or
-                     capsys.readouterr().out)
+    assert re.search(
+        r"tfidf\s+relm\.scoring\.empathy_tfidf:TfidfScorer", main(["ls", "scorers"]) or capsys.readouterr().out
+    )

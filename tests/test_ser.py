@@ -8,19 +8,22 @@ from relm.errors import RelmError
 from relm.scoring.ser import UNPARSEABLE, parse_emotion, ser_scores, unweighted_accuracy
 
 
-@pytest.mark.parametrize("answer,label", [
-    ("Angry.", "angry"),
-    ("The emotion tone is HAPPINESS!", "happy"),
-    ("surprised", "surprise"),
-    ("I think the speaker sounds sad, maybe a little angry.", "sad"),
-    ("anger", "angry"),
-    ("It is not angry; it sounds neutral.", "neutral"),
-    ("The speaker is excited", "happy"),
-    ("", UNPARSEABLE),
-    ("I cannot tell from this audio.", UNPARSEABLE),
-    ("neutral, sad, angry, happy, or surprise", UNPARSEABLE),  # echoed the options
-    ("happy or sad or angry", UNPARSEABLE),  # hedged
-])
+@pytest.mark.parametrize(
+    "answer,label",
+    [
+        ("Angry.", "angry"),
+        ("The emotion tone is HAPPINESS!", "happy"),
+        ("surprised", "surprise"),
+        ("I think the speaker sounds sad, maybe a little angry.", "sad"),
+        ("anger", "angry"),
+        ("It is not angry; it sounds neutral.", "neutral"),
+        ("The speaker is excited", "happy"),
+        ("", UNPARSEABLE),
+        ("I cannot tell from this audio.", UNPARSEABLE),
+        ("neutral, sad, angry, happy, or surprise", UNPARSEABLE),  # echoed the options
+        ("happy or sad or angry", UNPARSEABLE),  # hedged
+    ],
+)
 def test_parse_emotion(answer, label):
     assert parse_emotion(answer) == label
 

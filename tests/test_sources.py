@@ -13,7 +13,7 @@ import pytest
 
 from relm.cli import main
 from relm.errors import RelmError
-from relm.models import sources
+from relm.models import package_copies, sources
 from relm.models.ct2 import write_ct2
 
 
@@ -55,14 +55,15 @@ def _fake_package(monkeypatch, tmp_path, member_bytes: bytes):
     folder.mkdir(parents=True)
     (folder / "model.bin").write_bytes(member_bytes)
     (folder / "config.json").write_text("{}")
-    monkeypatch.setattr(sources, "_installed_file", lambda pkg: folder / "model.bin")
+    monkeypatch.setattr(package_copies, "_installed_file", lambda pkg: folder / "model.bin")
     return folder
 
 
 @pytest.mark.parametrize("kind", ["truncated", "wrong-spec"])
 def test_corrupt_package_file_leaves_no_cache_entry(kind, tmp_path, tmp_cache, monkeypatch):
-    write_ct2(tmp_path / "good.bin", "WhisperSpec" if kind == "truncated" else "OtherSpec",
-              {"w": np.ones((8, 8), np.float16)})
+    write_ct2(
+        tmp_path / "good.bin", "WhisperSpec" if kind == "truncated" else "OtherSpec", {"w": np.ones((8, 8), np.float16)}
+    )
     data = (tmp_path / "good.bin").read_bytes()
     _fake_package(monkeypatch, tmp_path, data[:-7] if kind == "truncated" else data)
     with pytest.raises(RelmError, match="truncated|WhisperSpec"):
@@ -83,11 +84,19 @@ def test_cli_debug_shows_traceback(capsys):
 
 
 def test_models_list_json_schema():
-    out = subprocess.run([sys.executable, "-m", "relm.cli", "models", "list", "--json"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "relm.cli", "models", "list", "--json"], capture_output=True, text=True, check=True
+    ).stdout
     rows = json.loads(out)
-    assert {r["name"] for r in rows} >= {"smollm2-135m-instruct", "whisper-tiny.en", "all-minilm-l6-v2",
-                                         "whisper-large-v2", "qwen-7b-chat", "w2v2-msp-dim", "blsp-emo"}
+    assert {r["name"] for r in rows} >= {
+        "smollm2-135m-instruct",
+        "whisper-tiny.en",
+        "all-minilm-l6-v2",
+        "whisper-large-v2",
+        "qwen-7b-chat",
+        "w2v2-msp-dim",
+        "blsp-emo",
+    }
     for r in rows:
         assert isinstance(r["ready"], bool) and r["source"] in {"local", "hf-cache", "hub", "package", "random"}
 
@@ -96,7 +105,7 @@ def test_cpu_models_ready_after_setup():
     """`make setup` converts the three cpu-preset models; skip when run before set-up."""
     rows = {r["name"]: r for r in (sources.status(n) for n in sources.MODELS)}
     cpu = [n for n, r in rows.items() if "cpu" in r["presets"]]
-    if not all(Path(sources._package_source(sources.MODELS.get(n).package) or "").is_file() for n in cpu):
+    if not all(Path(sources.package_source(sources.MODELS.get(n).package) or "").is_file() for n in cpu):
         pytest.skip("model packages not installed (run make setup)")
     not_ready = [n for n in cpu if not rows[n]["ready"]]
     if not_ready:

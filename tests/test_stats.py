@@ -41,8 +41,7 @@ def test_permutation_clearly_different_p_small(levels):
     p = stats.permutation_test(a, b, n_resamples=5000)
     assert p < 0.01
     # agrees with scipy's exact-in-distribution paired permutation test
-    ref = sps.permutation_test((a - b,), np.mean, permutation_type="samples", n_resamples=5000,
-                               random_state=0).pvalue
+    ref = sps.permutation_test((a - b,), np.mean, permutation_type="samples", n_resamples=5000, random_state=0).pvalue
     assert p == pytest.approx(ref, abs=0.005)
 
 

@@ -28,8 +28,9 @@ def test_plan_is_deterministic_and_follows_esd_blocks():
     assert ids["0011_000001"] == "evaluation" and ids["0011_000021"] == "test" and ids["0011_000051"] == "train"
     assert ids["0011_000351"] == "evaluation"  # Angry block starts at 351
     texts = {(j["speaker"], j["utt"][-3:]): j["sentence"] for j in a if j["emotion"] == "Neutral"}
-    assert all(j["sentence"] == texts[(j["speaker"], f"{int(j['utt'][-6:]) % 350:03d}")] for j in a
-               if int(j["utt"][-6:]) % 350)  # same sentence in every emotion
+    assert all(
+        j["sentence"] == texts[(j["speaker"], f"{int(j['utt'][-6:]) % 350:03d}")] for j in a if int(j["utt"][-6:]) % 350
+    )  # same sentence in every emotion
     assert plan(SynthConfig(seed=1, **{k: v for k, v in vars(SMALL).items() if k != "seed"})) != a
 
 

@@ -27,10 +27,18 @@ def fake_items(n: int, seed: int = 0) -> list[dict]:
         label = i % len(LABELS)
         frames = torch.randn(48 + (i % 4) * 8, SPEECH_DIM, generator=g) * 0.5
         frames[:, label] += 2.0
-        items.append({"utt_id": f"u{i:03d}", "frames": frames, "emotion": torch.randn(EMO_DIM, generator=g),
-                      "avd": torch.rand(3, generator=g), "label": label, "emotion_name": LABELS[label],
-                      "transcript": "I got the results of my exam today.",
-                      "target": "I am sorry to hear that. How are you feeling?"})
+        items.append(
+            {
+                "utt_id": f"u{i:03d}",
+                "frames": frames,
+                "emotion": torch.randn(EMO_DIM, generator=g),
+                "avd": torch.rand(3, generator=g),
+                "label": label,
+                "emotion_name": LABELS[label],
+                "transcript": "I got the results of my exam today.",
+                "target": "I am sorry to hear that. How are you feeling?",
+            }
+        )
     return items
 
 
@@ -46,8 +54,9 @@ def _losses(log_dir):
 
 @pytest.mark.parametrize("system", ["text", "speech", "re-llm"])
 def test_system_trains_loss_falls_and_answers(system, smoke, tmp_path):
-    module, info = train_system(system, smoke, fake_items(40), fake_items(10, 1), SPEECH_DIM, EMO_DIM, 0,
-                                tmp_path, progress=False)
+    module, info = train_system(
+        system, smoke, fake_items(40), fake_items(10, 1), SPEECH_DIM, EMO_DIM, 0, tmp_path, progress=False
+    )
     assert info["steps"] == 30
     losses = _losses(tmp_path)
     assert len(losses) >= 5 and sum(losses[-2:]) / 2 < sum(losses[:2]) / 2, losses
@@ -98,8 +107,16 @@ def test_bad_inputs_are_clear_errors(smoke, tmp_path):
     import pandas as pd
 
     df = pd.DataFrame([{"utt_id": "x", "emotion": "fear", "transcript": "hi", "split": "test"}])
-    bundle = DatasetBundle("d", Manifest(df, "d", ".", "p"), "h", {"x": torch.zeros(8, 2)}, {"x": torch.zeros(2)},
-                           {"x": torch.zeros(3)}, "none", {})
+    bundle = DatasetBundle(
+        "d",
+        Manifest(df, "d", ".", "p"),
+        "h",
+        {"x": torch.zeros(8, 2)},
+        {"x": torch.zeros(2)},
+        {"x": torch.zeros(3)},
+        "none",
+        {},
+    )
     with pytest.raises(RelmError, match="outside the class set"):
         bundle.items("test")
     speech.save_trained(tmp_path / "speech.safetensors")
@@ -115,13 +132,24 @@ def test_bad_inputs_are_clear_errors(smoke, tmp_path):
 
 def test_paper_preset_wiring_at_tiny_width(smoke, tmp_path):
     """The paper preset's code path (partial LoRA, bf16-mixed, accumulation) with tiny random models."""
-    paper = load_preset("paper", {
-        "llm": smoke.llm.__dict__ | {"trust_remote_code": False}, "lora.target_modules": None,
-        "speech_encoder": smoke.speech_encoder.__dict__, "emotion_encoder": smoke.emotion_encoder.__dict__,
-        "adapter.inner_dim": 16, "train.max_steps": 3, "train.warmup_steps": 1, "train.devices": 1,
-        "generate.max_new_tokens": 4, "generate.ser_max_new_tokens": 4})
+    paper = load_preset(
+        "paper",
+        {
+            "llm": smoke.llm.__dict__ | {"trust_remote_code": False},
+            "lora.target_modules": None,
+            "speech_encoder": smoke.speech_encoder.__dict__,
+            "emotion_encoder": smoke.emotion_encoder.__dict__,
+            "adapter.inner_dim": 16,
+            "train.max_steps": 3,
+            "train.warmup_steps": 1,
+            "train.devices": 1,
+            "generate.max_new_tokens": 4,
+            "generate.ser_max_new_tokens": 4,
+        },
+    )
     assert paper.lora.scope == "audio" and paper.train.accumulate == 8
-    module, info = train_system("re-llm", paper, fake_items(48), fake_items(4, 1), SPEECH_DIM, EMO_DIM, 0, tmp_path,
-                                progress=False)
+    module, info = train_system(
+        "re-llm", paper, fake_items(48), fake_items(4, 1), SPEECH_DIM, EMO_DIM, 0, tmp_path, progress=False
+    )
     assert module.position_mask is not None and info["steps"] == 3
     assert len(answer(module, fake_items(2), paper, progress=False)) == 2

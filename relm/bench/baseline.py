@@ -20,6 +20,11 @@ TOLERANCES = {"er": 0.15, "ip": 0.15, "ex": 0.15, "ua": 0.1, "wa": 0.1, "macro_f
 def write_baseline(sweep_dir: Path, path: Path = BASELINE) -> None:
     """Keep a sweep's metrics, identity and the per-metric tolerances."""
     res = json.loads((sweep_dir / "results.json").read_text())
-    keep = {"sweep_id": res["sweep_id"], "preset_hash": res["preset_hash"], "metrics": res["metrics"],
-            "provenance": {"git_hash": res["provenance"]["git_hash"]}, "tolerances": TOLERANCES}
+    keep = {
+        "sweep_id": res["sweep_id"],
+        "preset_hash": res["preset_hash"],
+        "metrics": res["metrics"],
+        "provenance": {"git_hash": res["provenance"]["git_hash"]},
+        "tolerances": TOLERANCES,
+    }
     path.write_text(json.dumps(keep, indent=2, sort_keys=True) + "\n")

@@ -12,8 +12,9 @@ from relm.scoring import stats
 from relm.scoring.ser import ser_scores
 
 
-def compare_systems(a_rows: list[list[dict]], b_rows: list[list[dict]], seed: int = 0, n_resamples: int = 10000
-                    ) -> dict[str, Comparison]:
+def compare_systems(
+    a_rows: list[list[dict]], b_rows: list[list[dict]], seed: int = 0, n_resamples: int = 10000
+) -> dict[str, Comparison]:
     """System a vs b over the same utterances; each argument holds one row list per seed.
 
     EPITOME levels are averaged over seeds per utterance, then tested pairwise; UA and WA
@@ -40,14 +41,25 @@ def compare_systems(a_rows: list[list[dict]], b_rows: list[list[dict]], seed: in
     pb = [r["ser_label"] for rows in b_runs[:n] for r in rows]
     ua = stats.ua_difference_test(gold, pa, pb, n_resamples, seed)
     ua_a, ua_b = ser_scores(gold, pa).ua, ser_scores(gold, pb).ua
-    out["ua"] = {"mean_a": ua_a, "mean_b": ua_b, "relative_improvement": stats.relative_improvement(ua_a, ua_b),
-                 "absolute_difference": ua["difference"], "p_wilcoxon": None,
-                 "p_permutation": ua["p_permutation"], "ci95": ua["ci95"]}
+    out["ua"] = {
+        "mean_a": ua_a,
+        "mean_b": ua_b,
+        "relative_improvement": stats.relative_improvement(ua_a, ua_b),
+        "absolute_difference": ua["difference"],
+        "p_wilcoxon": None,
+        "p_permutation": ua["p_permutation"],
+        "ci95": ua["ci95"],
+    }
     ca, cb = np.array(pa) == np.array(gold), np.array(pb) == np.array(gold)
-    out["wa"] = {"mean_a": float(ca.mean()), "mean_b": float(cb.mean()),
-                 "relative_improvement": stats.relative_improvement(float(ca.mean()), float(cb.mean())),
-                 "p_mcnemar": stats.mcnemar(ca, cb), "p_wilcoxon": None, "p_permutation": None,
-                 "ci95": list(stats.bootstrap_ci(ca.astype(float), cb.astype(float), n_resamples, seed))}
+    out["wa"] = {
+        "mean_a": float(ca.mean()),
+        "mean_b": float(cb.mean()),
+        "relative_improvement": stats.relative_improvement(float(ca.mean()), float(cb.mean())),
+        "p_mcnemar": stats.mcnemar(ca, cb),
+        "p_wilcoxon": None,
+        "p_permutation": None,
+        "ci95": list(stats.bootstrap_ci(ca.astype(float), cb.astype(float), n_resamples, seed)),
+    }
     return out
 
 
@@ -55,12 +67,17 @@ def comparison_name(a: str, b: str) -> str:
     return f"{a} vs {b}"
 
 
-def proposed_vs_others(rows_by_system: dict[str, list[list[dict]]], systems: list[str]
-                       ) -> dict[str, dict[str, Comparison]]:
+def proposed_vs_others(
+    rows_by_system: dict[str, list[list[dict]]], systems: list[str]
+) -> dict[str, dict[str, Comparison]]:
     """The proposed system against every other system of the sweep (empty when it did not run)."""
     proposed = [s for s in systems_with_role("proposed", systems) if s in rows_by_system]
-    return {comparison_name(p, other): compare_systems(rows_by_system[p], rows_by_system[other])
-            for p in proposed for other in systems if other != p and other in rows_by_system}
+    return {
+        comparison_name(p, other): compare_systems(rows_by_system[p], rows_by_system[other])
+        for p in proposed
+        for other in systems
+        if other != p and other in rows_by_system
+    }
 
 
 def add_holm(comparisons: dict) -> None:

@@ -59,10 +59,19 @@ class DatasetBundle:
         bad = sorted(set(df["emotion"]) - set(LABELS))
         if bad:
             raise RelmError(f"{self.name}: label(s) {bad} outside the class set {list(LABELS)}")
-        return [{"utt_id": row.utt_id, "frames": self.frames[row.utt_id], "emotion": self.emotion[row.utt_id],
-                 "avd": self.avd[row.utt_id], "label": LABELS.index(row.emotion), "emotion_name": row.emotion,
-                 "transcript": row.transcript or "", "target": (targets or {}).get(row.utt_id)}
-                for row in df.itertuples(index=False)]
+        return [
+            {
+                "utt_id": row.utt_id,
+                "frames": self.frames[row.utt_id],
+                "emotion": self.emotion[row.utt_id],
+                "avd": self.avd[row.utt_id],
+                "label": LABELS.index(row.emotion),
+                "emotion_name": row.emotion,
+                "transcript": row.transcript or "",
+                "target": (targets or {}).get(row.utt_id),
+            }
+            for row in df.itertuples(index=False)
+        ]
 
 
 def read_manifest(name: str, root: str | None, preset: Preset, protocol: str | None, progress: bool) -> Manifest:
@@ -78,9 +87,17 @@ def read_manifest(name: str, root: str | None, preset: Preset, protocol: str | N
     return manifest
 
 
-def prepare_dataset(name: str, root: str | None, preset: Preset, timer: StageTimer, *, protocol: str | None = None,
-                    force: set[Stage] = frozenset(), progress: bool = True,
-                    stage0_weights: Path | None = None) -> DatasetBundle:
+def prepare_dataset(
+    name: str,
+    root: str | None,
+    preset: Preset,
+    timer: StageTimer,
+    *,
+    protocol: str | None = None,
+    force: set[Stage] = frozenset(),
+    progress: bool = True,
+    stage0_weights: Path | None = None,
+) -> DatasetBundle:
     """Manifest, frozen features, the emotion encoder and A/V/D targets of one dataset."""
     with timer(Stage.MANIFEST):
         manifest = read_manifest(name, root, preset, protocol, progress)
@@ -92,8 +109,9 @@ def prepare_dataset(name: str, root: str | None, preset: Preset, timer: StageTim
             shutil.rmtree(store.folder, ignore_errors=True)
         frames = store.whisper_frames(progress)
     with timer(Stage.STAGE0):
-        encoder, encoder_key, encoder_meta = frozen_encoder(store, dhash, progress, Stage.STAGE0 in force,
-                                                            stage0_weights)
+        encoder, encoder_key, encoder_meta = frozen_encoder(
+            store, dhash, progress, Stage.STAGE0 in force, stage0_weights
+        )
     with timer(Stage.FEATURES):
         emb, avd_pred = store.emotion(encoder, encoder_key, progress)
     avd, avd_source = store.avd_targets(avd_pred)

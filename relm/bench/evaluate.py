@@ -17,8 +17,15 @@ from relm.models.emotion_encoder import EMOTION_ENCODERS
 from relm.results import new_results
 
 
-def evaluate_run(run: Path, dataset: str, root: str | None, out_root: Path, epitome: str | None = None,
-                 trained_on: str | None = None, progress: bool = True) -> Path:
+def evaluate_run(
+    run: Path,
+    dataset: str,
+    root: str | None,
+    out_root: Path,
+    epitome: str | None = None,
+    trained_on: str | None = None,
+    progress: bool = True,
+) -> Path:
     res = load_results(run)
     trained_on = trained_on or res["datasets"][0]
     if trained_on not in res["metrics_by_seed"]:
@@ -35,16 +42,24 @@ def evaluate_run(run: Path, dataset: str, root: str | None, out_root: Path, epit
         weights = Path(recorded)
     bundle = prepare_dataset(dataset, root, preset, timer, progress=progress, stage0_weights=weights)
     test = bundle.items("test")
-    sweep_id = (f"{res['sweep_id']}-eval-{dataset}-"
-                f"{content_key(str(Path(bundle.manifest.root).resolve()), bundle.data_hash, length=8)}")
+    sweep_id = (
+        f"{res['sweep_id']}-eval-{dataset}-"
+        f"{content_key(str(Path(bundle.manifest.root).resolve()), bundle.data_hash, length=8)}"
+    )
     sweep_dir = out_root / sweep_id
-    results = new_results(sweep_id, res["preset"], res["preset_hash"], [dataset], res["systems"], res["seeds"],
-                          scorer_info)
+    results = new_results(
+        sweep_id, res["preset"], res["preset_hash"], [dataset], res["systems"], res["seeds"], scorer_info
+    )
     results |= {"evaluated_from": res["sweep_id"], "trained_on": trained_on}
     results["protocols"][dataset] = bundle.protocol
-    results["data"][dataset] = {"data_hash": bundle.data_hash, "n": {"test": len(test)},
-                                "avd_targets": bundle.avd_source, "skipped": bundle.manifest.skipped,
-                                "emotion_encoder": bundle.emotion_encoder, "manifest": bundle.manifest_path}
+    results["data"][dataset] = {
+        "data_hash": bundle.data_hash,
+        "n": {"test": len(test)},
+        "avd_targets": bundle.avd_source,
+        "skipped": bundle.manifest.skipped,
+        "emotion_encoder": bundle.emotion_encoder,
+        "manifest": bundle.manifest_path,
+    }
     rows_by_system: dict[str, list[list[dict]]] = {}
     for system in res["systems"]:
         for seed in res["seeds"]:

@@ -31,8 +31,9 @@ AVD_COLUMNS = ["arousal", "valence", "dominance"]
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    atomic_write_bytes(path, save({k: v.contiguous() for k, v in tensors.items()},
-                                  metadata={"meta": json.dumps(meta, default=str)}))
+    atomic_write_bytes(
+        path, save({k: v.contiguous() for k, v in tensors.items()}, metadata={"meta": json.dumps(meta, default=str)})
+    )
 
 
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -44,8 +45,9 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
 class FeatureStore:
     """Audio and frozen-encoder features of one corpus's manifest."""
 
-    def __init__(self, dataset: str, df: pd.DataFrame, data_hash: str, preset: Preset,
-                 bounds: AudioBounds = AudioBounds()):
+    def __init__(
+        self, dataset: str, df: pd.DataFrame, data_hash: str, preset: Preset, bounds: AudioBounds = AudioBounds()
+    ):
         self.df, self.preset, self.bounds = df, preset, bounds
         self.folder = Stage.FEATURES.folder() / f"{dataset}-{data_hash}"
         self._waves: dict[str, np.ndarray] = {}
@@ -74,8 +76,9 @@ class FeatureStore:
         save_tensors(path, out, {"model": cfg.model, "pad_to_30s": cfg.pad_to_30s})
         return out
 
-    def emotion(self, encoder: nn.Module, encoder_key: str, progress: bool = True
-                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    def emotion(
+        self, encoder: nn.Module, encoder_key: str, progress: bool = True
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Utterance emotion embeddings and A/V/D predictions of a frozen encoder, cached by its key."""
         path = self.folder / f"emotion-{encoder_key}.safetensors"
         if path.is_file():
@@ -90,12 +93,14 @@ class FeatureStore:
             e, a = encoder.embed(self.waves(chunk))
             for j, utt in enumerate(chunk):
                 emb[utt], avd[utt] = e[j].float(), a[j].float()
-        save_tensors(path, {f"emb/{k}": v for k, v in emb.items()} | {f"avd/{k}": v for k, v in avd.items()},
-                     {"encoder_key": encoder_key})
+        save_tensors(
+            path,
+            {f"emb/{k}": v for k, v in emb.items()} | {f"avd/{k}": v for k, v in avd.items()},
+            {"encoder_key": encoder_key},
+        )
         return emb, avd
 
-    def avd_targets(self, emotion_pred: dict[str, torch.Tensor] | None = None
-                    ) -> tuple[dict[str, torch.Tensor], str]:
+    def avd_targets(self, emotion_pred: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], str]:
         """A/V/D regression targets: annotations where the corpus has them, else pseudo-targets."""
         df = self.df
         if df[AVD_COLUMNS].notna().all(axis=None):

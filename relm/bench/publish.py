@@ -17,8 +17,16 @@ def run_folder(dataset: str, system: str, seed: int) -> str:
     return f"{dataset}/{system}/seed{seed}"
 
 
-def write_run(results: Results, rows_by_system: dict[str, list[list[dict]]], sweep_dir: Path, dataset: str,
-              system: str, seed: int, rows: list[dict], metrics: dict) -> None:
+def write_run(
+    results: Results,
+    rows_by_system: dict[str, list[list[dict]]],
+    sweep_dir: Path,
+    dataset: str,
+    system: str,
+    seed: int,
+    rows: list[dict],
+    metrics: dict,
+) -> None:
     """Write one run's responses and metrics, and file them in the results being built."""
     folder = run_folder(dataset, system, seed)
     atomic_write_text(sweep_dir / folder / "responses.jsonl", jsonl_text(rows))

@@ -42,8 +42,10 @@ def check(run: Path, baseline_path: Path, tolerance_args: list[str] | None = Non
     """Every (dataset, system, metric) of the baseline must not fall by more than its tolerance."""
     current, baseline = load_results(run), load_results(baseline_path)
     tol = tolerances(baseline, tolerance_args)
-    lines = ["| dataset | system | metric | baseline | current | change | tolerance | status |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | system | metric | baseline | current | change | tolerance | status |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     ok = True
     for dataset, systems in baseline["metrics"].items():
         for system, metrics in systems.items():
@@ -60,17 +62,23 @@ def check(run: Path, baseline_path: Path, tolerance_args: list[str] | None = Non
                     change = f"{cur - base:+.3f}"
                 ok &= status == "ok"
                 if status != "ok" or METRICS.get(metric).primary_test == "permutation":
-                    lines.append(f"| {dataset} | {system} | {metric} | {base:.3f} | "
-                                 f"{'n/a' if cur is None else f'{cur:.3f}'} | {change} | {tol[metric]} | {status} |")
+                    lines.append(
+                        f"| {dataset} | {system} | {metric} | {base:.3f} | "
+                        f"{'n/a' if cur is None else f'{cur:.3f}'} | {change} | {tol[metric]} | {status} |"
+                    )
     verdict = "PASS: no metric fell beyond its tolerance" if ok else "FAIL: metrics regressed (see table)"
     return ok, "\n".join(lines + ["", verdict])
 
 
 def compare_runs(run_a: Path, run_b: Path) -> str:
     a, b = load_results(run_a), load_results(run_b)
-    lines = [f"A = {a['sweep_id']} ({a['provenance'].get('git_hash', '?')[:10]}), "
-             f"B = {b['sweep_id']} ({b['provenance'].get('git_hash', '?')[:10]})", "",
-             "| dataset | system | metric | A | B | A-B | p (paired) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"A = {a['sweep_id']} ({a['provenance'].get('git_hash', '?')[:10]}), "
+        f"B = {b['sweep_id']} ({b['provenance'].get('git_hash', '?')[:10]})",
+        "",
+        "| dataset | system | metric | A | B | A-B | p (paired) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for dataset in sorted(set(a["metrics"]) & set(b["metrics"])):
         for system in sorted(set(a["metrics"][dataset]) & set(b["metrics"][dataset])):
             paired = _paired(run_a, run_b, a, b, dataset, system)
@@ -79,13 +87,16 @@ def compare_runs(run_a: Path, run_b: Path) -> str:
                 if va is None or vb is None:
                     continue
                 pv = METRICS.get(metric).primary_p(paired.get(metric, {}))
-                lines.append(f"| {dataset} | {system} | {metric} | {va:.3f} | {vb:.3f} | {va - vb:+.3f} | "
-                             f"{'n/a (unpaired)' if pv is None else f'{pv:.4f}'} |")
+                lines.append(
+                    f"| {dataset} | {system} | {metric} | {va:.3f} | {vb:.3f} | {va - vb:+.3f} | "
+                    f"{'n/a (unpaired)' if pv is None else f'{pv:.4f}'} |"
+                )
     return "\n".join(lines)
 
 
 def _paired(run_a: Path, run_b: Path, a: dict, b: dict, dataset: str, system: str) -> dict:
     """Paired tests when both runs answered the same test utterances (seed 0 of each)."""
+
     def rows(run: Path, res: dict):
         folder = run if run.is_dir() else run.parent
         rel = res.get("runs", {}).get(dataset, {}).get(system)

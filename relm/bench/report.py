@@ -33,8 +33,9 @@ def proposed_mark(metric: str, comparisons: dict, proposed: str) -> str:
     if not tests:
         return ""
     sign = 1 if METRICS.get(metric).higher_is_better else -1
-    better = all(t["mean_a"] is not None and t["mean_b"] is not None and sign * (t["mean_a"] - t["mean_b"]) > 0
-                 for t in tests)
+    better = all(
+        t["mean_a"] is not None and t["mean_b"] is not None and sign * (t["mean_a"] - t["mean_b"]) > 0 for t in tests
+    )
     ps = [t.get("p_holm") for t in tests]
     return significance_mark(max(ps)) if better and None not in ps else ""  # type: ignore[type-var]
 
@@ -60,17 +61,22 @@ def table_rows(results: dict) -> list[str]:
 
 
 def comparison_rows(results: dict) -> list[str]:
-    lines = ["| dataset | comparison | metric | a | b | rel. impr. | 95% CI of diff | p (Wilcoxon) "
-             "| p (primary) | p (Holm) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | comparison | metric | a | b | rel. impr. | 95% CI of diff | p (Wilcoxon) "
+        "| p (primary) | p (Holm) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for d, comps in results["comparisons"].items():
         for name, per in comps.items():
             for metric, r in per.items():
                 ci = r.get("ci95") or [None, None]
                 rel = fmt(r["relative_improvement"], 1)
-                lines.append(f"| {d} | {name} | {metric.upper()} | {fmt(r['mean_a'])} | {fmt(r['mean_b'])} | "
-                             f"{rel}{'' if rel == 'n/a' else '%'} | [{fmt(ci[0])}, {fmt(ci[1])}] | "
-                             f"{fmt(r.get('p_wilcoxon'), 4)} | {fmt(METRICS.get(metric).primary_p(r), 4)} | "
-                             f"{fmt(r.get('p_holm'), 4)} |")
+                lines.append(
+                    f"| {d} | {name} | {metric.upper()} | {fmt(r['mean_a'])} | {fmt(r['mean_b'])} | "
+                    f"{rel}{'' if rel == 'n/a' else '%'} | [{fmt(ci[0])}, {fmt(ci[1])}] | "
+                    f"{fmt(r.get('p_wilcoxon'), 4)} | {fmt(METRICS.get(metric).primary_p(r), 4)} | "
+                    f"{fmt(r.get('p_holm'), 4)} |"
+                )
     return lines
 
 
@@ -80,15 +86,21 @@ def _data_lines(results: dict) -> list[str]:
         teacher = info.get("teacher")
         line = f"- {d}: {info['n']} utterances, A/V/D targets: {info['avd_targets']}"
         if teacher:
-            line += (f"; teacher `{teacher['identity']}` ({teacher['prompt']} prompt), "
-                     f"{teacher['dropped_by_cleaning']} responses dropped by cleaning")
+            line += (
+                f"; teacher `{teacher['identity']}` ({teacher['prompt']} prompt), "
+                f"{teacher['dropped_by_cleaning']} responses dropped by cleaning"
+            )
         out.append(line + ".")
     for d, ref in results.get("teacher_reference", {}).items():
         if ref.get("n"):
-            out.append(f"- {d}: step-1 expected responses vs {ref['against']} on the same {ref['n']} test "
-                       "utterances: " + ", ".join(f"{m.upper()} {ref[m]['mean_a']:.3f} vs {ref[m]['mean_b']:.3f} "
-                                                  f"(p {ref[m]['p_permutation']:.4f})"
-                                                  for m in metric_names(family="empathy")))
+            out.append(
+                f"- {d}: step-1 expected responses vs {ref['against']} on the same {ref['n']} test "
+                "utterances: "
+                + ", ".join(
+                    f"{m.upper()} {ref[m]['mean_a']:.3f} vs {ref[m]['mean_b']:.3f} (p {ref[m]['p_permutation']:.4f})"
+                    for m in metric_names(family="empathy")
+                )
+            )
     return out
 
 
@@ -96,21 +108,41 @@ def markdown(results: dict, plot_files: list[Path]) -> str:
     prov = results["provenance"]
     sc = results["scorer"]
     proposed = ", ".join(systems_with_role("proposed", results["systems"])) or "the proposed system"
-    out = [f"# relm sweep `{results['sweep_id']}`", "",
-           f"Preset `{results['preset']['name']}` ({results['preset_hash']}), seeds {results['seeds']}, "
-           f"git {str(prov['git_hash'])[:10]}{' (dirty)' if prov['git_dirty'] else ''}, "
-           f"protocols: {', '.join(results['protocols'].values())}.", ""]
+    out = [
+        f"# relm sweep `{results['sweep_id']}`",
+        "",
+        f"Preset `{results['preset']['name']}` ({results['preset_hash']}), seeds {results['seeds']}, "
+        f"git {str(prov['git_hash'])[:10]}{' (dirty)' if prov['git_dirty'] else ''}, "
+        f"protocols: {', '.join(results['protocols'].values())}.",
+        "",
+    ]
     if sc.get("available"):
         val = sc["validation"]
-        out.append(f"Empathy scorer `{sc['identity']}`; held-out macro-F1 " +
-                   ", ".join(f"{m.upper()} {val[m]['macro_f1']:.3f}" for m in metric_names(family="empathy")) + ".")
+        out.append(
+            f"Empathy scorer `{sc['identity']}`; held-out macro-F1 "
+            + ", ".join(f"{m.upper()} {val[m]['macro_f1']:.3f}" for m in metric_names(family="empathy"))
+            + "."
+        )
     else:
         out.append(f"**Empathy metrics unavailable**: {sc['reason']}")
-    out += ["", f"## Results (mean over seeds; * / ** : {proposed} better than every other system, Holm-adjusted "
-            "p < 0.05 / 0.01)", "", *table_rows(results), "",
-            "UA: generative SER answer parsed to a label (unparseable answers count as wrong); UA_HEAD: the SER "
-            "head on the pooled adapter output.", "", "## Paired comparisons", "", *comparison_rows(results), "",
-            "## Data", "", *_data_lines(results)]
+    out += [
+        "",
+        f"## Results (mean over seeds; * / ** : {proposed} better than every other system, Holm-adjusted "
+        "p < 0.05 / 0.01)",
+        "",
+        *table_rows(results),
+        "",
+        "UA: generative SER answer parsed to a label (unparseable answers count as wrong); UA_HEAD: the SER "
+        "head on the pooled adapter output.",
+        "",
+        "## Paired comparisons",
+        "",
+        *comparison_rows(results),
+        "",
+        "## Data",
+        "",
+        *_data_lines(results),
+    ]
     out += ["", "## Where the time went (seconds)", "", "| stage | s |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in results["timings_s"].items()]
     if results.get("peak_rss_gib"):
@@ -128,8 +160,9 @@ def to_html(md: str, title: str) -> str:
             if set("".join(cells)) <= set("-"):
                 continue
             tag = "th" if not in_table else "td"
-            body.append(("<table>" if not in_table else "") + "<tr>" +
-                        "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>")
+            body.append(
+                ("<table>" if not in_table else "") + "<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>"
+            )
             in_table = True
             continue
         if in_table:
@@ -145,10 +178,14 @@ def to_html(md: str, title: str) -> str:
             body.append(f"<p>{html.escape(line)}</p>")
     if in_table:
         body.append("</table>")
-    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+    style = (
+        "body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
+    )
 
 
 def write_report(run_dir: Path, results: dict) -> None:

@@ -24,9 +24,13 @@ def load_scorer(preset: Preset, epitome: str | None) -> tuple[EmpathyScorer | No
     """(scorer or None, info). Trains the preset's scorer kind once when EPITOME data is found."""
     folder = Path(epitome) if epitome else default_dir()
     if not folder.is_dir():
-        return None, {"available": False, "reason": (
-            f"EPITOME data not found at {folder} (pass --epitome DIR or set RELM_EPITOME_DIR; the CSVs are in "
-            "github.com/behavioral-data/Empathy-Mental-Health, dataset/); empathy metrics are not reported")}
+        return None, {
+            "available": False,
+            "reason": (
+                f"EPITOME data not found at {folder} (pass --epitome DIR or set RELM_EPITOME_DIR; the CSVs are in "
+                "github.com/behavioral-data/Empathy-Mental-Health, dataset/); empathy metrics are not reported"
+            ),
+        }
     data = load_epitome(folder)
     kinds = [k.strip() for k in preset.scorer.split(",")]  # preference order; the last is trained if none is
     for kind in kinds:
@@ -41,9 +45,14 @@ def load_scorer(preset: Preset, epitome: str | None) -> tuple[EmpathyScorer | No
     if scorer is None:
         scorer = empathy.train(kinds[-1], data, seed=0)
     val = scorer.meta["validation"]
-    return scorer, {"available": True, "identity": scorer.identity, "kind": scorer.kind,
-                    "training_data_hash": data.data_hash, "training_data": str(folder),
-                    "validation": {m: {k: v[k] for k in ("accuracy", "macro_f1", "n")} for m, v in val.items()}}
+    return scorer, {
+        "available": True,
+        "identity": scorer.identity,
+        "kind": scorer.kind,
+        "training_data_hash": data.data_hash,
+        "training_data": str(folder),
+        "validation": {m: {k: v[k] for k in ("accuracy", "macro_f1", "n")} for m, v in val.items()},
+    }
 
 
 def score_rows(rows: list[dict], scorer: EmpathyScorer | None) -> tuple[list[dict], dict]:
@@ -52,8 +61,15 @@ def score_rows(rows: list[dict], scorer: EmpathyScorer | None) -> tuple[list[dic
         r["ser_label"] = parse_emotion(r["ser_answer"])
     gold = [r["gold_emotion"] for r in rows]
     ser = ser_scores(gold, [r["ser_label"] for r in rows])
-    metrics = {"ua": ser.ua, "wa": ser.wa, "macro_f1": ser.macro_f1, "n": ser.n,
-               "n_unparseable": ser.n_unparseable, "confusion": ser.confusion, "labels": list(LABELS)}
+    metrics = {
+        "ua": ser.ua,
+        "wa": ser.wa,
+        "macro_f1": ser.macro_f1,
+        "n": ser.n,
+        "n_unparseable": ser.n_unparseable,
+        "confusion": ser.confusion,
+        "labels": list(LABELS),
+    }
     if rows and rows[0].get("ser_head"):
         head = ser_scores(gold, [r["ser_head"] for r in rows])
         metrics |= {"ua_head": head.ua, "wa_head": head.wa, "confusion_head": head.confusion}
@@ -63,8 +79,10 @@ def score_rows(rows: list[dict], scorer: EmpathyScorer | None) -> tuple[list[dic
         pred = np.array([r["avd_pred"] for r in rows])
         target = np.array([r["avd_target"] for r in rows])
         metrics["avd_mse"] = float(np.mean((pred - target) ** 2))
-        metrics["avd_pearson"] = [float(np.corrcoef(pred[:, k], target[:, k])[0, 1]) if np.std(pred[:, k]) > 0
-                                  else float("nan") for k in range(3)]
+        metrics["avd_pearson"] = [
+            float(np.corrcoef(pred[:, k], target[:, k])[0, 1]) if np.std(pred[:, k]) > 0 else float("nan")
+            for k in range(3)
+        ]
     words = [len(r["response"].split()) for r in rows]
     metrics["response_words_mean"] = float(np.mean(words)) if words else 0.0
     metrics["n_empty_responses"] = int(sum(w == 0 for w in words))

@@ -51,38 +51,57 @@ def run_sweep(cfg: SweepConfig) -> Path:
     force = parse_force(cfg.force)
     preset = load_preset(cfg.preset, cfg.overrides)
     torch.set_num_threads(preset.threads or max(1, os.cpu_count() or 1))
-    sweep_id = cfg.sweep_id or (f"{preset.name}-{'+'.join(cfg.datasets)}-"
-                                f"{content_key(cfg.systems, cfg.seeds, preset.hash(), length=8)}")
+    sweep_id = cfg.sweep_id or (
+        f"{preset.name}-{'+'.join(cfg.datasets)}-{content_key(cfg.systems, cfg.seeds, preset.hash(), length=8)}"
+    )
     sweep_dir = cfg.out_root / sweep_id
     sweep_dir.mkdir(parents=True, exist_ok=True)
     timer = StageTimer()
     with timer(Stage.SCORE):
         scorer, scorer_info = load_scorer(preset, cfg.epitome)
-    results = new_results(sweep_id, preset.to_dict(), preset.hash(), cfg.datasets, cfg.systems,
-                          list(range(cfg.seeds)), scorer_info)
+    results = new_results(
+        sweep_id, preset.to_dict(), preset.hash(), cfg.datasets, cfg.systems, list(range(cfg.seeds)), scorer_info
+    )
     zero_shot = systems_with_role("zero_shot", cfg.systems)
     for dataset in cfg.datasets:
-        bundle = prepare_dataset(dataset, cfg.roots.get(dataset), preset, timer, protocol=cfg.protocol,
-                                 force=force, progress=cfg.progress)
+        bundle = prepare_dataset(
+            dataset, cfg.roots.get(dataset), preset, timer, protocol=cfg.protocol, force=force, progress=cfg.progress
+        )
         with timer(Stage.TEACHER):
             targets, teacher_info = teacher_targets(preset, bundle.df, cfg.progress, Stage.TEACHER in force)
         results["protocols"][dataset] = bundle.protocol
-        results["data"][dataset] = {"data_hash": bundle.data_hash, "n": bundle.split_sizes(),
-                                    "avd_targets": bundle.avd_source, "emotion_encoder": bundle.emotion_encoder,
-                                    "teacher": teacher_info, "skipped": bundle.manifest.skipped,
-                                    "manifest": bundle.manifest_path}
+        results["data"][dataset] = {
+            "data_hash": bundle.data_hash,
+            "n": bundle.split_sizes(),
+            "avd_targets": bundle.avd_source,
+            "emotion_encoder": bundle.emotion_encoder,
+            "teacher": teacher_info,
+            "skipped": bundle.manifest.skipped,
+            "manifest": bundle.manifest_path,
+        }
         items = {s: bundle.items(s, targets) for s in SPLITS}
         rows_by_system: dict[str, list[list[dict]]] = {}
         for system in cfg.systems:
             for seed in range(cfg.seeds):
-                entry_key = content_key(bundle.data_hash, system, seed, preset.hash(), teacher_info["cache_key"],
-                                        bundle.avd_source)
+                entry_key = content_key(
+                    bundle.data_hash, system, seed, preset.hash(), teacher_info["cache_key"], bundle.avd_source
+                )
                 log_dir = sweep_dir / run_folder(dataset, system, seed) / "logs"
                 run = tracking.start_run(cfg, sweep_id, dataset, system, seed, preset) if cfg.tracking else None
                 try:
                     with timer(Stage.TRAIN, system):
-                        rows, info = train_and_answer(system, seed, preset, items, bundle.dims, entry_key, log_dir,
-                                                      Stage.TRAIN in force, cfg.progress, tracking.loggers(run))
+                        rows, info = train_and_answer(
+                            system,
+                            seed,
+                            preset,
+                            items,
+                            bundle.dims,
+                            entry_key,
+                            log_dir,
+                            Stage.TRAIN in force,
+                            cfg.progress,
+                            tracking.loggers(run),
+                        )
                     with timer(Stage.SCORE):
                         rows, metrics = score_rows(rows, scorer)
                     metrics["train"] = info

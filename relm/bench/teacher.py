@@ -30,8 +30,10 @@ DROP_CONTAINS = ("as an ai language model", "i'm sorry, but i")
 def messages_for(cfg: TeacherCfg, text: str, emotion: str) -> list[dict]:
     msgs = [{"role": "system", "content": cfg.system}]
     for emo, said, reply in cfg.examples:
-        msgs += [{"role": "user", "content": cfg.user.format(emotion=emo, text=said)},
-                 {"role": "assistant", "content": reply}]
+        msgs += [
+            {"role": "user", "content": cfg.user.format(emotion=emo, text=said)},
+            {"role": "assistant", "content": reply},
+        ]
     return msgs + [{"role": "user", "content": cfg.user.format(emotion=emotion, text=text)}]
 
 
@@ -67,14 +69,22 @@ class Teacher:
     def _generate(self, pairs: list[tuple[str, str]]) -> list[tuple[str, bool]]:
         if self.cfg.prompt == "template":
             return [(self.cfg.templates[e], False) for _, e in pairs]
-        prompts = [self.tok.apply_chat_template(messages_for(self.cfg, t, e), tokenize=False,
-                                                add_generation_prompt=True) for t, e in pairs]
+        prompts = [
+            self.tok.apply_chat_template(messages_for(self.cfg, t, e), tokenize=False, add_generation_prompt=True)
+            for t, e in pairs
+        ]
         enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         self.model.eval()
-        out = self.model.generate(**enc, max_new_tokens=self.cfg.max_new_tokens, min_new_tokens=1,
-                                  do_sample=False, num_beams=1, repetition_penalty=self.cfg.repetition_penalty,
-                                  pad_token_id=self.tok.pad_token_id)
-        new = out[:, enc["input_ids"].shape[1]:]
+        out = self.model.generate(
+            **enc,
+            max_new_tokens=self.cfg.max_new_tokens,
+            min_new_tokens=1,
+            do_sample=False,
+            num_beams=1,
+            repetition_penalty=self.cfg.repetition_penalty,
+            pad_token_id=self.tok.pad_token_id,
+        )
+        new = out[:, enc["input_ids"].shape[1] :]
         texts = self.tok.batch_decode(new, skip_special_tokens=True)
         eos = {self.tok.eos_token_id, self.tok.convert_tokens_to_ids("<|im_end|>")}
         return [(t, not any(int(x) in eos for x in row)) for t, row in zip(texts, new)]
@@ -91,8 +101,9 @@ class Teacher:
         return {self.item_key(t, e): self.cache[self.item_key(t, e)]["clean"] for t, e in pairs}
 
 
-def teacher_targets(preset: Preset, df: pd.DataFrame, progress: bool, force: bool
-                    ) -> tuple[dict[str, str | None], dict]:
+def teacher_targets(
+    preset: Preset, df: pd.DataFrame, progress: bool, force: bool
+) -> tuple[dict[str, str | None], dict]:
     """({utt_id: expected response or None}, info) for every utterance of the manifest."""
     cfg = preset.teacher
     if cfg.prompt == "template":
@@ -107,5 +118,10 @@ def teacher_targets(preset: Preset, df: pd.DataFrame, progress: bool, force: boo
     out = teacher.responses(pairs, progress=progress)
     targets = {u: out[teacher.item_key(t, e)] for u, (t, e) in zip(df["utt_id"], pairs)}
     dropped = sum(v is None for v in targets.values())
-    return targets, {"identity": identity, "prompt": cfg.prompt, "cache_key": teacher.key,
-                     "dropped_by_cleaning": dropped, "n": len(targets)}
+    return targets, {
+        "identity": identity,
+        "prompt": cfg.prompt,
+        "cache_key": teacher.key,
+        "dropped_by_cleaning": dropped,
+        "n": len(targets),
+    }

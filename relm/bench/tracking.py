@@ -19,10 +19,16 @@ def start_run(cfg, sweep_id: str, dataset: str, system: str, seed: int, preset):
         return None
     import wandb
 
-    return wandb.init(project=os.environ.get("WANDB_PROJECT", "relm"), group=sweep_id, job_type=dataset,
-                      name=f"{dataset}/{system}/seed{seed}", mode=_mode(), reinit="finish_previous",
-                      dir=os.environ.get("WANDB_DIR") or str(cfg.out_root / sweep_id),
-                      config={"preset": preset.to_dict(), "dataset": dataset, "system": system, "seed": seed})
+    return wandb.init(
+        project=os.environ.get("WANDB_PROJECT", "relm"),
+        group=sweep_id,
+        job_type=dataset,
+        name=f"{dataset}/{system}/seed{seed}",
+        mode=_mode(),
+        reinit="finish_previous",
+        dir=os.environ.get("WANDB_DIR") or str(cfg.out_root / sweep_id),
+        config={"preset": preset.to_dict(), "dataset": dataset, "system": system, "seed": seed},
+    )
 
 
 def loggers(run) -> list:
@@ -55,9 +61,15 @@ def log_sweep_artifact(cfg, sweep_id: str, run_dir: Path) -> None:
         return
     import wandb
 
-    run = wandb.init(project=os.environ.get("WANDB_PROJECT", "relm"), group=sweep_id, job_type="summary",
-                     name=f"{sweep_id}/summary", mode=_mode(), reinit="finish_previous",
-                     dir=os.environ.get("WANDB_DIR") or str(run_dir))
+    run = wandb.init(
+        project=os.environ.get("WANDB_PROJECT", "relm"),
+        group=sweep_id,
+        job_type="summary",
+        name=f"{sweep_id}/summary",
+        mode=_mode(),
+        reinit="finish_previous",
+        dir=os.environ.get("WANDB_DIR") or str(run_dir),
+    )
     try:
         art = wandb.Artifact(f"results-{sweep_id}", type="results")
         art.add_file(str(run_dir / "results.json"))

@@ -50,12 +50,16 @@ def training_items(items: list[dict], ser_fraction: float, seed: int) -> tuple[l
     n_ser = int(round(ser_fraction * len(items)))
     for i in rng.choice(len(items), n_ser, replace=False) if n_ser else []:
         out.append(dict(items[i], task="ser", target=items[i]["emotion_name"]))
-    return out, {"response": sum(1 for it in out if it["task"] == "response"), "ser": n_ser,
-                 "without_target": sum(1 for it in items if not it["target"])}
+    return out, {
+        "response": sum(1 for it in out if it["task"] == "response"),
+        "ser": n_ser,
+        "without_target": sum(1 for it in items if not it["target"]),
+    }
 
 
-def build_module(system: str, preset: Preset, speech_dim: int, emotion_dim: int, total_steps: int,
-                 seed: int) -> SystemLitModule:
+def build_module(
+    system: str, preset: Preset, speech_dim: int, emotion_dim: int, total_steps: int, seed: int
+) -> SystemLitModule:
     L.seed_everything(seed, verbose=False)
     llm, tok, identity = load_llm(preset.llm)
     module = SystemLitModule(system, preset, llm, tok, speech_dim, emotion_dim, total_steps)
@@ -63,8 +67,18 @@ def build_module(system: str, preset: Preset, speech_dim: int, emotion_dim: int,
     return module
 
 
-def train_system(system: str, preset: Preset, train_items, val_items, speech_dim: int, emotion_dim: int,
-                 seed: int, log_dir: Path, loggers=(), progress: bool = True) -> tuple[SystemLitModule, dict]:
+def train_system(
+    system: str,
+    preset: Preset,
+    train_items,
+    val_items,
+    speech_dim: int,
+    emotion_dim: int,
+    seed: int,
+    log_dir: Path,
+    loggers=(),
+    progress: bool = True,
+) -> tuple[SystemLitModule, dict]:
     spec = get_system(system)
     items, counts = training_items(train_items, preset.train.ser_prompt_fraction, seed)
     val, _ = training_items(val_items, preset.train.ser_prompt_fraction, seed + 1)
@@ -74,9 +88,12 @@ def train_system(system: str, preset: Preset, train_items, val_items, speech_dim
         val = [val[i] for i in sorted(keep)]
     steps = steps_for(len(items), preset) if spec.trains else 0
     module = build_module(system, preset, speech_dim, emotion_dim, max(steps, 1), seed)
-    info = {"train_items": counts, "steps": steps, "trainable_params": sum(
-        p.numel() for p in module.parameters() if p.requires_grad), "total_params": sum(
-        p.numel() for p in module.parameters())}
+    info = {
+        "train_items": counts,
+        "steps": steps,
+        "trainable_params": sum(p.numel() for p in module.parameters() if p.requires_grad),
+        "total_params": sum(p.numel() for p in module.parameters()),
+    }
     if not spec.trains:
         return module, info | {"train_seconds": 0.0}
     gen = torch.Generator().manual_seed(seed)
@@ -85,13 +102,24 @@ def train_system(system: str, preset: Preset, train_items, val_items, speech_dim
     val_loader = DataLoader(val, batch_size=t.batch_size, collate_fn=list)
     keep = KeepBestTrained()
     trainer = L.Trainer(
-        max_steps=steps, max_epochs=t.epochs if t.max_steps <= 0 else -1, accumulate_grad_batches=t.accumulate,
-        gradient_clip_val=t.grad_clip, precision=t.precision, strategy=t.strategy, devices=t.devices,
-        logger=[CSVLogger(str(log_dir), name="", version=""), *loggers], callbacks=[keep],
-        enable_checkpointing=False, num_sanity_val_steps=0, log_every_n_steps=5,
+        max_steps=steps,
+        max_epochs=t.epochs if t.max_steps <= 0 else -1,
+        accumulate_grad_batches=t.accumulate,
+        gradient_clip_val=t.grad_clip,
+        precision=t.precision,
+        strategy=t.strategy,
+        devices=t.devices,
+        logger=[CSVLogger(str(log_dir), name="", version=""), *loggers],
+        callbacks=[keep],
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=5,
         val_check_interval=max(1, min(steps, len(train_loader)) // 2) if val else None,
-        limit_val_batches=1.0 if val else 0, default_root_dir=str(log_dir), enable_model_summary=False,
-        enable_progress_bar=progress)
+        limit_val_batches=1.0 if val else 0,
+        default_root_dir=str(log_dir),
+        enable_model_summary=False,
+        enable_progress_bar=progress,
+    )
     start = time.perf_counter()
     trainer.fit(module, train_loader, val_loader if val else None)
     seconds = time.perf_counter() - start
@@ -99,8 +127,11 @@ def train_system(system: str, preset: Preset, train_items, val_items, speech_dim
         trainer.validate(module, val_loader, verbose=False)
         keep.on_validation_end(trainer, module)
     keep.restore(module)
-    return module, info | {"train_seconds": round(seconds, 1), "best_val_loss": keep.best,
-                           "seconds_per_step": round(seconds / max(steps, 1), 3)}
+    return module, info | {
+        "train_seconds": round(seconds, 1),
+        "best_val_loss": keep.best,
+        "seconds_per_step": round(seconds / max(steps, 1), 3),
+    }
 
 
 def answer(module: SystemLitModule, items: list[dict], preset: Preset, progress: bool = True) -> list[dict]:
@@ -109,29 +140,47 @@ def answer(module: SystemLitModule, items: list[dict], preset: Preset, progress:
     rows = []
     bf16 = preset.train.precision.startswith("bf16")
     autocast = torch.autocast(module.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    for i in tqdm(range(0, len(items), g.batch_size), desc=f"generate: {module.spec.name}", unit="batch",
-                  disable=not progress):
+    for i in tqdm(
+        range(0, len(items), g.batch_size), desc=f"generate: {module.spec.name}", unit="batch", disable=not progress
+    ):
         batch = items[i : i + g.batch_size]
         with autocast:
             responses = module.generate(batch, "response", g.max_new_tokens)
             ser = module.generate(batch, "ser", g.ser_max_new_tokens)
             head, avd = module.head_predictions(batch)
         for j, it in enumerate(batch):
-            rows.append({"id": it["utt_id"], "transcript": it["transcript"], "gold_emotion": it["emotion_name"],
-                         "response": responses[j], "ser_answer": ser[j], "ser_head": head[j] if head else None,
-                         "avd_pred": avd[j] if avd else None, "avd_target": it["avd"].tolist()})
+            rows.append(
+                {
+                    "id": it["utt_id"],
+                    "transcript": it["transcript"],
+                    "gold_emotion": it["emotion_name"],
+                    "response": responses[j],
+                    "ser_answer": ser[j],
+                    "ser_head": head[j] if head else None,
+                    "avd_pred": avd[j] if avd else None,
+                    "avd_target": it["avd"].tolist(),
+                }
+            )
     return rows
 
 
-def train_and_answer(system: str, seed: int, preset: Preset, items: dict[str, list[dict]], dims: tuple[int, int],
-                     entry_key: str, log_dir: Path, force: bool, progress: bool, loggers=()
-                     ) -> tuple[list[dict], dict]:
+def train_and_answer(
+    system: str,
+    seed: int,
+    preset: Preset,
+    items: dict[str, list[dict]],
+    dims: tuple[int, int],
+    entry_key: str,
+    log_dir: Path,
+    force: bool,
+    progress: bool,
+    loggers=(),
+) -> tuple[list[dict], dict]:
     """One run: train (or reuse) one system/seed and answer the test split; one cache entry per `entry_key`."""
     folder = Stage.TRAIN.folder() / entry_key
     if not force and (folder / "answers.jsonl").is_file() and (folder / "train.json").is_file():
         return read_jsonl(folder / "answers.jsonl"), json.loads((folder / "train.json").read_text())
-    module, info = train_system(system, preset, items["train"], items["val"], *dims, seed, log_dir, loggers,
-                                progress)
+    module, info = train_system(system, preset, items["train"], items["val"], *dims, seed, log_dir, loggers, progress)
     start = time.perf_counter()
     rows = answer(module, items["test"], preset, progress)
     info["generate_seconds"] = round(time.perf_counter() - start, 1)

@@ -36,10 +36,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for item in args.set or []:
         key, value = item.split("=", 1)
         overrides[key] = yaml.safe_load(value)
-    cfg = SweepConfig(datasets=datasets, systems=_csv(args.systems), preset=args.preset, seeds=args.seeds,
-                      roots=roots, protocol=args.protocol, epitome=args.epitome, force=set(_csv(args.force or "")),
-                      out_root=Path(args.out), overrides=overrides, sweep_id=args.sweep_id,
-                      progress=not args.quiet, tracking=not args.no_wandb)
+    cfg = SweepConfig(
+        datasets=datasets,
+        systems=_csv(args.systems),
+        preset=args.preset,
+        seeds=args.seeds,
+        roots=roots,
+        protocol=args.protocol,
+        epitome=args.epitome,
+        force=set(_csv(args.force or "")),
+        out_root=Path(args.out),
+        overrides=overrides,
+        sweep_id=args.sweep_id,
+        progress=not args.quiet,
+        tracking=not args.no_wandb,
+    )
     run_dir = run_sweep(cfg)
     print((run_dir / "report.md").read_text().split("## Paired comparisons")[0])
     print(f"results: {run_dir}/results.json  report: {run_dir}/report.md (.html)")
@@ -67,8 +78,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a run's trained systems on another corpus copy (cross-corpus or held-out speakers)."""
     from relm.bench.evaluate import evaluate_run
 
-    run_dir = evaluate_run(Path(args.run), args.dataset, args.root, Path(args.out), args.epitome, args.trained_on,
-                           progress=not args.quiet)
+    run_dir = evaluate_run(
+        Path(args.run), args.dataset, args.root, Path(args.out), args.epitome, args.trained_on, progress=not args.quiet
+    )
     print((run_dir / "report.md").read_text().split("## Paired comparisons")[0])
     print(f"results: {run_dir}/results.json")
     return 0
@@ -99,8 +111,12 @@ def register(sub) -> None:
     p = sub.add_parser("check", help=cmd_check.__doc__, description=cmd_check.__doc__)
     p.add_argument("run", help="run folder or its results.json")
     p.add_argument("--baseline", required=True, help="baseline results.json")
-    p.add_argument("--tolerance", action="append", metavar="METRIC=ABS",
-                   help="absolute tolerance per metric (default: the baseline's own, else 0.05)")
+    p.add_argument(
+        "--tolerance",
+        action="append",
+        metavar="METRIC=ABS",
+        help="absolute tolerance per metric (default: the baseline's own, else 0.05)",
+    )
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("evaluate", help=cmd_evaluate.__doc__, description=cmd_evaluate.__doc__)
     p.add_argument("--run", required=True, help="run folder (or results.json) whose systems to evaluate")

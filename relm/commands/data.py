@@ -13,8 +13,11 @@ def _read(args: argparse.Namespace):
 
     adapter = get_adapter(args.dataset)
     root = find_root(args.dataset, args.root)
-    options = ReadOptions(protocol=args.protocol, strict_audio=args.strict_audio,
-                          bounds=AudioBounds(min_seconds=args.min_seconds, max_seconds=args.max_seconds))
+    options = ReadOptions(
+        protocol=args.protocol,
+        strict_audio=args.strict_audio,
+        bounds=AudioBounds(min_seconds=args.min_seconds, max_seconds=args.max_seconds),
+    )
     return adapter.read(root, options)
 
 
@@ -41,12 +44,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
     """Generate the synthetic ESD-format corpus with espeak-ng (deterministic per seed)."""
     from relm.data.synth import SynthConfig, generate
 
-    cfg = SynthConfig(seed=args.seed, n_val=args.val, n_test=args.test, n_train=args.train,
-                      workers=args.workers)
+    cfg = SynthConfig(seed=args.seed, n_val=args.val, n_test=args.test, n_train=args.train, workers=args.workers)
     start = time.perf_counter()
     summary = generate(args.out, cfg)
-    print(f"synth-esd: {summary['n_utterances']} utterances in {args.out} "
-          f"(generated in {summary['seconds']} s; this call {time.perf_counter() - start:.1f} s)")
+    print(
+        f"synth-esd: {summary['n_utterances']} utterances in {args.out} "
+        f"(generated in {summary['seconds']} s; this call {time.perf_counter() - start:.1f} s)"
+    )
     return 0
 
 

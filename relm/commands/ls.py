@@ -12,18 +12,37 @@ def _rows(what: str) -> list[dict]:
     if what == "systems":
         from relm.models.system_table import SYSTEMS
 
-        return [{"name": n, "role": s.role, "hears_speech": s.speech, "emotion_input": s.emotion, "trains": s.trains,
-                 "default": s.in_default_sweep, "description": s.description} for n, s in SYSTEMS.items()]
+        return [
+            {
+                "name": n,
+                "role": s.role,
+                "hears_speech": s.speech,
+                "emotion_input": s.emotion,
+                "trains": s.trains,
+                "default": s.in_default_sweep,
+                "description": s.description,
+            }
+            for n, s in SYSTEMS.items()
+        ]
     if what == "datasets":
         from relm.data.corpora import DATASETS
 
-        return [{"name": n, "protocols": ", ".join(d.adapter.protocols), "root": f"{d.default_root} or ${d.env_var}",
-                 "description": d.description} for n, d in DATASETS.items()]
+        return [
+            {
+                "name": n,
+                "protocols": ", ".join(d.adapter.protocols),
+                "root": f"{d.default_root} or ${d.env_var}",
+                "description": d.description,
+            }
+            for n, d in DATASETS.items()
+        ]
     if what == "presets":
         from relm.config import PRESETS
 
-        return [{"name": n, "file": str(p), "description": p.read_text().splitlines()[0].lstrip("# ")}
-                for n, p in PRESETS.items()]
+        return [
+            {"name": n, "file": str(p), "description": p.read_text().splitlines()[0].lstrip("# ")}
+            for n, p in PRESETS.items()
+        ]
     if what == "scorers":
         from relm.scoring.empathy import SCORERS
 
@@ -31,18 +50,36 @@ def _rows(what: str) -> list[dict]:
     if what == "models":
         from relm.models.sources import MODELS
 
-        return [{"name": n, "kind": s.kind, "presets": ", ".join(s.presets), "hub_id": s.hub_id or "-",
-                 "licence": s.licence} for n, s in MODELS.items()]
+        return [
+            {
+                "name": n,
+                "kind": s.kind,
+                "presets": ", ".join(s.presets),
+                "hub_id": s.hub_id or "-",
+                "licence": s.licence,
+            }
+            for n, s in MODELS.items()
+        ]
     if what == "encoders":
         from relm.models.emotion_encoder import EMOTION_ENCODERS
 
-        return [{"name": n, "stage0": s.trained_in_stage0, "description": s.description}
-                for n, s in EMOTION_ENCODERS.items()]
+        return [
+            {"name": n, "stage0": s.trained_in_stage0, "description": s.description}
+            for n, s in EMOTION_ENCODERS.items()
+        ]
     from relm.metrics.table import METRICS
 
-    return [{"name": n, "family": m.family, "higher_is_better": m.higher_is_better,
-             "primary_test": m.primary_test or "-", "gated": m.gated, "description": m.description}
-            for n, m in METRICS.items()]
+    return [
+        {
+            "name": n,
+            "family": m.family,
+            "higher_is_better": m.higher_is_better,
+            "primary_test": m.primary_test or "-",
+            "gated": m.gated,
+            "description": m.description,
+        }
+        for n, m in METRICS.items()
+    ]
 
 
 def cmd_ls(args: argparse.Namespace) -> int:

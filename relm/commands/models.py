@@ -21,8 +21,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     print(f"{'name':24} {'preset':7} {'source':9} {'ready':6} detail")
     for r in rows:
-        print(f"{r['name']:24} {','.join(r['presets']):7} {r['source']:9} "
-              f"{'yes' if r['ready'] else 'no':6} {r['detail']}")
+        print(
+            f"{r['name']:24} {','.join(r['presets']):7} {r['source']:9} {'yes' if r['ready'] else 'no':6} {r['detail']}"
+        )
     return 0
 
 

@@ -14,8 +14,10 @@ def _print_table(scores: dict, title: str) -> None:
     print(f"{'mech':5} {'n':>5} {'accuracy':>9} {'macro-F1':>9}  F1 level 0 / 1 / 2")
     for mech, s in scores.items():
         lv = s["f1_per_level"]
-        print(f"{mech:5} {s['n']:5d} {s['accuracy']:9.3f} {s['macro_f1']:9.3f}  "
-              f"{lv['0']:.3f} / {lv['1']:.3f} / {lv['2']:.3f}")
+        print(
+            f"{mech:5} {s['n']:5d} {s['accuracy']:9.3f} {s['macro_f1']:9.3f}  "
+            f"{lv['0']:.3f} / {lv['1']:.3f} / {lv['2']:.3f}"
+        )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -29,8 +31,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise RelmError(f"--epochs: scorer kind {args.kind!r} does not train in epochs")
     scorer = empathy.train(args.kind, data, seed=args.seed, **params)
     m = scorer.meta
-    print(f"trained {scorer.identity} on {m['n_train']} pairs in {m['train_seconds']:.1f} s "
-          f"(skipped: {m['skipped_rows']})")
+    print(
+        f"trained {scorer.identity} on {m['n_train']} pairs in {m['train_seconds']:.1f} s "
+        f"(skipped: {m['skipped_rows']})"
+    )
     _print_table(m["validation"], f"validation on {m['n_val']} pairs of held-out seekers:")
     return 0
 
@@ -44,15 +48,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     data = load_epitome(args.data)
     table = empathy.unseen_rows(scorer, data.table)
     if table.empty:
-        raise RelmError(f"{data.source}: every pair was in {scorer.identity}'s training data; "
-                        "nothing unseen to evaluate")
+        raise RelmError(
+            f"{data.source}: every pair was in {scorer.identity}'s training data; nothing unseen to evaluate"
+        )
     scores = empathy.evaluate(scorer, table)
     if args.json:
         print(json.dumps(scores, indent=2))
     else:
         excluded = len(data.table) - len(table)
-        _print_table(scores, f"{scorer.identity} on {len(table)} pairs of {data.source} "
-                             f"({excluded} seen in training excluded)")
+        _print_table(
+            scores, f"{scorer.identity} on {len(table)} pairs of {data.source} ({excluded} seen in training excluded)"
+        )
     return 0
 
 

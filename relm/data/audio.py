@@ -53,8 +53,9 @@ def resample(wave: np.ndarray, sr: int, target_sr: int = TARGET_SR) -> np.ndarra
     return out.numpy()
 
 
-def load_audio(path: str | os.PathLike, target_sr: int = TARGET_SR,
-               bounds: AudioBounds | None = AudioBounds()) -> np.ndarray:
+def load_audio(
+    path: str | os.PathLike, target_sr: int = TARGET_SR, bounds: AudioBounds | None = AudioBounds()
+) -> np.ndarray:
     """Read a file as mono float32 at `target_sr`; AudioError names the file and the problem."""
     path = Path(path)
     if not path.is_file():

@@ -33,8 +33,15 @@ def save_manifest(manifest: Manifest) -> Path:
     buf = io.BytesIO()
     manifest.df.to_parquet(buf, index=False)
     path = atomic_write_bytes(folder / f"{stem}.parquet", buf.getvalue())
-    atomic_write_json(folder / f"{stem}.json", {
-        "dataset": manifest.dataset, "root": manifest.root, "protocol": manifest.protocol,
-        "skipped": manifest.skipped, "avd_source": manifest.avd_source, "data_hash": data_hash(manifest.df),
-    })
+    atomic_write_json(
+        folder / f"{stem}.json",
+        {
+            "dataset": manifest.dataset,
+            "root": manifest.root,
+            "protocol": manifest.protocol,
+            "skipped": manifest.skipped,
+            "avd_source": manifest.avd_source,
+            "data_hash": data_hash(manifest.df),
+        },
+    )
     return path

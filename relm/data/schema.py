@@ -11,9 +11,18 @@ from relm.errors import RelmError
 LABELS = ("neutral", "happy", "angry", "sad", "surprise")
 SPLITS = ("train", "val", "test")
 COLUMNS = {
-    "utt_id": "string", "path": "string", "transcript": "string", "emotion": "string",
-    "orig_label": "string", "speaker": "string", "gender": "string", "split": "string",
-    "arousal": "float64", "valence": "float64", "dominance": "float64", "duration": "float64",
+    "utt_id": "string",
+    "path": "string",
+    "transcript": "string",
+    "emotion": "string",
+    "orig_label": "string",
+    "speaker": "string",
+    "gender": "string",
+    "split": "string",
+    "arousal": "float64",
+    "valence": "float64",
+    "dominance": "float64",
+    "duration": "float64",
     "protocol": "string",
 }
 

@@ -38,9 +38,12 @@ PRESETS = {
 JITTER = {"p": 7, "s": 18, "a": 20, "g": 1}
 # Speaker id -> (voice, gender, transcript encoding as in the ESD release).
 SPEAKERS = {
-    "0011": ("en-us+m3", "male", "utf-8"), "0012": ("en-us+m7", "male", "utf-16"),
-    "0013": ("en-gb+m1", "male", "utf-16"), "0015": ("en-us+f3", "female", "utf-8"),
-    "0016": ("en-us+f5", "female", "latin-1"), "0017": ("en-gb+f2", "female", "latin-1"),
+    "0011": ("en-us+m3", "male", "utf-8"),
+    "0012": ("en-us+m7", "male", "utf-16"),
+    "0013": ("en-gb+m1", "male", "utf-16"),
+    "0015": ("en-us+f3", "female", "utf-8"),
+    "0016": ("en-us+f5", "female", "latin-1"),
+    "0017": ("en-gb+f2", "female", "latin-1"),
 }
 
 
@@ -87,8 +90,17 @@ def plan(cfg: SynthConfig) -> list[dict]:
                     flags = {f: int(round(v + rng.uniform(-JITTER[f], JITTER[f]))) for f, v in base.items()}
                     flags["g"] = max(0, flags["g"])
                     number = BLOCK[emotion] + offsets[split] + j
-                    jobs.append({"speaker": spk, "voice": voice, "emotion": emotion, "split": split,
-                                 "utt": f"{spk}_{number:06d}", "sentence": sentences[int(sent_idx)], "flags": flags})
+                    jobs.append(
+                        {
+                            "speaker": spk,
+                            "voice": voice,
+                            "emotion": emotion,
+                            "split": split,
+                            "utt": f"{spk}_{number:06d}",
+                            "sentence": sentences[int(sent_idx)],
+                            "flags": flags,
+                        }
+                    )
     return jobs
 
 
@@ -101,10 +113,29 @@ def _espeak_job(job: dict, out_root: Path, espeak: str, sox: str) -> None:
     # sox -R -D: repeatable, no dither, so the corpus is byte-identical for a seed.
     with tempfile.TemporaryDirectory(dir=final.parent) as tmp:
         raw, res = Path(tmp) / "raw.wav", Path(tmp) / "out.wav"
-        subprocess.run([espeak, "-v", job["voice"], "-p", str(f["p"]), "-s", str(f["s"]), "-a", str(f["a"]),
-                        "-g", str(f["g"]), "-w", str(raw), job["sentence"]], check=True, capture_output=True)
-        subprocess.run([sox, "-R", "-D", str(raw), "-r", "16000", "-b", "16", "-c", "1", str(res)], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [
+                espeak,
+                "-v",
+                job["voice"],
+                "-p",
+                str(f["p"]),
+                "-s",
+                str(f["s"]),
+                "-a",
+                str(f["a"]),
+                "-g",
+                str(f["g"]),
+                "-w",
+                str(raw),
+                job["sentence"],
+            ],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [sox, "-R", "-D", str(raw), "-r", "16000", "-b", "16", "-c", "1", str(res)], check=True, capture_output=True
+        )
         res.replace(final)
 
 
@@ -126,8 +157,10 @@ def generate(out_root: str | Path, cfg: SynthConfig | None = None, progress: boo
     espeak, sox = shutil.which("espeak-ng"), shutil.which("sox")
     if not espeak or not sox:
         missing = [n for n, p in (("espeak-ng", espeak), ("sox", sox)) if not p]
-        raise RelmError(f"synth needs {' and '.join(missing)}: sudo apt-get install -y espeak-ng sox "
-                        "(make setup does this when it can)")
+        raise RelmError(
+            f"synth needs {' and '.join(missing)}: sudo apt-get install -y espeak-ng sox "
+            "(make setup does this when it can)"
+        )
     out_root = Path(out_root)
     stamp = out_root / "synth.json"
     if stamp.is_file() and json.loads(stamp.read_text()).get("config") == asdict(cfg):
@@ -142,7 +175,13 @@ def generate(out_root: str | Path, cfg: SynthConfig | None = None, progress: boo
             except subprocess.CalledProcessError as exc:
                 raise RelmError(f"synth: {exc.cmd[0]} failed: {exc.stderr.decode(errors='replace')[:200]}") from None
     _transcript_files(jobs, out_root)
-    summary = {"config": asdict(cfg), "n_utterances": len(jobs), "seconds": round(time.perf_counter() - start, 1),
-               "speakers": {s: SPEAKERS[s][:2] for s in cfg.speakers}, "presets": PRESETS, "jitter": JITTER}
+    summary = {
+        "config": asdict(cfg),
+        "n_utterances": len(jobs),
+        "seconds": round(time.perf_counter() - start, 1),
+        "speakers": {s: SPEAKERS[s][:2] for s in cfg.speakers},
+        "presets": PRESETS,
+        "jitter": JITTER,
+    }
     atomic_write_json(stamp, summary)
     return summary

@@ -39,8 +39,16 @@ class Metric:
 METRICS: Registry[Metric] = Registry("metric")
 
 
-def register_metric(name: str, *, higher_is_better: bool, primary_test: PrimaryTest | None, gated: bool,
-                    family: Family, description: str, headline: bool = True) -> Metric:
+def register_metric(
+    name: str,
+    *,
+    higher_is_better: bool,
+    primary_test: PrimaryTest | None,
+    gated: bool,
+    family: Family,
+    description: str,
+    headline: bool = True,
+) -> Metric:
     metric = Metric(name, higher_is_better, primary_test, gated, family, description, headline)
     METRICS.register(name, metric)
     return metric
@@ -48,16 +56,48 @@ def register_metric(name: str, *, higher_is_better: bool, primary_test: PrimaryT
 
 EMPATHY_MECHANISMS = ("er", "ip", "ex")  # EPITOME: Emotional Reaction, Interpretation, Exploration
 for _mech, _title in zip(EMPATHY_MECHANISMS, ("Emotional Reaction", "Interpretation", "Exploration")):
-    register_metric(_mech, higher_is_better=True, primary_test="permutation", gated=True, family="empathy",
-                    description=f"mean EPITOME {_title} level (0-2) of the test responses")
-register_metric("ua", higher_is_better=True, primary_test="permutation", gated=True, family="ser",
-                description="unweighted accuracy (macro recall) of the parsed generative SER answer")
-register_metric("wa", higher_is_better=True, primary_test="mcnemar", gated=True, family="ser", headline=False,
-                description="weighted accuracy (plain accuracy) of the parsed generative SER answer")
-register_metric("macro_f1", higher_is_better=True, primary_test=None, gated=True, family="ser", headline=False,
-                description="macro-F1 of the parsed generative SER answer over the gold classes")
-register_metric("ua_head", higher_is_better=True, primary_test=None, gated=True, family="ser",
-                description="unweighted accuracy of the SER head on the pooled adapter output (speech systems)")
+    register_metric(
+        _mech,
+        higher_is_better=True,
+        primary_test="permutation",
+        gated=True,
+        family="empathy",
+        description=f"mean EPITOME {_title} level (0-2) of the test responses",
+    )
+register_metric(
+    "ua",
+    higher_is_better=True,
+    primary_test="permutation",
+    gated=True,
+    family="ser",
+    description="unweighted accuracy (macro recall) of the parsed generative SER answer",
+)
+register_metric(
+    "wa",
+    higher_is_better=True,
+    primary_test="mcnemar",
+    gated=True,
+    family="ser",
+    headline=False,
+    description="weighted accuracy (plain accuracy) of the parsed generative SER answer",
+)
+register_metric(
+    "macro_f1",
+    higher_is_better=True,
+    primary_test=None,
+    gated=True,
+    family="ser",
+    headline=False,
+    description="macro-F1 of the parsed generative SER answer over the gold classes",
+)
+register_metric(
+    "ua_head",
+    higher_is_better=True,
+    primary_test=None,
+    gated=True,
+    family="ser",
+    description="unweighted accuracy of the SER head on the pooled adapter output (speech systems)",
+)
 
 
 def metric_names(**facts: object) -> list[str]:

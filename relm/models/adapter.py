@@ -20,7 +20,8 @@ class SubsamplingAdapter(nn.Module):
         dims = [in_dim] * cfg.n_conv + [out_dim]
         self.convs = nn.ModuleList(
             nn.Conv1d(dims[i], 2 * dims[i + 1], cfg.kernel, stride=cfg.stride, padding=self.pad)
-            for i in range(cfg.n_conv))
+            for i in range(cfg.n_conv)
+        )
         self.fc1 = nn.Linear(out_dim, cfg.inner_dim, bias=False)
         self.fc2 = nn.Linear(cfg.inner_dim, out_dim, bias=False)
         self.norm = nn.LayerNorm(out_dim)
@@ -41,8 +42,10 @@ class SubsamplingAdapter(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, T, in_dim) padded frames -> (B, T', out_dim), lengths T'."""
         if int(lengths.min()) < self.min_frames:
-            raise RelmError(f"audio too short for the adapter: {int(lengths.min())} frames "
-                            f"(< {self.min_frames}, i.e. {self.min_frames * 20} ms)")
+            raise RelmError(
+                f"audio too short for the adapter: {int(lengths.min())} frames "
+                f"(< {self.min_frames}, i.e. {self.min_frames * 20} ms)"
+            )
         mask = (torch.arange(x.shape[1], device=x.device)[None] < lengths[:, None]).unsqueeze(-1)
         h = (x * mask).transpose(1, 2)
         for conv in self.convs:

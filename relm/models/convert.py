@@ -99,14 +99,21 @@ def whisper_from_ct2(ct2, extra: dict):
     eos, sot = extra.get("eos_id", 50256), extra.get("sot_id", 50257)
     no_ts = extra.get("no_timestamps_id", 50363 if multilingual else 50362)
     config = WhisperConfig(
-        vocab_size=int(vocab), num_mel_bins=int(n_mels), d_model=int(d),
-        encoder_layers=n_enc, decoder_layers=n_dec,
+        vocab_size=int(vocab),
+        num_mel_bins=int(n_mels),
+        d_model=int(d),
+        encoder_layers=n_enc,
+        decoder_layers=n_dec,
         encoder_attention_heads=int(ct2.get("encoder/num_heads")),
         decoder_attention_heads=int(ct2.get("decoder/num_heads")),
-        encoder_ffn_dim=int(ffn), decoder_ffn_dim=int(ffn),
+        encoder_ffn_dim=int(ffn),
+        decoder_ffn_dim=int(ffn),
         max_source_positions=int(ct2.get("encoder/position_encodings/encodings").shape[0]),
         max_target_positions=int(ct2.get("decoder/position_encodings/encodings").shape[0]),
-        bos_token_id=eos, eos_token_id=eos, pad_token_id=eos, decoder_start_token_id=sot,
+        bos_token_id=eos,
+        eos_token_id=eos,
+        pad_token_id=eos,
+        decoder_start_token_id=sot,
         suppress_tokens=extra.get("suppress_ids", []),
         begin_suppress_tokens=extra.get("suppress_ids_begin", [220, eos]),
         tie_word_embeddings=True,
@@ -118,11 +125,19 @@ def whisper_from_ct2(ct2, extra: dict):
         raise RelmError(f"Whisper conversion mismatch: missing {missing[:5]}, unexpected {unexpected[:5]}")
     model.tie_weights()
     model.generation_config = GenerationConfig(
-        decoder_start_token_id=sot, bos_token_id=eos, eos_token_id=eos, pad_token_id=eos,
-        no_timestamps_token_id=no_ts, is_multilingual=multilingual,
-        suppress_tokens=config.suppress_tokens, begin_suppress_tokens=config.begin_suppress_tokens,
-        alignment_heads=extra.get("alignment_heads"), max_initial_timestamp_index=50,
-        prev_sot_token_id=no_ts - 2, return_timestamps=False, max_length=config.max_target_positions,
+        decoder_start_token_id=sot,
+        bos_token_id=eos,
+        eos_token_id=eos,
+        pad_token_id=eos,
+        no_timestamps_token_id=no_ts,
+        is_multilingual=multilingual,
+        suppress_tokens=config.suppress_tokens,
+        begin_suppress_tokens=config.begin_suppress_tokens,
+        alignment_heads=extra.get("alignment_heads"),
+        max_initial_timestamp_index=50,
+        prev_sot_token_id=no_ts - 2,
+        return_timestamps=False,
+        max_length=config.max_target_positions,
     )
     return model
 
@@ -135,8 +150,13 @@ def convert_ct2_whisper(src_dir: Path, out_dir: Path) -> None:
     model = whisper_from_ct2(read_ct2(src_dir / "model.bin"), extra)
     model.save_pretrained(out_dir, safe_serialization=True)
     special = "<|endoftext|>"
-    tokenizer = WhisperTokenizerFast(tokenizer_file=str(src_dir / "tokenizer.json"), unk_token=special,
-                                     bos_token=special, eos_token=special, pad_token=special)
+    tokenizer = WhisperTokenizerFast(
+        tokenizer_file=str(src_dir / "tokenizer.json"),
+        unk_token=special,
+        bos_token=special,
+        eos_token=special,
+        pad_token=special,
+    )
     feats = WhisperFeatureExtractor(feature_size=model.config.num_mel_bins)
     WhisperProcessor(feats, tokenizer).save_pretrained(out_dir)
 

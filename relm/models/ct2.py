@@ -93,8 +93,13 @@ def read_ct2(path: str | os.PathLike) -> CT2Model:
     return model
 
 
-def write_ct2(path: str | os.PathLike, spec: str, tensors: dict[str, np.ndarray],
-              aliases: dict[str, str] | None = None, revision: int = 1) -> None:
+def write_ct2(
+    path: str | os.PathLike,
+    spec: str,
+    tensors: dict[str, np.ndarray],
+    aliases: dict[str, str] | None = None,
+    revision: int = 1,
+) -> None:
     """Write tensors in CTranslate2's version-6 layout (used by tests to make small files)."""
     ids = {np.dtype(v): k for k, v in _DTYPES.items() if k != BFLOAT16_ID}
 
@@ -105,8 +110,14 @@ def write_ct2(path: str | os.PathLike, spec: str, tensors: dict[str, np.ndarray]
     out = [struct.pack("<I", 6), s(spec), struct.pack("<I", revision), struct.pack("<I", len(tensors))]
     for name, arr in tensors.items():
         arr = np.array(arr, order="C")  # ascontiguousarray would turn scalars into 1-d
-        out += [s(name), struct.pack("<B", arr.ndim), *(struct.pack("<I", d) for d in arr.shape),
-                struct.pack("<B", ids[arr.dtype]), struct.pack("<I", arr.nbytes), arr.tobytes()]
+        out += [
+            s(name),
+            struct.pack("<B", arr.ndim),
+            *(struct.pack("<I", d) for d in arr.shape),
+            struct.pack("<B", ids[arr.dtype]),
+            struct.pack("<I", arr.nbytes),
+            arr.tobytes(),
+        ]
     aliases = aliases or {}
     out.append(struct.pack("<I", len(aliases)))
     for alias, target in aliases.items():

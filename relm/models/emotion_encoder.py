@@ -50,9 +50,12 @@ class CompactDimensional(nn.Module):
 
         self.mel = torchaudio.transforms.MelSpectrogram(16000, n_fft=400, hop_length=160, n_mels=n_mels)
         self.net = nn.Sequential(
-            nn.Conv1d(n_mels + 1, dim, 5, padding=2), nn.GELU(),
-            nn.Conv1d(dim, dim, 5, stride=2, padding=2), nn.GELU(),
-            nn.Conv1d(dim, dim, 5, stride=2, padding=2), nn.GELU(),
+            nn.Conv1d(n_mels + 1, dim, 5, padding=2),
+            nn.GELU(),
+            nn.Conv1d(dim, dim, 5, stride=2, padding=2),
+            nn.GELU(),
+            nn.Conv1d(dim, dim, 5, stride=2, padding=2),
+            nn.GELU(),
         )
         self.norm = nn.BatchNorm1d(n_mels + 1)
         self.head = nn.Linear(dim, 3)
@@ -82,8 +85,16 @@ class CompactDimensional(nn.Module):
         self.eval()
         return self(waves)
 
-    def fit(self, waves: list[np.ndarray], avd: np.ndarray, epochs: int, lr: float, batch_size: int = 32,
-            seed: int = 0, progress: bool = True) -> list[float]:
+    def fit(
+        self,
+        waves: list[np.ndarray],
+        avd: np.ndarray,
+        epochs: int,
+        lr: float,
+        batch_size: int = 32,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> list[float]:
         """Stage 0: regress A/V/D on the train split; returns the loss per epoch."""
         from tqdm import tqdm
 
@@ -134,14 +145,20 @@ class W2v2Dimensional(nn.Module):
         else:
             state = torch.load(Path(path) / "pytorch_model.bin", map_location="cpu", weights_only=True)
         self.dense.load_state_dict({"weight": state["classifier.dense.weight"], "bias": state["classifier.dense.bias"]})
-        self.out_proj.load_state_dict({"weight": state["classifier.out_proj.weight"],
-                                       "bias": state["classifier.out_proj.bias"]})
+        self.out_proj.load_state_dict(
+            {"weight": state["classifier.out_proj.weight"], "bias": state["classifier.out_proj.bias"]}
+        )
 
     @torch.no_grad()
     def embed(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         device = self.dense.weight.device
-        inputs = self.processor([np.asarray(w, np.float32) for w in waves], sampling_rate=16000,
-                                return_tensors="pt", padding=True, return_attention_mask=True)
+        inputs = self.processor(
+            [np.asarray(w, np.float32) for w in waves],
+            sampling_rate=16000,
+            return_tensors="pt",
+            padding=True,
+            return_attention_mask=True,
+        )
         out = self.wav2vec2(inputs.input_values.to(device), attention_mask=inputs.attention_mask.to(device))
         h = out.last_hidden_state
         # frame mask at the model's stride (320 samples)
@@ -168,8 +185,12 @@ def _w2v2(cfg: EmotionEncoderCfg) -> nn.Module:
 
 EMOTION_ENCODERS: Registry[EmotionEncoderSpec] = Registry("emotion encoder kind")
 for _spec in (
-    EmotionEncoderSpec("compact", lambda cfg: CompactDimensional(dim=cfg.dim), True,
-                       "log-mel CNN trained in stage 0 on A/V/D targets, then frozen (cpu, smoke)"),
+    EmotionEncoderSpec(
+        "compact",
+        lambda cfg: CompactDimensional(dim=cfg.dim),
+        True,
+        "log-mel CNN trained in stage 0 on A/V/D targets, then frozen (cpu, smoke)",
+    ),
     EmotionEncoderSpec("w2v2", _w2v2, False, "audeering wav2vec2 dimensional model, frozen (paper)"),
 ):
     EMOTION_ENCODERS.register(_spec.name, _spec)

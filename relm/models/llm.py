@@ -18,8 +18,10 @@ from relm.config import LLMCfg, LoraCfg
 from relm.errors import RelmError
 
 SPEECH = "<|speech|>"
-CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
-          "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+    "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
 TARGETS = {
     "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
     "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
@@ -43,15 +45,20 @@ def tiny_tokenizer(texts: list[str] | None = None, vocab_size: int = 600):
     tok.decoder = decoders.ByteLevel()
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     try:
-        tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+        tok.train_from_iterator(
+            corpus,
+            trainers.BpeTrainer(
+                vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+            ),
+        )
     finally:
         if previous is None:
             os.environ.pop("TOKENIZERS_PARALLELISM", None)
         else:
             os.environ["TOKENIZERS_PARALLELISM"] = previous
-    out = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                  pad_token="<|endoftext|>")
+    out = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
     out.chat_template = CHATML
     return out
 
@@ -66,8 +73,14 @@ def load_llm(cfg: LLMCfg):
     if res.source == "random":
         torch.manual_seed(0)
         tok = tiny_tokenizer()
-        config = Qwen2Config(vocab_size=len(tok), tie_word_embeddings=True, pad_token_id=tok.pad_token_id,
-                             eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id, **cfg.tiny)
+        config = Qwen2Config(
+            vocab_size=len(tok),
+            tie_word_embeddings=True,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            bos_token_id=tok.bos_token_id,
+            **cfg.tiny,
+        )
         return Qwen2ForCausalLM(config), tok, f"{res.identity}-qwen2"
     kw = {"trust_remote_code": cfg.trust_remote_code}
     tok = AutoTokenizer.from_pretrained(res.path, **kw)
@@ -84,10 +97,17 @@ def add_lora(model: nn.Module, cfg: LoraCfg) -> nn.Module:
 
     targets = cfg.target_modules or TARGETS.get(model.config.model_type)
     if not targets:
-        raise RelmError(f"no default LoRA targets for model type {model.config.model_type!r}; "
-                        "set lora.target_modules in the preset")
-    config = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
-                        bias="none", task_type="CAUSAL_LM")
+        raise RelmError(
+            f"no default LoRA targets for model type {model.config.model_type!r}; set lora.target_modules in the preset"
+        )
+    config = LoraConfig(
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=targets,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, config)
 
 
@@ -134,5 +154,8 @@ def prompt_parts(tokenizer, system: str, instruction: str) -> PromptParts:
 
 
 def end_of_turn_ids(tokenizer) -> list[int]:
-    return [tokenizer.convert_tokens_to_ids("<|im_end|>")] if "<|im_end|>" in tokenizer.get_vocab() \
+    return (
+        [tokenizer.convert_tokens_to_ids("<|im_end|>")]
+        if "<|im_end|>" in tokenizer.get_vocab()
         else [tokenizer.eos_token_id]
+    )

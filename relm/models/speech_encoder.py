@@ -39,8 +39,11 @@ class WhisperFrames(nn.Module):
             config = WhisperConfig(**cfg.tiny)
             fx = WhisperFeatureExtractor(feature_size=config.num_mel_bins)
             return cls(WhisperEncoder(config), fx, cfg.pad_to_30s)
-        return cls(WhisperModel.from_pretrained(res.path).get_encoder(),
-                   WhisperFeatureExtractor.from_pretrained(res.path), cfg.pad_to_30s)
+        return cls(
+            WhisperModel.from_pretrained(res.path).get_encoder(),
+            WhisperFeatureExtractor.from_pretrained(res.path),
+            cfg.pad_to_30s,
+        )
 
     @staticmethod
     def n_frames(n_samples: int) -> int:

@@ -30,14 +30,38 @@ class SystemSpec:
 
 SYSTEMS: Registry[SystemSpec] = Registry("system")
 for _spec in (
-    SystemSpec("text-zs", "zero_shot", speech=False, emotion=False, trains=False,
-               description="the LLM answers the transcript zero-shot"),
-    SystemSpec("text", "baseline", speech=False, emotion=False, trains=True,
-               description="text-only LLM fine-tuned with LoRA on the transcript"),
-    SystemSpec("speech", "baseline", speech=True, emotion=False, trains=True,
-               description="speech-LLM (BLSP-Emo style): Whisper -> adapter -> LLM + LoRA, SER head"),
-    SystemSpec("re-llm", "proposed", speech=True, emotion=True, trains=True,
-               description="RE-LLM: speech-LLM + emotion embedding + A/V/D loss"),
+    SystemSpec(
+        "text-zs",
+        "zero_shot",
+        speech=False,
+        emotion=False,
+        trains=False,
+        description="the LLM answers the transcript zero-shot",
+    ),
+    SystemSpec(
+        "text",
+        "baseline",
+        speech=False,
+        emotion=False,
+        trains=True,
+        description="text-only LLM fine-tuned with LoRA on the transcript",
+    ),
+    SystemSpec(
+        "speech",
+        "baseline",
+        speech=True,
+        emotion=False,
+        trains=True,
+        description="speech-LLM (BLSP-Emo style): Whisper -> adapter -> LLM + LoRA, SER head",
+    ),
+    SystemSpec(
+        "re-llm",
+        "proposed",
+        speech=True,
+        emotion=True,
+        trains=True,
+        description="RE-LLM: speech-LLM + emotion embedding + A/V/D loss",
+    ),
 ):
     SYSTEMS.register(_spec.name, _spec)
 

@@ -21,8 +21,17 @@ from relm.models.system_table import get_system
 
 
 class SystemLitModule(L.LightningModule):
-    def __init__(self, system: str, preset: Preset, llm: nn.Module, tokenizer, speech_dim: int,
-                 emotion_dim: int, total_steps: int = 1000, ablate_emotion: bool = False):
+    def __init__(
+        self,
+        system: str,
+        preset: Preset,
+        llm: nn.Module,
+        tokenizer,
+        speech_dim: int,
+        emotion_dim: int,
+        total_steps: int = 1000,
+        ablate_emotion: bool = False,
+    ):
         super().__init__()
         self.spec = get_system(system)
         self.preset, self.tokenizer = preset, tokenizer
@@ -32,8 +41,11 @@ class SystemLitModule(L.LightningModule):
         if not self.use_emotion:
             self.weights["avd"] = 0.0
         self.llm = add_lora(llm, preset.lora).train() if self.spec.trains else llm.requires_grad_(False)
-        self.position_mask = restrict_lora_to_speech(self.llm) \
-            if self.spec.trains and self.spec.speech and preset.lora.scope == "audio" else None
+        self.position_mask = (
+            restrict_lora_to_speech(self.llm)
+            if self.spec.trains and self.spec.speech and preset.lora.scope == "audio"
+            else None
+        )
         d = llm.config.hidden_size
         if self.spec.speech:
             in_dim = speech_dim + (emotion_dim if self.use_emotion else 0)
@@ -43,11 +55,18 @@ class SystemLitModule(L.LightningModule):
                 self.avd_head = nn.Linear(d, 3, bias=False)
         p = preset.prompts
         ser_instruction = p.ser_instruction if self.spec.speech else p.ser_instruction_text
-        self.prompts = {"response": prompt_parts(tokenizer, p.system, p.instruction),
-                        "ser": prompt_parts(tokenizer, p.ser_system, ser_instruction)}
+        self.prompts = {
+            "response": prompt_parts(tokenizer, p.system, p.instruction),
+            "ser": prompt_parts(tokenizer, p.ser_system, ser_instruction),
+        }
         self.eot = end_of_turn_ids(tokenizer)
-        self.identity = {"system": system, "preset": preset.name, "speech_dim": speech_dim,
-                         "emotion_dim": emotion_dim, "ablate_emotion": ablate_emotion}
+        self.identity = {
+            "system": system,
+            "preset": preset.name,
+            "speech_dim": speech_dim,
+            "emotion_dim": emotion_dim,
+            "ablate_emotion": ablate_emotion,
+        }
 
     # ---- inputs ---------------------------------------------------------------------------
     def _embed_ids(self, ids: list[int]) -> torch.Tensor:
@@ -57,8 +76,9 @@ class SystemLitModule(L.LightningModule):
     def speech_tokens(self, items: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
         """Adapter output (B, T', d) and its lengths, from Whisper frames [+ emotion embedding]."""
         lengths = torch.tensor([len(it["frames"]) for it in items], device=self.device)
-        frames = nn.utils.rnn.pad_sequence([it["frames"].to(self.device, torch.float32) for it in items],
-                                           batch_first=True)
+        frames = nn.utils.rnn.pad_sequence(
+            [it["frames"].to(self.device, torch.float32) for it in items], batch_first=True
+        )
         if self.use_emotion:
             emo = torch.stack([it["emotion"].to(self.device, torch.float32) for it in items])
             frames = torch.cat([frames, emo[:, None, :].expand(-1, frames.shape[1], -1)], dim=-1)
@@ -115,7 +135,7 @@ class SystemLitModule(L.LightningModule):
         losses = {"response_ce": out.loss}
         total = self.weights["response"] * out.loss
         if self.spec.speech:
-            mask = (torch.arange(b["speech_tokens"].shape[1], device=self.device)[None] < b["speech_len"][:, None])
+            mask = torch.arange(b["speech_tokens"].shape[1], device=self.device)[None] < b["speech_len"][:, None]
             pooled = (b["speech_tokens"] * mask.unsqueeze(-1)).sum(1) / b["speech_len"][:, None]
             gold = torch.tensor([it["label"] for it in items], device=self.device)
             losses["ser_ce"] = nn.functional.cross_entropy(self.ser_head(pooled.float()), gold)
@@ -156,9 +176,15 @@ class SystemLitModule(L.LightningModule):
         b = self.build(items, with_target=False, left_pad=True)
         if self.position_mask is not None:
             self.position_mask.mask = b["speech_mask"]
-        out = self.llm.generate(inputs_embeds=b["inputs_embeds"], attention_mask=b["attention_mask"],
-                                max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                                pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.eot)
+        out = self.llm.generate(
+            inputs_embeds=b["inputs_embeds"],
+            attention_mask=b["attention_mask"],
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.eot,
+        )
         if self.position_mask is not None:
             self.position_mask.mask = None
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
@@ -185,8 +211,11 @@ class SystemLitModule(L.LightningModule):
 
         from safetensors.torch import save_file
 
-        save_file(self.trained_state(), str(path), metadata={"identity": json.dumps(self.identity),
-                                                              "preset_hash": self.preset.hash()})
+        save_file(
+            self.trained_state(),
+            str(path),
+            metadata={"identity": json.dumps(self.identity), "preset_hash": self.preset.hash()},
+        )
 
     def load_trained(self, path) -> None:
         import json
@@ -198,8 +227,7 @@ class SystemLitModule(L.LightningModule):
             meta = fh.metadata() or {}
         identity = json.loads(meta.get("identity", "{}"))
         if identity != self.identity:
-            raise RelmError(f"{path}: checkpoint is for {identity or 'an unknown model'}, "
-                            f"not {self.identity}")
+            raise RelmError(f"{path}: checkpoint is for {identity or 'an unknown model'}, not {self.identity}")
         state = load_file(str(path))
         own = dict(self.named_parameters())
         bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]

@@ -60,10 +60,16 @@ def train(kind: str, data: EpitomeData, seed: int = 0, val_fraction: float = 0.2
     scorer.fit(train_df, val_df)
     seconds = time.perf_counter() - start
     scorer.meta |= {
-        "data_hash": data.data_hash, "data_source": data.source, "seed": seed,
-        "skipped_rows": data.skipped, "n_train": len(train_df), "n_val": len(val_df),
-        "train_seconds": round(seconds, 2), "validation": evaluate(scorer, val_df),
-        "train_keys": sorted(train_df["key"]), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "data_hash": data.data_hash,
+        "data_source": data.source,
+        "seed": seed,
+        "skipped_rows": data.skipped,
+        "n_train": len(train_df),
+        "n_val": len(val_df),
+        "train_seconds": round(seconds, 2),
+        "validation": evaluate(scorer, val_df),
+        "train_keys": sorted(train_df["key"]),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     scorer.save(scorer_dir(kind, data.data_hash, seed))
     return scorer
@@ -79,8 +85,10 @@ def load_trained(kind: str | None = None, data_hash: str | None = None) -> Empat
             folders = [f for f in folders if f.parent.name.startswith(data_hash[:16])]
         if folders:
             return load_folder(folders[-1].parent)
-    raise RelmError(f"no trained {kind or 'empathy'} scorer in {cache_dir() / 'scorers'}; "
-                    f"run `relm scorer train --kind {kind or SCORERS.names()[0]} --data DIR`")
+    raise RelmError(
+        f"no trained {kind or 'empathy'} scorer in {cache_dir() / 'scorers'}; "
+        f"run `relm scorer train --kind {kind or SCORERS.names()[0]} --data DIR`"
+    )
 
 
 def unseen_rows(scorer: EmpathyScorer, table: pd.DataFrame) -> pd.DataFrame:

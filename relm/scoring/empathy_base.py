@@ -65,9 +65,10 @@ def evaluate(scorer: EmpathyScorer, table: pd.DataFrame) -> dict[str, dict]:
     for mech in MECHANISMS:
         gold, pred = table[mech].to_numpy(), preds[mech]
         per_level = f1_score(gold, pred, labels=list(LEVELS), average=None, zero_division=0)
-        out[mech] = {"accuracy": float(accuracy_score(gold, pred)),
-                     "macro_f1": float(f1_score(gold, pred, labels=list(LEVELS), average="macro",
-                                                zero_division=0)),
-                     "f1_per_level": {str(lv): float(f) for lv, f in zip(LEVELS, per_level)},
-                     "n": int(len(gold))}
+        out[mech] = {
+            "accuracy": float(accuracy_score(gold, pred)),
+            "macro_f1": float(f1_score(gold, pred, labels=list(LEVELS), average="macro", zero_division=0)),
+            "f1_per_level": {str(lv): float(f) for lv, f in zip(LEVELS, per_level)},
+            "n": int(len(gold)),
+        }
     return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +30,7 @@ from relm.scoring.epitome_data import MECHANISMS
 class PairClassifier(nn.Module):
     """One encoder over `[CLS] seeker [SEP] response [SEP]`, a linear head per mechanism."""
 
-    def __init__(self, encoder: nn.Module, mechanisms=MECHANISMS, dropout: float = 0.1):
+    def __init__(self, encoder: Any, mechanisms=MECHANISMS, dropout: float = 0.1):
         super().__init__()
         self.encoder = encoder
         hidden = encoder.config.hidden_size
@@ -47,7 +48,7 @@ class PairClassifier(nn.Module):
 class BiEncoderRationale(nn.Module):
     """EPITOME's bi-encoder: response attends to seeker; level and rationale heads."""
 
-    def __init__(self, seeker_enc: nn.Module, response_enc: nn.Module, dropout: float = 0.1):
+    def __init__(self, seeker_enc: Any, response_enc: Any, dropout: float = 0.1):
         super().__init__()
         self.seeker_enc, self.response_enc = seeker_enc, response_enc
         hidden = response_enc.config.hidden_size
@@ -82,11 +83,12 @@ def _linear_schedule(opt, warmup: int, total: int):
 class MiniLMScorer(EmpathyScorer):
     model_name = "all-minilm-l6-v2"
 
-    def __init__(self, kind: str, epochs: int = 3, lr: float = 5e-5, batch_size: int = 32, max_len: int = 128,
-                 threads: int = 2):
+    def __init__(
+        self, kind: str, epochs: int = 3, lr: float = 5e-5, batch_size: int = 32, max_len: int = 128, threads: int = 2
+    ):
         super().__init__(kind, epochs=epochs, lr=lr, batch_size=batch_size, max_len=max_len, threads=threads)
-        self.model: PairClassifier | None = None
-        self.tokenizer = None
+        self.model: Any = None  # PairClassifier once built or loaded
+        self.tokenizer: Any = None
 
     def _build(self, path: Path | None = None) -> None:
         from transformers import AutoModel, AutoTokenizer
@@ -97,8 +99,14 @@ class MiniLMScorer(EmpathyScorer):
         self.meta["encoder"] = str(src)
 
     def _encode(self, seekers, responses) -> dict:
-        enc = self.tokenizer(list(seekers), list(responses), truncation="longest_first",
-                             max_length=self.params["max_len"], padding=True, return_tensors="pt")
+        enc = self.tokenizer(
+            list(seekers),
+            list(responses),
+            truncation="longest_first",
+            max_length=self.params["max_len"],
+            padding=True,
+            return_tensors="pt",
+        )
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
     def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> None:
@@ -117,10 +125,14 @@ class MiniLMScorer(EmpathyScorer):
             order = rng.permutation(len(train))
             bar = tqdm(range(steps_per_epoch), desc=f"minilm epoch {epoch + 1}/{p['epochs']}", unit="batch")
             for step in bar:
-                rows = train.iloc[order[step * p["batch_size"]:(step + 1) * p["batch_size"]]]
+                rows = train.iloc[order[step * p["batch_size"] : (step + 1) * p["batch_size"]]]
                 logits = self.model(self._encode(rows["seeker_post"], rows["response_post"]))
-                loss = sum(nn.functional.cross_entropy(logits[m], torch.tensor(rows[m].to_numpy()),
-                                                       weight=weights[m]) for m in MECHANISMS)
+                loss = torch.stack(
+                    [
+                        nn.functional.cross_entropy(logits[m], torch.tensor(rows[m].to_numpy()), weight=weights[m])
+                        for m in MECHANISMS
+                    ]
+                ).sum()
                 opt.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -130,8 +142,9 @@ class MiniLMScorer(EmpathyScorer):
             scores = evaluate(self, val)
             mean_f1 = float(np.mean([scores[m]["macro_f1"] for m in MECHANISMS]))
             history.append({"epoch": epoch + 1, "val_macro_f1": mean_f1})
-            tqdm.write(f"epoch {epoch + 1}: val macro-F1 " +
-                       ", ".join(f"{m} {scores[m]['macro_f1']:.3f}" for m in MECHANISMS))
+            tqdm.write(
+                f"epoch {epoch + 1}: val macro-F1 " + ", ".join(f"{m} {scores[m]['macro_f1']:.3f}" for m in MECHANISMS)
+            )
             if mean_f1 > best:
                 best, best_state = mean_f1, {k: v.clone() for k, v in self.model.state_dict().items()}
         self.model.load_state_dict(best_state)
@@ -143,7 +156,7 @@ class MiniLMScorer(EmpathyScorer):
         out = {m: [] for m in MECHANISMS}
         bs = 64
         for i in range(0, len(responses), bs):
-            logits = self.model(self._encode(seekers[i:i + bs], responses[i:i + bs]))
+            logits = self.model(self._encode(seekers[i : i + bs], responses[i : i + bs]))
             for m in MECHANISMS:
                 out[m].append(logits[m].argmax(-1).numpy())
         return {m: np.concatenate(v) for m, v in out.items()}
@@ -151,8 +164,7 @@ class MiniLMScorer(EmpathyScorer):
     def _save(self, folder: Path) -> None:
         from safetensors.torch import save_file
 
-        save_file({k: v.contiguous() for k, v in self.model.state_dict().items()},
-                  str(folder / "model.safetensors"))
+        save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(folder / "model.safetensors"))
         self.tokenizer.save_pretrained(folder / "tokenizer")
         (folder / "encoder_config.json").write_text(json.dumps(self.model.encoder.config.to_dict()))
 
@@ -171,23 +183,37 @@ class RobertaScorer(EmpathyScorer):
 
     hub_id = "roberta-base"
 
-    def __init__(self, kind: str, epochs: int = 4, lr: float = 2e-5, batch_size: int = 32, max_len: int = 64,
-                 lambda_rationale: float = 0.5):
-        super().__init__(kind, epochs=epochs, lr=lr, batch_size=batch_size, max_len=max_len,
-                         lambda_rationale=lambda_rationale)
+    def __init__(
+        self,
+        kind: str,
+        epochs: int = 4,
+        lr: float = 2e-5,
+        batch_size: int = 32,
+        max_len: int = 64,
+        lambda_rationale: float = 0.5,
+    ):
+        super().__init__(
+            kind, epochs=epochs, lr=lr, batch_size=batch_size, max_len=max_len, lambda_rationale=lambda_rationale
+        )
         self.models: dict[str, BiEncoderRationale] = {}
-        self.tokenizer = None
+        self.tokenizer: Any = None
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
 
     def _tok(self, texts) -> tuple[torch.Tensor, torch.Tensor]:
-        enc = self.tokenizer(list(texts), truncation=True, max_length=self.params["max_len"],
-                             padding="max_length", return_tensors="pt")
+        enc = self.tokenizer(
+            list(texts), truncation=True, max_length=self.params["max_len"], padding="max_length", return_tensors="pt"
+        )
         return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
 
     def _rationale_tags(self, responses, rationales) -> torch.Tensor:
         """Token tags: 1 inside a rationale span of the response (EPITOME's `rationales`)."""
-        enc = self.tokenizer(list(responses), truncation=True, max_length=self.params["max_len"],
-                             padding="max_length", return_offsets_mapping=True)
+        enc = self.tokenizer(
+            list(responses),
+            truncation=True,
+            max_length=self.params["max_len"],
+            padding="max_length",
+            return_offsets_mapping=True,
+        )
         tags = np.zeros((len(responses), self.params["max_len"]), dtype=np.int64)
         for i, (text, spans) in enumerate(zip(responses, rationales)):
             for span in filter(None, str(spans or "").split("|")):
@@ -206,8 +232,9 @@ class RobertaScorer(EmpathyScorer):
         p = self.params
         for mech in MECHANISMS:
             rationales = train.get(f"{mech}_rationales", pd.Series([""] * len(train)))
-            model = BiEncoderRationale(AutoModel.from_pretrained(self.hub_id),
-                                       AutoModel.from_pretrained(self.hub_id)).to(self.device)
+            model = BiEncoderRationale(
+                AutoModel.from_pretrained(self.hub_id), AutoModel.from_pretrained(self.hub_id)
+            ).to(self.device)
             opt = torch.optim.AdamW(model.parameters(), lr=p["lr"])
             steps = math.ceil(len(train) / p["batch_size"])
             sched = _linear_schedule(opt, 0, steps * p["epochs"])
@@ -215,15 +242,16 @@ class RobertaScorer(EmpathyScorer):
                 model.train()
                 order = np.random.default_rng(epoch).permutation(len(train))
                 for step in tqdm(range(steps), desc=f"roberta {mech} epoch {epoch + 1}"):
-                    idx = order[step * p["batch_size"]:(step + 1) * p["batch_size"]]
+                    idx = order[step * p["batch_size"] : (step + 1) * p["batch_size"]]
                     rows = train.iloc[idx]
                     s_ids, s_mask = self._tok(rows["seeker_post"])
                     r_ids, r_mask = self._tok(rows["response_post"])
                     out = model({"s_ids": s_ids, "s_mask": s_mask, "r_ids": r_ids, "r_mask": r_mask})
                     gold = torch.tensor(rows[mech].to_numpy(), device=self.device)
                     tags = self._rationale_tags(rows["response_post"].tolist(), rationales.iloc[idx].tolist())
-                    loss = nn.functional.cross_entropy(out["level"], gold) + p["lambda_rationale"] * \
-                        nn.functional.cross_entropy(out["rationale"][r_mask.bool()], tags[r_mask.bool()])
+                    loss = nn.functional.cross_entropy(out["level"], gold) + p[
+                        "lambda_rationale"
+                    ] * nn.functional.cross_entropy(out["rationale"][r_mask.bool()], tags[r_mask.bool()])
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
@@ -237,8 +265,8 @@ class RobertaScorer(EmpathyScorer):
             model.eval()
             preds = []
             for i in range(0, len(responses), 64):
-                s_ids, s_mask = self._tok(seekers[i:i + 64])
-                r_ids, r_mask = self._tok(responses[i:i + 64])
+                s_ids, s_mask = self._tok(seekers[i : i + 64])
+                r_ids, r_mask = self._tok(responses[i : i + 64])
                 logits = model({"s_ids": s_ids, "s_mask": s_mask, "r_ids": r_ids, "r_mask": r_mask})["level"]
                 preds.append(logits.argmax(-1).cpu().numpy())
             out[mech] = np.concatenate(preds)
@@ -248,8 +276,9 @@ class RobertaScorer(EmpathyScorer):
         from safetensors.torch import save_file
 
         for mech, model in self.models.items():
-            save_file({k: v.contiguous().cpu() for k, v in model.state_dict().items()},
-                      str(folder / f"{mech}.safetensors"))
+            save_file(
+                {k: v.contiguous().cpu() for k, v in model.state_dict().items()}, str(folder / f"{mech}.safetensors")
+            )
         self.tokenizer.save_pretrained(folder / "tokenizer")
 
     def _load(self, folder: Path) -> None:
@@ -262,4 +291,3 @@ class RobertaScorer(EmpathyScorer):
             model = BiEncoderRationale(AutoModel.from_config(cfg), AutoModel.from_config(cfg))
             model.load_state_dict(load_file(str(folder / f"{mech}.safetensors")))
             self.models[mech] = model.to(self.device)
-

@@ -27,8 +27,9 @@ class TfidfScorer(EmpathyScorer):
     def _vectorizer(self, **kw):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        return TfidfVectorizer(ngram_range=(1, 2), token_pattern=self.TOKEN_PATTERN, sublinear_tf=True,
-                               lowercase=True, **kw)
+        return TfidfVectorizer(
+            ngram_range=(1, 2), token_pattern=self.TOKEN_PATTERN, sublinear_tf=True, lowercase=True, **kw
+        )
 
     def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> None:
         from sklearn.linear_model import LogisticRegression
@@ -45,12 +46,17 @@ class TfidfScorer(EmpathyScorer):
 
     def _save(self, folder: Path) -> None:
         # Plain arrays and a JSON vocabulary instead of pickles: safe to load, version-proof.
-        arrays, vocab = {}, {}
+        arrays: dict[str, np.ndarray] = {}
+        vocab: dict[str, list[str]] = {}
         for mech, (vec, clf) in self.models.items():
             vocab[mech] = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
-            arrays |= {f"{mech}/idf": vec.idf_, f"{mech}/coef": clf.coef_,
-                       f"{mech}/intercept": clf.intercept_, f"{mech}/classes": clf.classes_}
-        np.savez(folder / "tfidf.npz", **arrays)
+            arrays |= {
+                f"{mech}/idf": vec.idf_,
+                f"{mech}/coef": clf.coef_,
+                f"{mech}/intercept": clf.intercept_,
+                f"{mech}/classes": clf.classes_,
+            }
+        np.savez(folder / "tfidf.npz", **arrays)  # type: ignore[arg-type]  # numpy stubs read allow_pickle
         (folder / "vocabulary.json").write_text(json.dumps(vocab))
 
     def _load(self, folder: Path) -> None:

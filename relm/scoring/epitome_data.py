@@ -57,8 +57,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise RelmError(f"{path}: not UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); "
-                        "re-save the file as UTF-8") from None
+        raise RelmError(
+            f"{path}: not UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 1]!r}); re-save the file as UTF-8"
+        ) from None
     try:
         import io
 
@@ -75,8 +76,10 @@ def load_epitome(folder: str | os.PathLike | None = None) -> EpitomeData:
     """Load and join the three mechanism files of an EPITOME folder."""
     folder = Path(folder) if folder else default_dir()
     if not folder.is_dir():
-        raise RelmError(f"EPITOME folder {folder} not found; pass --data DIR or set RELM_EPITOME_DIR "
-                        "(the CSVs come from github.com/behavioral-data/Empathy-Mental-Health, dataset/)")
+        raise RelmError(
+            f"EPITOME folder {folder} not found; pass --data DIR or set RELM_EPITOME_DIR "
+            "(the CSVs come from github.com/behavioral-data/Empathy-Mental-Health, dataset/)"
+        )
     digest = hashlib.sha256()
     skipped = {"empty_response": 0, "bad_level": 0, "duplicate": 0, "conflicting": 0}
     per_mech = {}
@@ -91,8 +94,11 @@ def load_epitome(folder: str | os.PathLike | None = None) -> EpitomeData:
         if bad.any():
             rows = (df.index[bad][:3] + 2).tolist()  # +2: header line and 1-based numbering
             raise RelmError(f"{path}: {int(bad.sum())} level(s) outside 0/1/2 (lines {rows})")
-        df = df.assign(level=level.astype(int), seeker_post=df["seeker_post"].map(norm_text),
-                       response_post=df["response_post"].map(norm_text))
+        df = df.assign(
+            level=level.astype(int),
+            seeker_post=df["seeker_post"].map(norm_text),
+            response_post=df["response_post"].map(norm_text),
+        )
         empty = df["response_post"].eq("")
         skipped["empty_response"] = max(skipped["empty_response"], int(empty.sum()))
         df = df[~empty]
@@ -106,6 +112,7 @@ def load_epitome(folder: str | os.PathLike | None = None) -> EpitomeData:
         part[f"{mech}_rationales"] = first.get("rationales", "")
         cols = [mech, f"{mech}_rationales"]
         table = part if table is None else table.join(part[cols], how="inner")
+    assert table is not None  # MECHANISMS is not empty
     n_rows = len(per_mech[MECHANISMS[0]])
     conflicting = (table[list(MECHANISMS)] < 0).any(axis=1)
     skipped["conflicting"] = int(conflicting.sum())

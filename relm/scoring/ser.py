@@ -21,15 +21,27 @@ UNPARSEABLE = "unparseable"
 # Word stems -> label. Matched on whole words, case-insensitive.
 SYNONYMS = {
     "neutral": ["neutral", "neutrality", "calm", "no emotion", "emotionless", "indifferent"],
-    "happy": ["happy", "happiness", "joy", "joyful", "excited", "excitement", "cheerful", "glad",
-              "delighted", "pleased", "hap"],
-    "angry": ["angry", "anger", "angered", "furious", "mad", "annoyed", "frustrated", "rage", "irritated",
-              "ang"],
+    "happy": [
+        "happy",
+        "happiness",
+        "joy",
+        "joyful",
+        "excited",
+        "excitement",
+        "cheerful",
+        "glad",
+        "delighted",
+        "pleased",
+        "hap",
+    ],
+    "angry": ["angry", "anger", "angered", "furious", "mad", "annoyed", "frustrated", "rage", "irritated", "ang"],
     "sad": ["sad", "sadness", "unhappy", "sorrow", "sorrowful", "depressed", "upset", "grief", "melancholy"],
     "surprise": ["surprise", "surprised", "surprising", "astonished", "amazed", "shocked", "sur"],
 }
-_PATTERNS = [(label, re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b", re.IGNORECASE))
-             for label, words in SYNONYMS.items()]
+_PATTERNS = [
+    (label, re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b", re.IGNORECASE))
+    for label, words in SYNONYMS.items()
+]
 _NEGATED = re.compile(r"\b(not|no|isn't|n't|never)\s+(\w+\s+)?$", re.IGNORECASE)
 
 
@@ -65,9 +77,15 @@ class SERScores:
     labels: tuple[str, ...]
 
     def as_dict(self) -> dict:
-        return {"ua": self.ua, "wa": self.wa, "macro_f1": self.macro_f1, "n": self.n,
-                "n_unparseable": self.n_unparseable, "confusion": self.confusion,
-                "labels": list(self.labels)}
+        return {
+            "ua": self.ua,
+            "wa": self.wa,
+            "macro_f1": self.macro_f1,
+            "n": self.n,
+            "n_unparseable": self.n_unparseable,
+            "confusion": self.confusion,
+            "labels": list(self.labels),
+        }
 
 
 def ser_scores(gold: list[str], pred: list[str], labels: tuple[str, ...] = LABELS) -> SERScores:
@@ -89,7 +107,8 @@ def ser_scores(gold: list[str], pred: list[str], labels: tuple[str, ...] = LABEL
         ua=unweighted_accuracy(g, p),
         wa=float(np.mean(g == p)),
         macro_f1=float(f1_score(g, p, labels=present, average="macro", zero_division=0)),
-        n=len(g), n_unparseable=int(np.sum(p == UNPARSEABLE)),
+        n=len(g),
+        n_unparseable=int(np.sum(p == UNPARSEABLE)),
         confusion=confusion_matrix(g, p, labels=columns)[: len(labels)].tolist(),
         labels=tuple(labels),
     )

@@ -47,8 +47,14 @@ def permutation_test(a, b, n_resamples: int = 10000, seed: int = 0) -> float:
     return float((np.sum(null >= observed - 1e-12) + 1) / (n_resamples + 1))
 
 
-def bootstrap_ci(a, b, n_resamples: int = 10000, seed: int = 0, level: float = 0.95,
-                 statistic: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[float, float]:
+def bootstrap_ci(
+    a,
+    b,
+    n_resamples: int = 10000,
+    seed: int = 0,
+    level: float = 0.95,
+    statistic: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[float, float]:
     """Percentile CI of mean(a - b) from resampling items with replacement (paired)."""
     a, b = _paired(a, b)
     if len(a) == 0:
@@ -72,24 +78,25 @@ def mcnemar(correct_a, correct_b) -> float:
     return float(stats.binomtest(n01, n01 + n10, 0.5).pvalue)
 
 
-def ua_difference_test(gold: Sequence, pred_a: Sequence, pred_b: Sequence, n_resamples: int = 10000,
-                       seed: int = 0) -> dict:
+def ua_difference_test(
+    gold: Sequence, pred_a: Sequence, pred_b: Sequence, n_resamples: int = 10000, seed: int = 0
+) -> dict:
     """UA(a) - UA(b): paired permutation p (swap a/b per item) and paired bootstrap 95% CI.
 
     UA is a mean of per-class recalls, not a per-item mean, so it is recomputed on every
     resample rather than tested on item scores.
     """
-    gold, pa, pb = (np.asarray(x, dtype=object).astype(str) for x in (gold, pred_a, pred_b))
-    if not (len(gold) == len(pa) == len(pb)):
+    g, pa, pb = (np.asarray(x, dtype=object).astype(str) for x in (gold, pred_a, pred_b))
+    if not (len(g) == len(pa) == len(pb)):
         raise RelmError("UA test: gold and both prediction lists must have the same length")
-    observed = float(ua_matrix(gold, pa[None])[0] - ua_matrix(gold, pb[None])[0])
+    observed = float(ua_matrix(g, pa[None])[0] - ua_matrix(g, pb[None])[0])
     rng = np.random.default_rng(seed)
-    swap = rng.random((n_resamples, len(gold))) < 0.5
+    swap = rng.random((n_resamples, len(g))) < 0.5
     perm_a, perm_b = np.where(swap, pb, pa), np.where(swap, pa, pb)
-    null = ua_matrix(gold, perm_a) - ua_matrix(gold, perm_b)
+    null = ua_matrix(g, perm_a) - ua_matrix(g, perm_b)
     p = float((np.sum(np.abs(null) >= abs(observed) - 1e-12) + 1) / (n_resamples + 1))
-    idx = rng.integers(0, len(gold), size=(n_resamples, len(gold)))
-    boots = ua_matrix(gold[idx], pa[idx]) - ua_matrix(gold[idx], pb[idx])
+    idx = rng.integers(0, len(g), size=(n_resamples, len(g)))
+    boots = ua_matrix(g[idx], pa[idx]) - ua_matrix(g[idx], pb[idx])
     lo, hi = np.quantile(boots, [0.025, 0.975])
     return {"difference": observed, "p_permutation": p, "ci95": [float(lo), float(hi)]}
 
@@ -120,8 +127,7 @@ def compare(a, b, n_resamples: int = 10000, seed: int = 0) -> dict:
     return {
         "mean_a": float(a.mean()) if len(a) else float("nan"),
         "mean_b": float(b.mean()) if len(b) else float("nan"),
-        "relative_improvement": relative_improvement(float(a.mean()), float(b.mean())) if len(a) else
-        float("nan"),
+        "relative_improvement": relative_improvement(float(a.mean()), float(b.mean())) if len(a) else float("nan"),
         "p_wilcoxon": wilcoxon(a, b),
         "p_permutation": permutation_test(a, b, n_resamples, seed),
         "ci95": list(bootstrap_ci(a, b, n_resamples, seed)),

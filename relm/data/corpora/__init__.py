@@ -47,8 +47,12 @@ def _generate_synth(root: Path, progress: bool) -> object:
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 for _spec in (
-    DatasetSpec("synth-esd", Esd, "espeak-ng speech in ESD's layout, generated here (only prosody carries emotion)",
-                generate=_generate_synth),
+    DatasetSpec(
+        "synth-esd",
+        Esd,
+        "espeak-ng speech in ESD's layout, generated here (only prosody carries emotion)",
+        generate=_generate_synth,
+    ),
     DatasetSpec("esd", Esd, "Emotional Speech Dataset, English speakers 0011-0020, 5 classes"),
     DatasetSpec("iemocap", Iemocap, "IEMOCAP, 4 classes (hap+exc merged), session 5 test"),
     DatasetSpec("msp-podcast", MspPodcast, "MSP-PODCAST, 5 classes N/H/A/S/U, Test1"),
@@ -81,8 +85,10 @@ def find_root(dataset: str, root: str | os.PathLike | None = None, progress: boo
             return path
     looked = ", ".join(str(p) for p in candidates)
     hint = "" if spec.generate else f" To try the pipeline without it, use --dataset {DEFAULT_DATASET}."
-    raise RelmError(f"{dataset}: corpus not found (looked in {looked}; set --root or {spec.env_var}). "
-                    f"{spec.adapter.how_to_get}{hint}")
+    raise RelmError(
+        f"{dataset}: corpus not found (looked in {looked}; set --root or {spec.env_var}). "
+        f"{spec.adapter.how_to_get}{hint}"
+    )
 
 
 __all__ = ["DATASETS", "DEFAULT_DATASET", "DatasetSpec", "ReadOptions", "find_root", "get_adapter", "get_dataset"]

@@ -49,8 +49,10 @@ class CorpusAdapter(ABC):
         rows = self._rows(root, protocol, options, manifest)
         rows = [r for r in rows if self._probe(r, options, manifest)]
         if not rows:
-            raise RelmError(f"{self.name}: no usable utterances under {root} "
-                            f"(skipped: {manifest.skipped or 'nothing'}); expected layout: {self.layout}")
+            raise RelmError(
+                f"{self.name}: no usable utterances under {root} "
+                f"(skipped: {manifest.skipped or 'nothing'}); expected layout: {self.layout}"
+            )
         manifest.df = make_frame([r | {"protocol": f"{self.name}:{protocol}"} for r in rows])
         check_manifest(manifest.df, str(root))
         return manifest

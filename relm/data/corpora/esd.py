@@ -22,9 +22,13 @@ MALE = {"0004", "0005", "0006", "0008", "0010", "0011", "0012", "0013", "0014", 
 ENGLISH = {f"{i:04d}" for i in range(11, 21)}
 SPLIT_FOLDERS = {"train": "train", "evaluation": "val", "test": "test"}
 # EmoBox's speaker-independent folds (4 test speakers each, languages mixed).
-FOLDS = {1: {"0005", "0011", "0016", "0018"}, 2: {"0012", "0014", "0015", "0019"},
-         3: {"0003", "0004", "0006", "0009"}, 4: {"0007", "0008", "0013", "0020"},
-         5: {"0001", "0002", "0010", "0017"}}
+FOLDS = {
+    1: {"0005", "0011", "0016", "0018"},
+    2: {"0012", "0014", "0015", "0019"},
+    3: {"0003", "0004", "0006", "0009"},
+    4: {"0007", "0008", "0013", "0020"},
+    5: {"0001", "0002", "0010", "0017"},
+}
 
 
 def decode_transcripts(raw: bytes, path: Path, mandarin: bool) -> str:
@@ -50,9 +54,11 @@ def offset_split(utt_number: int) -> str:
 
 class Esd(CorpusAdapter):
     protocols = ("official", *(f"speaker-fold-{k}" for k in FOLDS))
-    how_to_get = ("ESD is research-only: sign the licence at github.com/HLTSingapore/Emotional-Speech-Data "
-                  "and unpack 'Emotion Speech Dataset/' (speaker folders 0001-0020) as the root; "
-                  "or run `relm data synth` for a synthetic corpus in ESD's layout.")
+    how_to_get = (
+        "ESD is research-only: sign the licence at github.com/HLTSingapore/Emotional-Speech-Data "
+        "and unpack 'Emotion Speech Dataset/' (speaker folders 0001-0020) as the root; "
+        "or run `relm data synth` for a synthetic corpus in ESD's layout."
+    )
     layout = "<spk>/<spk>.txt and <spk>/<Emotion>/[train|evaluation|test/]<spk>_NNNNNN.wav"
 
     def _transcripts(self, folder: Path, manifest: Manifest) -> dict[str, str]:
@@ -108,12 +114,21 @@ class Esd(CorpusAdapter):
                     split = SPLIT_FOLDERS.get(parent) or offset_split(int(utt.rsplit("_", 1)[1]))
                     if fold is not None:
                         split = "test" if spk in FOLDS[fold] else split if split == "val" else "train"
-                    rows.append({
-                        "utt_id": utt, "path": str(wav), "transcript": transcripts[utt],
-                        "emotion": EMOTIONS[emo_dir.name], "orig_label": emo_dir.name, "speaker": spk,
-                        "gender": "male" if spk in MALE else "female", "split": split,
-                    })
+                    rows.append(
+                        {
+                            "utt_id": utt,
+                            "path": str(wav),
+                            "transcript": transcripts[utt],
+                            "emotion": EMOTIONS[emo_dir.name],
+                            "orig_label": emo_dir.name,
+                            "speaker": spk,
+                            "gender": "male" if spk in MALE else "female",
+                            "split": split,
+                        }
+                    )
         if fold is not None and not any(r["split"] == "test" for r in rows):
-            raise RelmError(f"esd: fold {fold}'s test speakers {sorted(FOLDS[fold])} are not under {root} "
-                            f"(languages {sorted(langs)})")
+            raise RelmError(
+                f"esd: fold {fold}'s test speakers {sorted(FOLDS[fold])} are not under {root} "
+                f"(languages {sorted(langs)})"
+            )
         return rows

@@ -18,14 +18,27 @@ from relm.errors import RelmError
 SUMMARY = re.compile(r"^\[(\d+\.\d+) - (\d+\.\d+)\]\t(\w+)\t(\w+)\t\[(\d+\.\d+), (\d+\.\d+), (\d+\.\d+)\]$")
 TRANSCRIPT = re.compile(r"^(Ses0[1-5][MF]_\S+?_[MF][X\d]{2}\d) \[[\d.]+-[\d.]+\]:(.*)$")
 TAGS = re.compile(r"\[[A-Z]+\]|<[^>]*>")
-CODES = {"neu": "neutral", "hap": "happy", "exc": "happy", "ang": "angry", "sad": "sad",
-         "fru": None, "fea": None, "sur": None, "dis": None, "oth": None, "xxx": None}
+CODES = {
+    "neu": "neutral",
+    "hap": "happy",
+    "exc": "happy",
+    "ang": "angry",
+    "sad": "sad",
+    "fru": None,
+    "fea": None,
+    "sur": None,
+    "dis": None,
+    "oth": None,
+    "xxx": None,
+}
 
 
 class Iemocap(CorpusAdapter):
     protocols = ("session5-test", *(f"loso-{k}" for k in range(1, 6)))
-    how_to_get = ("IEMOCAP is licensed by USC SAIL (sail.usc.edu/iemocap); unpack IEMOCAP_full_release/ "
-                  "so the root holds Session1 ... Session5.")
+    how_to_get = (
+        "IEMOCAP is licensed by USC SAIL (sail.usc.edu/iemocap); unpack IEMOCAP_full_release/ "
+        "so the root holds Session1 ... Session5."
+    )
     layout = "SessionN/dialog/EmoEvaluation/<dialog>.txt and SessionN/sentences/wav/<dialog>/<utt>.wav"
 
     def _transcripts(self, session: Path, manifest: Manifest) -> dict[str, str]:
@@ -71,14 +84,26 @@ class Iemocap(CorpusAdapter):
                     if not wav.is_file():
                         manifest.skip("missing_wav", str(wav))
                         continue
-                    split = "test" if number == test_session else \
-                        "val" if stable_fraction(utt, options.split_seed) < 0.1 else "train"
-                    rows.append({
-                        "utt_id": utt, "path": str(wav), "transcript": transcripts.get(utt, ""),
-                        "emotion": label, "orig_label": code,
-                        "speaker": f"Ses0{number}{utt.split('_')[-1][0]}",
-                        "gender": "female" if utt.split("_")[-1][0] == "F" else "male", "split": split,
-                        "valence": (float(v) - 1) / 4, "arousal": (float(a) - 1) / 4,
-                        "dominance": (float(d) - 1) / 4,
-                    })
+                    split = (
+                        "test"
+                        if number == test_session
+                        else "val"
+                        if stable_fraction(utt, options.split_seed) < 0.1
+                        else "train"
+                    )
+                    rows.append(
+                        {
+                            "utt_id": utt,
+                            "path": str(wav),
+                            "transcript": transcripts.get(utt, ""),
+                            "emotion": label,
+                            "orig_label": code,
+                            "speaker": f"Ses0{number}{utt.split('_')[-1][0]}",
+                            "gender": "female" if utt.split("_")[-1][0] == "F" else "male",
+                            "split": split,
+                            "valence": (float(v) - 1) / 4,
+                            "arousal": (float(a) - 1) / 4,
+                            "dominance": (float(d) - 1) / 4,
+                        }
+                    )
         return rows

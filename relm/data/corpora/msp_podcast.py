@@ -16,16 +16,28 @@ from relm.data.corpora.base import CorpusAdapter, ReadOptions, label_or_none
 from relm.data.schema import Manifest
 from relm.errors import RelmError
 
-CODES = {"N": "neutral", "H": "happy", "A": "angry", "S": "sad", "U": "surprise",
-         "F": None, "D": None, "C": None, "O": None, "X": None}
+CODES = {
+    "N": "neutral",
+    "H": "happy",
+    "A": "angry",
+    "S": "sad",
+    "U": "surprise",
+    "F": None,
+    "D": None,
+    "C": None,
+    "O": None,
+    "X": None,
+}
 SPLITS = {"Train": "train", "Development": "val", "Validation": "val", "Test1": "test"}
 NEEDED = ("FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "Split_Set")
 
 
 class MspPodcast(CorpusAdapter):
     protocols = ("test1",)
-    how_to_get = ("MSP-PODCAST is licensed by UT Dallas (ecs.utdallas.edu/research/researchlabs/msp-lab); "
-                  "the root holds Audios/, Labels/ and Transcripts/.")
+    how_to_get = (
+        "MSP-PODCAST is licensed by UT Dallas (ecs.utdallas.edu/research/researchlabs/msp-lab); "
+        "the root holds Audios/, Labels/ and Transcripts/."
+    )
     layout = "Labels/labels_consensus.csv, Audios/<FileName>, Transcripts/<stem>.txt"
 
     @staticmethod
@@ -72,16 +84,24 @@ class MspPodcast(CorpusAdapter):
                 continue
             tr = root / "Transcripts" / f"{Path(rec['FileName']).stem}.txt"
             try:
-                avd = {k: (float(rec[c]) - 1) / 6 for k, c in
-                       (("arousal", "EmoAct"), ("valence", "EmoVal"), ("dominance", "EmoDom"))}
+                avd = {
+                    k: (float(rec[c]) - 1) / 6
+                    for k, c in (("arousal", "EmoAct"), ("valence", "EmoVal"), ("dominance", "EmoDom"))
+                }
             except ValueError:
                 raise RelmError(f"{path}:{i}: non-numeric EmoAct/EmoVal/EmoDom") from None
             speaker = rec.get("SpkrID", "") or "Unknown"
-            rows.append({
-                "utt_id": Path(rec["FileName"]).stem, "path": str(wav),
-                "transcript": tr.read_text(encoding="utf-8", errors="replace").strip() if tr.is_file() else "",
-                "emotion": label, "orig_label": rec["EmoClass"],
-                "speaker": speaker if speaker != "Unknown" else f"Unknown:{Path(rec['FileName']).stem}",
-                "gender": (rec.get("Gender") or "Unknown").lower(), "split": split, **avd,
-            })
+            rows.append(
+                {
+                    "utt_id": Path(rec["FileName"]).stem,
+                    "path": str(wav),
+                    "transcript": tr.read_text(encoding="utf-8", errors="replace").strip() if tr.is_file() else "",
+                    "emotion": label,
+                    "orig_label": rec["EmoClass"],
+                    "speaker": speaker if speaker != "Unknown" else f"Unknown:{Path(rec['FileName']).stem}",
+                    "gender": (rec.get("Gender") or "Unknown").lower(),
+                    "split": split,
+                    **avd,
+                }
+            )
         return rows

@@ -13,10 +13,26 @@ from relm.data.corpora.base import CorpusAdapter, ReadOptions, label_or_none, vi
 from relm.data.schema import Manifest
 from relm.errors import RelmError
 
-EMOTIONS = {"01": "neutral", "02": None, "03": "happy", "04": "sad", "05": "angry", "06": None,
-            "07": None, "08": "surprise"}
-NAMES = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry", "06": "fearful",
-         "07": "disgust", "08": "surprised"}
+EMOTIONS = {
+    "01": "neutral",
+    "02": None,
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": None,
+    "07": None,
+    "08": "surprise",
+}
+NAMES = {
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fearful",
+    "07": "disgust",
+    "08": "surprised",
+}
 STATEMENTS = {"01": "Kids are talking by the door.", "02": "Dogs are sitting by the door."}
 
 
@@ -26,8 +42,10 @@ def actor_split(actor: int) -> str:
 
 class Ravdess(CorpusAdapter):
     protocols = ("actor-split",)
-    how_to_get = ("Download Audio_Speech_Actors_01-24.zip from Zenodo record 1188976 and unpack it "
-                  "so the root holds Actor_01 ... Actor_24.")
+    how_to_get = (
+        "Download Audio_Speech_Actors_01-24.zip from Zenodo record 1188976 and unpack it "
+        "so the root holds Actor_01 ... Actor_24."
+    )
     layout = "Actor_NN/03-01-EE-II-SS-RR-AA.wav"
 
     def _rows(self, root: Path, protocol: str, options: ReadOptions, manifest: Manifest) -> list[dict]:
@@ -50,10 +68,16 @@ class Ravdess(CorpusAdapter):
                     manifest.skip(f"class_not_in_set:{NAMES[emo]}", str(wav))
                     continue
                 n = int(actor)
-                rows.append({
-                    "utt_id": wav.stem, "path": str(wav), "transcript": STATEMENTS.get(statement, ""),
-                    "emotion": label, "orig_label": f"{emo}:{NAMES[emo]}:intensity{intensity}:rep{rep}",
-                    "speaker": f"Actor_{actor}", "gender": "male" if n % 2 else "female",
-                    "split": actor_split(n),
-                })
+                rows.append(
+                    {
+                        "utt_id": wav.stem,
+                        "path": str(wav),
+                        "transcript": STATEMENTS.get(statement, ""),
+                        "emotion": label,
+                        "orig_label": f"{emo}:{NAMES[emo]}:intensity{intensity}:rep{rep}",
+                        "speaker": f"Actor_{actor}",
+                        "gender": "male" if n % 2 else "female",
+                        "split": actor_split(n),
+                    }
+                )
         return rows

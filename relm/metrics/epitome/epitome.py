@@ -21,7 +21,9 @@ Returns:
 class Epitome(evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
-            description=_DESCRIPTION, citation="", inputs_description=_KWARGS,
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_KWARGS,
             features=datasets.Features({"predictions": datasets.Value("int32")}),
         )
 
@@ -29,8 +31,10 @@ class Epitome(evaluate.Metric):
         pred = np.asarray(predictions, dtype=int)
         if np.any((pred < 0) | (pred > 2)):
             raise ValueError("EPITOME levels must be 0, 1 or 2")
-        out = {"mean_level": float(pred.mean()) if len(pred) else float("nan"),
-               "level_share": [float(np.mean(pred == k)) if len(pred) else 0.0 for k in (0, 1, 2)]}
+        out = {
+            "mean_level": float(pred.mean()) if len(pred) else float("nan"),
+            "level_share": [float(np.mean(pred == k)) if len(pred) else 0.0 for k in (0, 1, 2)],
+        }
         if gold_levels is not None:
             from sklearn.metrics import f1_score
 

