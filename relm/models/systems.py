@@ -6,10 +6,13 @@ A batch item is a dict: `frames` (T, d_whisper), `emotion` (d_emo,), `avd` (3,),
 
 from __future__ import annotations
 
+import json
 import math
 
 import lightning as L
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from relm.config import Preset
@@ -207,10 +210,6 @@ class SystemLitModule(L.LightningModule):
         return {n: p.detach().cpu().contiguous() for n, p in self.named_parameters() if p.requires_grad}
 
     def save_trained(self, path) -> None:
-        import json
-
-        from safetensors.torch import save_file
-
         save_file(
             self.trained_state(),
             str(path),
@@ -218,11 +217,6 @@ class SystemLitModule(L.LightningModule):
         )
 
     def load_trained(self, path) -> None:
-        import json
-
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
         with safe_open(str(path), "pt") as fh:
             meta = fh.metadata() or {}
         identity = json.loads(meta.get("identity", "{}"))

@@ -10,6 +10,7 @@ a level (it is ambiguous as training or test data); both are counted, never sile
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from relm.errors import RelmError
+from relm.keys import content_key
 from relm.metrics.table import EMPATHY_MECHANISMS
 
 MECHANISMS = EMPATHY_MECHANISMS  # "er", "ip", "ex": one spelling, in tables, scorers and results
@@ -36,8 +38,7 @@ def norm_text(text: str) -> str:
 
 def pair_key(seeker: str, response: str) -> str:
     """A stable id for a (seeker, response) pair, robust to whitespace differences."""
-    raw = norm_text(seeker) + "\x1f" + norm_text(response)
-    return hashlib.sha1(raw.encode("utf-8")).hexdigest()[:16]
+    return content_key(norm_text(seeker), norm_text(response))
 
 
 @dataclass
@@ -61,8 +62,6 @@ def _read_csv(path: Path) -> pd.DataFrame:
             f"{path}: not UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 1]!r}); re-save the file as UTF-8"
         ) from None
     try:
-        import io
-
         df = pd.read_csv(io.StringIO(text), dtype={"sp_id": str, "rp_id": str}, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise RelmError(f"{path}: unreadable CSV ({exc})") from None
