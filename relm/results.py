@@ -109,15 +109,24 @@ class Comparison(TypedDict, total=False):
     absolute_difference: float
     """a - b (UA)."""
     p_wilcoxon: float | None
-    """Wilcoxon signed-rank p (zsplit), on per-utterance levels averaged over seeds."""
+    """Wilcoxon signed-rank p (zsplit) on per-utterance scores, as the paper reports it (not the primary test)."""
     p_permutation: float | None
-    """Paired permutation p: sign flips of per-utterance differences; for UA, a/b swapped per utterance."""
-    p_mcnemar: float | None
-    """Exact McNemar p (WA)."""
+    """The primary test: paired permutation p over utterances (sign flips of per-utterance differences;
+    for UA, a and b swapped per utterance with all its seeds)."""
     ci95: list[float | None]
-    """Paired bootstrap 95% CI of a - b."""
+    """Paired bootstrap 95% CI of a - b, resampling utterances."""
+    n_items: int
+    """Test utterances paired (the unit of replication)."""
+    n_seeds_a: int
+    """Distinct seeds of system a averaged per utterance (1 for a system whose seeds answered identically)."""
+    n_seeds_b: int
+    """Distinct seeds of system b."""
+    confirmatory: bool
+    """True for a hypothesis of the declared family (`hypotheses`)."""
     p_holm: float
-    """Holm-adjusted primary p (the metric table's `primary_test`) over the sweep's family."""
+    """Confirmatory only: primary p, Holm-adjusted within the dataset's family."""
+    p_bh: float
+    """Exploratory only: primary p, Benjamini-Hochberg-adjusted over the dataset's exploratory tests."""
 
 
 class Results(TypedDict, total=False):
@@ -151,6 +160,9 @@ class Results(TypedDict, total=False):
     and `train` (items, steps, parameters, seconds)."""
     comparisons: dict[str, dict[str, dict[str, Comparison]]]
     """[dataset]["<proposed> vs <other>"][metric]: paired tests over the test utterances."""
+    hypotheses: dict[str, list[dict[str, Any]]]
+    """[dataset]: the confirmatory family, each `{comparison, metric, test}`: the proposed system against
+    each paper baseline on ER, EX and UA. Everything else is exploratory."""
     teacher_reference: dict[str, dict[str, Any]]
     """[dataset]: the step-1 targets scored like a system and compared with the zero-shot system (a = teacher)."""
     runs: dict[str, dict[str, list[str]]]

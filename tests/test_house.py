@@ -116,7 +116,7 @@ def test_the_schema_doc_is_generated_from_the_typed_dicts():
 
 def test_the_metric_table_holds_each_fact_once():
     assert metric_names(gated=True) == ["er", "ip", "ex", "ua", "wa", "macro_f1", "ua_head"]
-    assert METRICS.get("wa").p_key == "p_mcnemar" and METRICS.get("er").p_key == "p_permutation"
+    assert METRICS.get("wa").p_key == "p_permutation" and metric_names(confirmatory=True) == ["er", "ex", "ua"]
     assert METRICS.get("ua_head").primary_p({"p_permutation": 0.1}) is None
     assert all(m.higher_is_better for _, m in METRICS.items())
 
@@ -124,7 +124,8 @@ def test_the_metric_table_holds_each_fact_once():
 def test_relm_ls_lists_systems_with_roles(capsys):
     assert main(["ls", "systems", "--json"]) == 0
     rows = {r["name"]: r["role"] for r in json.loads(capsys.readouterr().out)}
-    assert rows == {"text-zs": "zero_shot", "text": "baseline", "speech": "baseline", "re-llm": "proposed"}
+    assert rows == {"text-zs": "zero_shot", "text": "baseline", "speech": "baseline", "re-llm": "proposed",
+                    "re-llm-noemb": "ablation", "re-llm-noaux": "ablation"}
     for what in ("datasets", "presets", "scorers", "models", "encoders", "metrics"):
         assert main(["ls", what]) == 0
         out = capsys.readouterr().out

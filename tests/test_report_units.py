@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relm.bench.comparisons import add_holm
+from relm.bench.comparisons import adjust
 from relm.bench.regression import DEFAULT_TOLERANCE, tolerances
 from relm.bench.report import proposed_mark, significance_mark
 from relm.bench.teacher import clean
@@ -21,34 +21,36 @@ def test_significance_marks(p, mark):
 
 def test_proposed_is_marked_only_when_better_than_every_other_system():
     comps = {
-        "re-llm vs a": {"ua": {"mean_a": 0.6, "mean_b": 0.4, "p_holm": 0.004}},
-        "re-llm vs b": {"ua": {"mean_a": 0.6, "mean_b": 0.5, "p_holm": 0.03}},
+        "re-llm vs a": {"ua": {"mean_a": 0.6, "mean_b": 0.4, "p_holm": 0.004, "confirmatory": True}},
+        "re-llm vs b": {"ua": {"mean_a": 0.6, "mean_b": 0.5, "p_holm": 0.03, "confirmatory": True}},
+        "re-llm vs c": {"ua": {"mean_a": 0.6, "mean_b": 0.9, "p_bh": 0.001, "confirmatory": False}},
     }
-    assert proposed_mark("ua", comps, "re-llm") == "*"  # the weakest p decides
+    assert proposed_mark("ua", comps, "re-llm") == "*"  # the weakest p decides; exploratory c does not count
     comps["re-llm vs b"]["ua"]["mean_b"] = 0.7
     assert proposed_mark("ua", comps, "re-llm") == ""  # worse than b: no mark, however small p is
     assert proposed_mark("er", comps, "re-llm") == ""  # not tested
 
 
-def test_holm_is_applied_to_each_metrics_primary_p_across_the_sweep():
+def test_holm_within_the_declared_family_and_bh_for_everything_else():
+    systems = ["text-zs", "text", "speech", "re-llm"]
     comps = {
-        "d1": {
-            "x vs y": {
-                "er": {"p_permutation": 0.01, "p_wilcoxon": 0.9},
-                "wa": {"p_mcnemar": 0.04, "p_permutation": None},
-            }
-        },
-        "d2": {"x vs y": {"ua": {"p_permutation": 0.03}, "macro_f1": {"p_permutation": 0.001}}},
+        "re-llm vs text-zs": {"er": {"p_permutation": 0.01}, "ip": {"p_permutation": 0.02},
+                              "ex": {"p_permutation": 0.04}, "ua": {"p_permutation": 0.03},
+                              "wa": {"p_permutation": 0.5}},
+        "re-llm vs text": {"ua": {"p_permutation": 0.001}},
+        "re-llm vs speech": {"er": {"p_permutation": 0.2}, "ex": {"p_permutation": 0.3},
+                             "ua": {"p_permutation": 0.001}},
     }
-    add_holm(comps)
-    expected = stats.holm([0.01, 0.04, 0.03])  # wa uses McNemar; macro_f1 has no primary test
-    got = [
-        comps["d1"]["x vs y"]["er"]["p_holm"],
-        comps["d1"]["x vs y"]["wa"]["p_holm"],
-        comps["d2"]["x vs y"]["ua"]["p_holm"],
-    ]
-    assert got == expected == pytest.approx([0.03, 0.06, 0.06])
-    assert "p_holm" not in comps["d2"]["x vs y"]["macro_f1"]
+    family = adjust(comps, systems)
+    assert [(h["comparison"], h["metric"]) for h in family] == [
+        ("re-llm vs text-zs", "er"), ("re-llm vs text-zs", "ex"), ("re-llm vs text-zs", "ua"),
+        ("re-llm vs speech", "er"), ("re-llm vs speech", "ex"), ("re-llm vs speech", "ua")]
+    confirmatory = [comps[c][m] for c, m in [(h["comparison"], h["metric"]) for h in family]]
+    assert [r["p_holm"] for r in confirmatory] == stats.holm([0.01, 0.04, 0.03, 0.2, 0.3, 0.001])
+    exploratory = [comps["re-llm vs text-zs"]["ip"], comps["re-llm vs text-zs"]["wa"], comps["re-llm vs text"]["ua"]]
+    assert [r["p_bh"] for r in exploratory] == stats.benjamini_hochberg([0.02, 0.5, 0.001])
+    assert all(r["confirmatory"] for r in confirmatory) and not any(r["confirmatory"] for r in exploratory)
+    assert not any("p_holm" in r for r in exploratory) and not any("p_bh" in r for r in confirmatory)
 
 
 def test_holm_and_bh_by_hand():

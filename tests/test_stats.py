@@ -69,9 +69,9 @@ def test_ua_difference_test():
     gold = rng.choice(["a", "b", "c"], 300, p=[0.6, 0.3, 0.1])
     good = np.where(rng.random(300) < 0.8, gold, "a")
     chance = rng.choice(["a", "b", "c"], 300)
-    res = stats.ua_difference_test(gold, good, chance, n_resamples=2000)
+    res = stats.ua_difference_test(gold, good == gold, chance == gold, n_resamples=2000)
     assert res["p_permutation"] < 0.01 and res["ci95"][0] > 0
-    same = stats.ua_difference_test(gold, good, good, n_resamples=500)
+    same = stats.ua_difference_test(gold, good == gold, good == gold, n_resamples=500)
     assert same["difference"] == 0 and same["p_permutation"] == 1.0
 
 

@@ -71,21 +71,24 @@ def test_text_zs_trains_nothing_and_answers(smoke, tmp_path):
     assert len(answer(module, fake_items(3), smoke, progress=False)) == 3
 
 
-def _module(system, preset, ablate=False, seed=0):
+def _module(system, preset, seed=0):
     torch.manual_seed(seed)
     llm, tok, _ = load_llm(preset.llm)
     torch.manual_seed(seed)
-    return SystemLitModule(system, preset, llm, tok, SPEECH_DIM, EMO_DIM, ablate_emotion=ablate)
+    return SystemLitModule(system, preset, llm, tok, SPEECH_DIM, EMO_DIM)
 
 
-def test_re_llm_without_emotion_reduces_to_speech(smoke):
-    speech, ablated = _module("speech", smoke), _module("re-llm", smoke, ablate=True)
+def test_ablations_sit_between_speech_and_re_llm(smoke):
+    """Without embedding and A/V/D loss RE-LLM is `speech`; each ablation removes exactly one part."""
+    speech, noemb, noaux = _module("speech", smoke), _module("re-llm-noemb", smoke), _module("re-llm-noaux", smoke)
     shapes = lambda m: {n: tuple(p.shape) for n, p in m.named_parameters() if p.requires_grad}  # noqa: E731
-    assert shapes(speech) == shapes(ablated)
     items = [dict(it, task="response") for it in fake_items(4)]
-    a, b = speech.losses(items), ablated.losses(items)
-    assert set(a) == set(b) and all(torch.allclose(a[k], b[k]) for k in a)
+    a, b = speech.losses(items), noemb.losses(items)
+    assert shapes(noemb) == shapes(speech) | {"avd_head.weight": (3, 32)}
+    assert all(torch.allclose(a[k], b[k]) for k in ("response_ce", "ser_ce")) and "avd_mse" in b  # same init + A/V/D
+    assert "avd_mse" not in noaux.losses(items) and noaux.adapter.convs[0].in_channels == SPEECH_DIM + EMO_DIM
     full = _module("re-llm", smoke)
+    assert shapes(full) == shapes(noaux) | {"avd_head.weight": (3, 32)}
     assert full.adapter.convs[0].in_channels == SPEECH_DIM + EMO_DIM and "avd_mse" in full.losses(items)
 
 

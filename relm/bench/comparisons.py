@@ -1,4 +1,13 @@
-"""Paired comparisons between systems that answered the same test utterances, and the Holm family."""
+"""Paired comparisons between systems that answered the same test utterances, and the declared family.
+
+The utterance is the unit of replication: a system's seeds are averaged per utterance (EPITOME
+levels, SER correctness) before any test, and a resample moves all of an utterance's seeds
+together. A system whose seeds answered identically (a zero-shot system) counts once.
+
+The confirmatory family, per dataset, is the proposed system against each paper baseline on the
+confirmatory metrics (`relm ls metrics`), Holm-adjusted (`p_holm`); it does not change when a
+system or a dataset is added. Every other comparison is exploratory, BH-adjusted (`p_bh`).
+"""
 
 from __future__ import annotations
 
@@ -6,60 +15,54 @@ import numpy as np
 
 from relm.errors import RelmError
 from relm.metrics.table import EMPATHY_MECHANISMS, METRICS
-from relm.models.system_table import systems_with_role
+from relm.models.system_table import SYSTEMS, systems_with_role
 from relm.results import Comparison
 from relm.scoring import stats
-from relm.scoring.ser import ser_scores
+from relm.scoring.ser import ua_matrix
 
 
-def compare_systems(
-    a_rows: list[list[dict]], b_rows: list[list[dict]], seed: int = 0, n_resamples: int = 10000
-) -> dict[str, Comparison]:
-    """System a vs b over the same utterances; each argument holds one row list per seed.
+def distinct_seeds(runs: list[list[dict]]) -> list[list[dict]]:
+    """All seeds, or just one when every seed gave the same answers (a deterministic system)."""
+    def answers(rows):
+        return [(r["id"], r["response"], r["ser_label"]) for r in rows]
 
-    EPITOME levels are averaged over seeds per utterance, then tested pairwise; UA and WA
-    pool the (utterance, seed) pairs.
-    """
-    ids = [r["id"] for r in a_rows[0]]
-    if sorted(ids) != sorted(r["id"] for r in b_rows[0]):
-        raise RelmError("the two systems answered different test utterances; they cannot be paired")
-    order = {u: i for i, u in enumerate(ids)}
+    first = answers(runs[0])
+    return runs[:1] if all(answers(rows) == first for rows in runs[1:]) else runs
 
-    def aligned(runs):
-        return [sorted(rows, key=lambda r: order[r["id"]]) for rows in runs]
 
-    a_runs, b_runs = aligned(a_rows), aligned(b_rows)
+def per_utterance(runs: list[list[dict]], ids: list[str]) -> dict[str, np.ndarray]:
+    """Seed-averaged per-utterance scores: EPITOME levels (when scored) and SER correctness."""
+    by_id = [{r["id"]: r for r in rows} for rows in runs]
+    out = {"correct": np.array([np.mean([run[u]["ser_label"] == run[u]["gold_emotion"] for run in by_id])
+                                for u in ids])}
+    if all(EMPATHY_MECHANISMS[0] in run[ids[0]] for run in by_id):
+        for mech in EMPATHY_MECHANISMS:
+            out[mech] = np.array([np.mean([run[u][mech] for run in by_id]) for u in ids])
+    return out
+
+
+def compare_systems(a_runs: list[list[dict]], b_runs: list[list[dict]], seed: int = 0, n_resamples: int = 10000
+                    ) -> dict[str, Comparison]:
+    """System a vs b over the same utterances; each argument holds one row list per seed."""
+    ids = sorted(r["id"] for r in a_runs[0])
+    for runs in (a_runs, b_runs):
+        if any(sorted(r["id"] for r in rows) != ids for rows in runs):
+            raise RelmError("the two systems answered different test utterances; they cannot be paired")
+    a_runs, b_runs = distinct_seeds(a_runs), distinct_seeds(b_runs)
+    a, b = per_utterance(a_runs, ids), per_utterance(b_runs, ids)
+    sizes = {"n_items": len(ids), "n_seeds_a": len(a_runs), "n_seeds_b": len(b_runs)}
     out: dict[str, Comparison] = {}
-    if EMPATHY_MECHANISMS[0] in a_runs[0][0] and EMPATHY_MECHANISMS[0] in b_runs[0][0]:
-        for key in EMPATHY_MECHANISMS:
-            a = np.mean([[r[key] for r in rows] for rows in a_runs], axis=0)
-            b = np.mean([[r[key] for r in rows] for rows in b_runs], axis=0)
-            out[key] = stats.compare(a, b, n_resamples, seed)  # type: ignore[assignment]
-    n = min(len(a_runs), len(b_runs))
-    gold = [r["gold_emotion"] for rows in a_runs[:n] for r in rows]
-    pa = [r["ser_label"] for rows in a_runs[:n] for r in rows]
-    pb = [r["ser_label"] for rows in b_runs[:n] for r in rows]
-    ua = stats.ua_difference_test(gold, pa, pb, n_resamples, seed)
-    ua_a, ua_b = ser_scores(gold, pa).ua, ser_scores(gold, pb).ua
-    out["ua"] = {
-        "mean_a": ua_a,
-        "mean_b": ua_b,
-        "relative_improvement": stats.relative_improvement(ua_a, ua_b),
-        "absolute_difference": ua["difference"],
-        "p_wilcoxon": None,
-        "p_permutation": ua["p_permutation"],
-        "ci95": ua["ci95"],
-    }
-    ca, cb = np.array(pa) == np.array(gold), np.array(pb) == np.array(gold)
-    out["wa"] = {
-        "mean_a": float(ca.mean()),
-        "mean_b": float(cb.mean()),
-        "relative_improvement": stats.relative_improvement(float(ca.mean()), float(cb.mean())),
-        "p_mcnemar": stats.mcnemar(ca, cb),
-        "p_wilcoxon": None,
-        "p_permutation": None,
-        "ci95": list(stats.bootstrap_ci(ca.astype(float), cb.astype(float), n_resamples, seed)),
-    }
+    for mech in EMPATHY_MECHANISMS:
+        if mech in a and mech in b:
+            out[mech] = stats.compare(a[mech], b[mech], n_resamples, seed) | sizes  # type: ignore[assignment]
+    gold_of = {r["id"]: r["gold_emotion"] for r in a_runs[0]}
+    gold = np.array([gold_of[u] for u in ids])
+    ua = stats.ua_difference_test(gold, a["correct"], b["correct"], n_resamples, seed)
+    ua_a, ua_b = (float(ua_matrix(gold, x["correct"][None])[0]) for x in (a, b))
+    out["ua"] = {"mean_a": ua_a, "mean_b": ua_b, "relative_improvement": stats.relative_improvement(ua_a, ua_b),
+                 "absolute_difference": ua["difference"], "p_wilcoxon": None,
+                 "p_permutation": ua["p_permutation"], "ci95": ua["ci95"]} | sizes  # type: ignore[assignment]
+    out["wa"] = stats.compare(a["correct"], b["correct"], n_resamples, seed) | sizes  # type: ignore[assignment]
     return out
 
 
@@ -67,27 +70,36 @@ def comparison_name(a: str, b: str) -> str:
     return f"{a} vs {b}"
 
 
-def proposed_vs_others(
-    rows_by_system: dict[str, list[list[dict]]], systems: list[str]
-) -> dict[str, dict[str, Comparison]]:
+def proposed_vs_others(rows_by_system: dict[str, list[list[dict]]], systems: list[str]
+                       ) -> dict[str, dict[str, Comparison]]:
     """The proposed system against every other system of the sweep (empty when it did not run)."""
     proposed = [s for s in systems_with_role("proposed", systems) if s in rows_by_system]
-    return {
-        comparison_name(p, other): compare_systems(rows_by_system[p], rows_by_system[other])
-        for p in proposed
-        for other in systems
-        if other != p and other in rows_by_system
-    }
+    return {comparison_name(p, other): compare_systems(rows_by_system[p], rows_by_system[other])
+            for p in proposed for other in systems if other != p and other in rows_by_system}
 
 
-def add_holm(comparisons: dict) -> None:
-    """Holm-adjust every primary p-value (the metric table's `primary_test`) of the sweep's family."""
-    refs: list[tuple[dict, float]] = []
-    for per_pair in comparisons.values():
-        for per_metric in per_pair.values():
-            for metric, res in per_metric.items():
-                p = METRICS.get(metric).primary_p(res)
-                if p is not None:
-                    refs.append((res, p))
-    for (res, _), adjusted in zip(refs, stats.holm([p for _, p in refs])):
+def hypotheses(systems: list[str]) -> list[dict]:
+    """The confirmatory family of one dataset: proposed vs each paper baseline, on each confirmatory metric."""
+    return [{"comparison": comparison_name(p, b), "metric": m, "test": METRICS.get(m).primary_test}
+            for p in systems_with_role("proposed", systems)
+            for b in systems if SYSTEMS.get(b).paper_baseline
+            for m, metric in METRICS.items() if metric.confirmatory]
+
+
+def adjust(comparisons: dict[str, dict[str, Comparison]], systems: list[str]) -> list[dict]:
+    """Holm within the confirmatory family, BH over everything else tested; returns the family."""
+    family = [h for h in hypotheses(systems) if h["metric"] in comparisons.get(h["comparison"], {})]
+    keys = {(h["comparison"], h["metric"]) for h in family}
+    confirmatory, exploratory = [], []
+    for name, per_metric in comparisons.items():
+        for metric, res in per_metric.items():
+            p = METRICS.get(metric).primary_p(res)  # type: ignore[arg-type]
+            res["confirmatory"] = (name, metric) in keys  # type: ignore[typeddict-unknown-key]
+            if p is not None:
+                (confirmatory if (name, metric) in keys else exploratory).append((res, p))
+    for res, adjusted in zip([r for r, _ in confirmatory], stats.holm([p for _, p in confirmatory]), strict=True):
         res["p_holm"] = adjusted
+    for res, adjusted in zip([r for r, _ in exploratory], stats.benjamini_hochberg([p for _, p in exploratory]),
+                             strict=True):
+        res["p_bh"] = adjusted  # type: ignore[typeddict-unknown-key]
+    return family

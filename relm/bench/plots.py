@@ -75,7 +75,7 @@ def _confusions(folder: Path, results: dict, d: str) -> Path:
 
 
 def _avd_scatter(run_dir: Path, results: dict, d: str, folder: Path) -> list[Path]:
-    with_avd = [s for s in results["systems"] if SYSTEMS.get(s).emotion]
+    with_avd = [s for s in results["systems"] if SYSTEMS.get(s).avd_loss]
     runs = results["runs"].get(d, {}).get(with_avd[0]) if with_avd else None
     if not runs:
         return []

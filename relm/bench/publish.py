@@ -5,7 +5,7 @@ from __future__ import annotations
 import resource
 from pathlib import Path
 
-from relm.bench.comparisons import add_holm, proposed_vs_others
+from relm.bench.comparisons import adjust, proposed_vs_others
 from relm.bench.report import point_latest, write_report
 from relm.bench.stages import StageTimer
 from relm.io import atomic_write_json, atomic_write_text, jsonl_text
@@ -39,13 +39,13 @@ def close_dataset(results: Results, dataset: str, rows_by_system: dict[str, list
     """Mean metrics over seeds and the paired comparisons of one dataset."""
     results["metrics"][dataset] = aggregate(results["metrics_by_seed"][dataset])
     comparisons = proposed_vs_others(rows_by_system, results["systems"])
+    results.setdefault("hypotheses", {})[dataset] = adjust(comparisons, results["systems"])
     if comparisons:
         results["comparisons"][dataset] = comparisons
 
 
 def finish(results: Results, timer: StageTimer, sweep_dir: Path, out_root: Path) -> None:
-    """Holm over the family, timings and memory, then results.json, the report and `latest`."""
-    add_holm(results["comparisons"])
+    """Timings and memory, then results.json, the report and `latest`."""
     results["timings_s"] = timer.rounded()
     results["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     atomic_write_json(sweep_dir / "results.json", results)

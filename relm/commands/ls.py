@@ -17,7 +17,7 @@ def _rows(what: str) -> list[dict]:
                 "name": n,
                 "role": s.role,
                 "hears_speech": s.speech,
-                "emotion_input": s.emotion,
+                "emotion_input": s.emotion_input, "avd_loss": s.avd_loss,
                 "trains": s.trains,
                 "default": s.in_default_sweep,
                 "description": s.description,

@@ -1,10 +1,16 @@
 """The systems a sweep can run, and the role each plays in the comparison (no torch import here).
 
-| system  | LLM input                                     | trained                          | losses |
-| text-zs | transcript                                    | nothing                          | -      |
-| text    | transcript                                    | LoRA                             | response CE |
-| speech  | adapter(Whisper frames)                       | adapter, LoRA, SER head          | response CE + SER CE |
-| re-llm  | adapter([Whisper frames ; emotion embedding]) | adapter, LoRA, SER + A/V/D heads | + A/V/D MSE |
+| system        | LLM input                                     | trained                          | losses |
+| text-zs       | transcript                                    | nothing                          | -      |
+| text          | transcript                                    | LoRA                             | response CE |
+| speech        | adapter(Whisper frames)                       | adapter, LoRA, SER head          | response CE + SER CE |
+| re-llm        | adapter([Whisper frames ; emotion embedding]) | adapter, LoRA, SER + A/V/D heads | + A/V/D MSE |
+| re-llm-noemb  | adapter(Whisper frames)                       | adapter, LoRA, SER + A/V/D heads | + A/V/D MSE |
+| re-llm-noaux  | adapter([Whisper frames ; emotion embedding]) | adapter, LoRA, SER head          | response CE + SER CE |
+
+The confirmatory family is the proposed system against each `paper_baseline` on the metric
+table's confirmatory metrics; every other comparison (the fine-tuned `text` baseline, the
+ablations) is exploratory.
 """
 
 from __future__ import annotations
@@ -22,46 +28,29 @@ class SystemSpec:
     name: str
     role: Role  # proposed: compared against every other system; zero_shot: the teacher's reference
     speech: bool  # the LLM hears speech tokens (adapter over Whisper frames)
-    emotion: bool  # the adapter also reads the emotion embedding, and an A/V/D head is trained
+    emotion_input: bool  # the adapter also reads the utterance's emotion embedding
+    avd_loss: bool  # an A/V/D head on the pooled adapter output is trained (auxiliary loss)
     trains: bool  # False: zero-shot, nothing is trained
+    paper_baseline: bool = False  # a baseline of the paper's hypotheses (confirmatory comparisons)
     in_default_sweep: bool = True
     description: str = ""
 
 
 SYSTEMS: Registry[SystemSpec] = Registry("system")
 for _spec in (
-    SystemSpec(
-        "text-zs",
-        "zero_shot",
-        speech=False,
-        emotion=False,
-        trains=False,
-        description="the LLM answers the transcript zero-shot",
-    ),
-    SystemSpec(
-        "text",
-        "baseline",
-        speech=False,
-        emotion=False,
-        trains=True,
-        description="text-only LLM fine-tuned with LoRA on the transcript",
-    ),
-    SystemSpec(
-        "speech",
-        "baseline",
-        speech=True,
-        emotion=False,
-        trains=True,
-        description="speech-LLM (BLSP-Emo style): Whisper -> adapter -> LLM + LoRA, SER head",
-    ),
-    SystemSpec(
-        "re-llm",
-        "proposed",
-        speech=True,
-        emotion=True,
-        trains=True,
-        description="RE-LLM: speech-LLM + emotion embedding + A/V/D loss",
-    ),
+    SystemSpec("text-zs", "zero_shot", speech=False, emotion_input=False, avd_loss=False, trains=False,
+               paper_baseline=True, description="the LLM answers the transcript zero-shot"),
+    SystemSpec("text", "baseline", speech=False, emotion_input=False, avd_loss=False, trains=True,
+               description="text-only LLM fine-tuned with LoRA on the transcript"),
+    SystemSpec("speech", "baseline", speech=True, emotion_input=False, avd_loss=False, trains=True,
+               paper_baseline=True,
+               description="speech-LLM (BLSP-Emo style): Whisper -> adapter -> LLM + LoRA, SER head"),
+    SystemSpec("re-llm", "proposed", speech=True, emotion_input=True, avd_loss=True, trains=True,
+               description="RE-LLM: speech-LLM + emotion embedding + A/V/D loss"),
+    SystemSpec("re-llm-noemb", "ablation", speech=True, emotion_input=False, avd_loss=True, trains=True,
+               in_default_sweep=False, description="RE-LLM without the emotion embedding (A/V/D loss only)"),
+    SystemSpec("re-llm-noaux", "ablation", speech=True, emotion_input=True, avd_loss=False, trains=True,
+               in_default_sweep=False, description="RE-LLM without the A/V/D loss (emotion embedding only)"),
 ):
     SYSTEMS.register(_spec.name, _spec)
 
@@ -77,3 +66,7 @@ def systems_with_role(role: Role, among: list[str] | None = None) -> list[str]:
 
 def default_systems() -> list[str]:
     return [n for n, s in SYSTEMS.items() if s.in_default_sweep]
+
+
+def ablation_systems() -> list[str]:
+    return systems_with_role("ablation")

@@ -33,15 +33,15 @@ class SystemLitModule(L.LightningModule):
         speech_dim: int,
         emotion_dim: int,
         total_steps: int = 1000,
-        ablate_emotion: bool = False,
     ):
         super().__init__()
         self.spec = get_system(system)
         self.preset, self.tokenizer = preset, tokenizer
-        self.use_emotion = self.spec.emotion and not ablate_emotion
+        self.use_emotion = self.spec.emotion_input
+        self.use_avd = self.spec.avd_loss
         self.total_steps = total_steps
         self.weights = dict(preset.train.loss_weights)
-        if not self.use_emotion:
+        if not self.use_avd:
             self.weights["avd"] = 0.0
         self.llm = add_lora(llm, preset.lora).train() if self.spec.trains else llm.requires_grad_(False)
         self.position_mask = (
@@ -54,7 +54,7 @@ class SystemLitModule(L.LightningModule):
             in_dim = speech_dim + (emotion_dim if self.use_emotion else 0)
             self.adapter = SubsamplingAdapter(in_dim, d, preset.adapter)
             self.ser_head = nn.Linear(d, len(LABELS), bias=False)
-            if self.use_emotion:
+            if self.use_avd:
                 self.avd_head = nn.Linear(d, 3, bias=False)
         p = preset.prompts
         ser_instruction = p.ser_instruction if self.spec.speech else p.ser_instruction_text
@@ -68,7 +68,6 @@ class SystemLitModule(L.LightningModule):
             "preset": preset.name,
             "speech_dim": speech_dim,
             "emotion_dim": emotion_dim,
-            "ablate_emotion": ablate_emotion,
         }
 
     # ---- inputs ---------------------------------------------------------------------------
@@ -143,7 +142,7 @@ class SystemLitModule(L.LightningModule):
             gold = torch.tensor([it["label"] for it in items], device=self.device)
             losses["ser_ce"] = nn.functional.cross_entropy(self.ser_head(pooled.float()), gold)
             total = total + self.weights["ser"] * losses["ser_ce"]
-            if self.use_emotion:
+            if self.use_avd:
                 avd = torch.stack([it["avd"].to(self.device, torch.float32) for it in items])
                 losses["avd_mse"] = nn.functional.mse_loss(self.avd_head(pooled.float()), avd)
                 total = total + self.weights["avd"] * losses["avd_mse"]
@@ -202,7 +201,7 @@ class SystemLitModule(L.LightningModule):
         mask = torch.arange(speech.shape[1], device=self.device)[None] < lengths[:, None]
         pooled = ((speech * mask.unsqueeze(-1)).sum(1) / lengths[:, None]).float()
         labels = [LABELS[i] for i in self.ser_head(pooled).argmax(-1).tolist()]
-        avd = self.avd_head(pooled).tolist() if self.use_emotion else None
+        avd = self.avd_head(pooled).tolist() if self.use_avd else None
         return labels, avd
 
     # ---- checkpoints: trained parts only ----------------------------------------------------

@@ -116,19 +116,21 @@ def ser_scores(gold: list[str], pred: list[str], labels: tuple[str, ...] = LABEL
 
 def unweighted_accuracy(gold, pred) -> float:
     """Mean per-class recall over the classes present in `gold`."""
-    return float(ua_matrix(np.asarray(gold), np.asarray(pred)[None])[0])
+    gold, pred = np.asarray(gold), np.asarray(pred)
+    return float(ua_matrix(gold, (pred == gold)[None])[0])
 
 
-def ua_matrix(gold: np.ndarray, preds: np.ndarray) -> np.ndarray:
-    """UA of every row of a (k, n) prediction matrix, vectorised for resampling.
+def ua_matrix(gold: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """UA of every row of a (k, n) matrix of per-utterance correctness, vectorised for resampling.
 
-    `gold` is one (n,) vector shared by all rows, or a (k, n) matrix (a bootstrap resample per
-    row). A class absent from a row's gold contributes nothing to that row's mean.
+    `correct` is 0/1, or the share of seeds that answered an utterance correctly; `gold` is one
+    (n,) vector shared by all rows, or a (k, n) matrix (a bootstrap resample per row). A class
+    absent from a row's gold contributes nothing to that row's mean.
     """
-    gold = np.broadcast_to(gold, preds.shape)
+    gold = np.broadcast_to(gold, correct.shape)
     recalls = []
     for c in np.unique(gold):
-        support = (gold == c).sum(axis=1)
+        in_class = gold == c
         with np.errstate(invalid="ignore", divide="ignore"):
-            recalls.append(((preds == c) & (gold == c)).sum(axis=1) / support)
+            recalls.append((correct * in_class).sum(axis=1) / in_class.sum(axis=1))
     return np.nanmean(np.vstack(recalls), axis=0)

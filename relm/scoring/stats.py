@@ -79,24 +79,27 @@ def mcnemar(correct_a, correct_b) -> float:
 
 
 def ua_difference_test(
-    gold: Sequence, pred_a: Sequence, pred_b: Sequence, n_resamples: int = 10000, seed: int = 0
+    gold: Sequence, correct_a: Sequence, correct_b: Sequence, n_resamples: int = 10000, seed: int = 0
 ) -> dict:
-    """UA(a) - UA(b): paired permutation p (swap a/b per item) and paired bootstrap 95% CI.
+    """UA(a) - UA(b) over utterances: paired permutation p (swap a/b per utterance) and bootstrap 95% CI.
 
-    UA is a mean of per-class recalls, not a per-item mean, so it is recomputed on every
-    resample rather than tested on item scores.
+    `correct_a` / `correct_b` hold one number per utterance: the share of a system's seeds that
+    answered it correctly (0/1 with one seed). The utterance is the unit of replication, so a
+    resample moves all of an utterance's seeds together. UA is a mean of per-class recalls, not
+    a per-utterance mean, so it is recomputed on every resample.
     """
-    g, pa, pb = (np.asarray(x, dtype=object).astype(str) for x in (gold, pred_a, pred_b))
-    if not (len(g) == len(pa) == len(pb)):
-        raise RelmError("UA test: gold and both prediction lists must have the same length")
-    observed = float(ua_matrix(g, pa[None])[0] - ua_matrix(g, pb[None])[0])
+    g = np.asarray(gold, dtype=object).astype(str)
+    ca, cb = np.asarray(correct_a, dtype=float), np.asarray(correct_b, dtype=float)
+    if not (len(g) == len(ca) == len(cb)):
+        raise RelmError("UA test: gold and both correctness vectors must have the same length")
+    observed = float(ua_matrix(g, ca[None])[0] - ua_matrix(g, cb[None])[0])
     rng = np.random.default_rng(seed)
     swap = rng.random((n_resamples, len(g))) < 0.5
-    perm_a, perm_b = np.where(swap, pb, pa), np.where(swap, pa, pb)
+    perm_a, perm_b = np.where(swap, cb, ca), np.where(swap, ca, cb)
     null = ua_matrix(g, perm_a) - ua_matrix(g, perm_b)
     p = float((np.sum(np.abs(null) >= abs(observed) - 1e-12) + 1) / (n_resamples + 1))
     idx = rng.integers(0, len(g), size=(n_resamples, len(g)))
-    boots = ua_matrix(g[idx], pa[idx]) - ua_matrix(g[idx], pb[idx])
+    boots = ua_matrix(g[idx], ca[idx]) - ua_matrix(g[idx], cb[idx])
     lo, hi = np.quantile(boots, [0.025, 0.975])
     return {"difference": observed, "p_permutation": p, "ci95": [float(lo), float(hi)]}
 
