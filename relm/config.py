@@ -47,6 +47,11 @@ class EmotionEncoderCfg:
     """Stage-0 learning rate."""
     pseudo_avd: str = "category-table"
     """A/V/D targets for corpora without annotations: category-table or encoder (its own predictions)."""
+    pretrain_corpus: str = ""
+    """Dataset the stage-0 encoder trains on, disjoint from the benchmark in speakers and sentences;
+    empty: a frozen random encoder."""
+    pretrain_max_utterances: int = 0
+    """>0: a stable subset of the pre-training corpus's train split (smoke)."""
 
 
 @dataclass
@@ -122,9 +127,11 @@ class TrainCfg:
     accumulate: int = 1
     """Gradient accumulation (micro-batches per optimizer step)."""
     epochs: int = 1
-    """Passes over the training items (capped by max_steps)."""
+    """Passes over the training items, when max_steps is -1 (the paper's recipe counts epochs)."""
     max_steps: int = -1
-    """Optimizer steps; -1 runs the epochs."""
+    """The training budget in optimizer steps, whatever the corpus size; -1 runs `epochs` passes."""
+    max_passes: float = 20
+    """Warn when a run sees its training items more often than this (or less than once)."""
     precision: str = "32-true"
     """Lightning precision, e.g. 32-true or bf16-mixed."""
     strategy: str = "auto"

@@ -90,13 +90,19 @@ class DataInfo(TypedDict, total=False):
     avd_targets: str
     """Where the A/V/D regression targets came from: annotations, or which pseudo-targets."""
     emotion_encoder: dict[str, Any]
-    """Kind; for a stage-0 encoder its weights, training targets and loss per epoch."""
+    """`kind` and `trained_on` (a corpus, or `none` for a random encoder); for a stage-0 encoder also its
+    weights, seed, targets, loss per epoch, held-out `val_mse` and `overlap` (speakers and sentences shared
+    with the benchmark: 0)."""
     teacher: TeacherInfo
     """Step-1 teacher (sweeps only)."""
     skipped: dict[str, int]
     """Adapter skip counts by reason."""
     manifest: str
     """Parquet file of the exact utterance table used."""
+    root: str
+    """The corpus folder that was read (resolved)."""
+    split: str
+    """`relm evaluate` only: the split answered (`all` for a corpus the systems did not train on)."""
 
 
 class Comparison(TypedDict, total=False):

@@ -14,12 +14,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 with tempfile.TemporaryDirectory() as tmp:
     os.environ["RELM_CACHE"] = str(Path(tmp) / "cache")
-    from relm.bench.baseline import SMOKE_SYNTH, write_baseline
+    from relm.bench.baseline import SMOKE_PRETRAIN, SMOKE_SYNTH, write_baseline
     from relm.bench.sweep import SweepConfig, run_sweep
     from relm.data.synth import generate
 
     epitome = sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parents[2] / "shared/data/epitome")
     generate(Path(tmp) / "synth", SMOKE_SYNTH, progress=False)
+    generate(Path(tmp) / "pretrain", SMOKE_PRETRAIN, progress=False)
+    os.environ["RELM_SYNTH_PRETRAIN_ROOT"] = str(Path(tmp) / "pretrain")
     roots = {"synth-esd": str(Path(tmp) / "synth")}
     sweep_dir = run_sweep(
         SweepConfig(

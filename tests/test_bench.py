@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from relm.bench.baseline import BASELINE, SMOKE_SYNTH
+from relm.bench.baseline import BASELINE, SMOKE_PRETRAIN, SMOKE_SYNTH
 from relm.bench.sweep import SweepConfig, run_sweep
 from relm.cli import main
 from relm.data.synth import generate
@@ -24,6 +24,8 @@ def sweep(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("RELM_CACHE", str(base / "cache"))
     generate(base / "synth", SMOKE_SYNTH, progress=False)
+    generate(base / "pretrain", SMOKE_PRETRAIN, progress=False)
+    mp.setenv("RELM_SYNTH_PRETRAIN_ROOT", str(base / "pretrain"))
     cfg = SweepConfig(
         datasets=["synth-esd"],
         preset="smoke",
@@ -48,10 +50,18 @@ def test_results_schema(sweep):
         assert (row["ua_head"] is None) == (system in ("text-zs", "text"))
     comp = res["comparisons"]["synth-esd"]
     assert set(comp) == {"re-llm vs text-zs", "re-llm vs text", "re-llm vs speech"}
-    for metric in ("er", "ip", "ex", "ua"):
-        assert {"relative_improvement", "p_wilcoxon", "p_permutation", "ci95", "p_holm"} <= set(
-            comp["re-llm vs text"][metric]
-        )
+    for metric in ("er", "ip", "ex", "ua", "wa"):
+        fields = {"relative_improvement", "p_wilcoxon", "p_permutation", "ci95", "n_items", "n_seeds_a", "confirmatory"}
+        assert fields | {"p_bh"} <= set(comp["re-llm vs text"][metric])  # text is not a paper baseline
+        assert comp["re-llm vs text"][metric]["n_items"] == 20
+    for metric in ("er", "ex", "ua"):  # the declared family: vs each paper baseline on ER, EX, UA
+        assert comp["re-llm vs speech"][metric]["confirmatory"] and "p_holm" in comp["re-llm vs speech"][metric]
+    assert {(h["comparison"], h["metric"]) for h in res["hypotheses"]["synth-esd"]} == {
+        (c, m) for c in ("re-llm vs text-zs", "re-llm vs speech") for m in ("er", "ex", "ua")
+    }
+    enc = res["data"]["synth-esd"]["emotion_encoder"]
+    assert enc["trained_on"] == "synth-pretrain" and enc["overlap"] == {"speakers": 0, "sentences": 0}
+    assert res["scorer"]["kind"] == "tfidf" and res["scorer"]["identity"].startswith("tfidf-")
     assert res["provenance"]["libraries"]["torch"] == "2.11.0" and res["scorer"]["available"]
     assert res["protocols"]["synth-esd"] == "synth-esd:official" and res["seeds"] == [0]
     rows = [json.loads(x) for x in (run_dir / "synth-esd/re-llm/seed0/responses.jsonl").read_text().splitlines()]
@@ -157,5 +167,25 @@ def test_evaluate_on_another_corpus_copy(sweep, tmp_path):
     res = json.loads((latest / "results.json").read_text())
     assert res["evaluated_from"] == run_dir.name and res["trained_on"] == "synth-esd"
     assert set(res["metrics"]["ravdess"]) == {"text-zs", "text", "speech", "re-llm"}
-    assert res["data"]["ravdess"]["n"]["test"] == 9  # actor 5's 9 in-set files
+    # A corpus the systems never trained on: all of its utterances are answered, not just its test split.
+    assert res["data"]["ravdess"]["split"] == "all" and res["data"]["ravdess"]["n"]["all"] == 36
     assert "re-llm vs speech" in res["comparisons"]["ravdess"]
+    args = [
+        "evaluate",
+        "--run",
+        str(run_dir),
+        "--dataset",
+        "ravdess",
+        "--root",
+        str(root),
+        "--out",
+        str(cfg.out_root),
+        "--epitome",
+        cfg.epitome,
+        "--quiet",
+        "--split",
+        "test",
+    ]
+    assert main(args) == 0
+    res = json.loads(((cfg.out_root / "latest").resolve() / "results.json").read_text())
+    assert res["data"]["ravdess"]["n"]["test"] == 9  # actor 5's 9 in-set files

@@ -59,4 +59,4 @@ def test_every_preset_field_has_help():
     for line in text.splitlines():
         if not line.rstrip().endswith(":"):  # a section heading
             assert line.split("): ", 1)[1].strip(), f"no docstring: {line}"
-    assert "max_steps (default -1): Optimizer steps" in text
+    assert "max_steps (default -1): The training budget in optimizer steps" in text

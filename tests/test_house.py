@@ -124,8 +124,14 @@ def test_the_metric_table_holds_each_fact_once():
 def test_relm_ls_lists_systems_with_roles(capsys):
     assert main(["ls", "systems", "--json"]) == 0
     rows = {r["name"]: r["role"] for r in json.loads(capsys.readouterr().out)}
-    assert rows == {"text-zs": "zero_shot", "text": "baseline", "speech": "baseline", "re-llm": "proposed",
-                    "re-llm-noemb": "ablation", "re-llm-noaux": "ablation"}
+    assert rows == {
+        "text-zs": "zero_shot",
+        "text": "baseline",
+        "speech": "baseline",
+        "re-llm": "proposed",
+        "re-llm-noemb": "ablation",
+        "re-llm-noaux": "ablation",
+    }
     for what in ("datasets", "presets", "scorers", "models", "encoders", "metrics"):
         assert main(["ls", what]) == 0
         out = capsys.readouterr().out

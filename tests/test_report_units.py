@@ -34,17 +34,29 @@ def test_proposed_is_marked_only_when_better_than_every_other_system():
 def test_holm_within_the_declared_family_and_bh_for_everything_else():
     systems = ["text-zs", "text", "speech", "re-llm"]
     comps = {
-        "re-llm vs text-zs": {"er": {"p_permutation": 0.01}, "ip": {"p_permutation": 0.02},
-                              "ex": {"p_permutation": 0.04}, "ua": {"p_permutation": 0.03},
-                              "wa": {"p_permutation": 0.5}},
+        "re-llm vs text-zs": {
+            "er": {"p_permutation": 0.01},
+            "ip": {"p_permutation": 0.02},
+            "ex": {"p_permutation": 0.04},
+            "ua": {"p_permutation": 0.03},
+            "wa": {"p_permutation": 0.5},
+        },
         "re-llm vs text": {"ua": {"p_permutation": 0.001}},
-        "re-llm vs speech": {"er": {"p_permutation": 0.2}, "ex": {"p_permutation": 0.3},
-                             "ua": {"p_permutation": 0.001}},
+        "re-llm vs speech": {
+            "er": {"p_permutation": 0.2},
+            "ex": {"p_permutation": 0.3},
+            "ua": {"p_permutation": 0.001},
+        },
     }
     family = adjust(comps, systems)
     assert [(h["comparison"], h["metric"]) for h in family] == [
-        ("re-llm vs text-zs", "er"), ("re-llm vs text-zs", "ex"), ("re-llm vs text-zs", "ua"),
-        ("re-llm vs speech", "er"), ("re-llm vs speech", "ex"), ("re-llm vs speech", "ua")]
+        ("re-llm vs text-zs", "er"),
+        ("re-llm vs text-zs", "ex"),
+        ("re-llm vs text-zs", "ua"),
+        ("re-llm vs speech", "er"),
+        ("re-llm vs speech", "ex"),
+        ("re-llm vs speech", "ua"),
+    ]
     confirmatory = [comps[c][m] for c, m in [(h["comparison"], h["metric"]) for h in family]]
     assert [r["p_holm"] for r in confirmatory] == stats.holm([0.01, 0.04, 0.03, 0.2, 0.3, 0.001])
     exploratory = [comps["re-llm vs text-zs"]["ip"], comps["re-llm vs text-zs"]["wa"], comps["re-llm vs text"]["ua"]]

@@ -48,15 +48,20 @@ def test_real_seeds_are_averaged_per_utterance_not_pooled():
 
 
 def test_adding_a_system_or_a_dataset_leaves_the_confirmatory_p_unchanged():
-    rows = {"text-zs": _runs(80, 1, 0.3, 5), "text": _runs(80, 1, 0.2, 6), "speech": _runs(80, 2, 0.4, 7),
-            "re-llm": _runs(80, 2, 0.5, 8)}
+    rows = {
+        "text-zs": _runs(80, 1, 0.3, 5),
+        "text": _runs(80, 1, 0.2, 6),
+        "speech": _runs(80, 2, 0.4, 7),
+        "re-llm": _runs(80, 2, 0.5, 8),
+    }
     base_systems = ["text-zs", "text", "speech", "re-llm"]
     base = proposed_vs_others(rows, base_systems)
     family = adjust(base, base_systems)
     assert len(family) == 6
     more_systems = [*base_systems, "re-llm-noemb", "re-llm-noaux"]
-    more = proposed_vs_others(rows | {"re-llm-noemb": _runs(80, 2, 0.45, 9), "re-llm-noaux": _runs(80, 2, 0.1, 10)},
-                              more_systems)
+    more = proposed_vs_others(
+        rows | {"re-llm-noemb": _runs(80, 2, 0.45, 9), "re-llm-noaux": _runs(80, 2, 0.1, 10)}, more_systems
+    )
     assert adjust(more, more_systems) == family
     for h in family:
         assert more[h["comparison"]][h["metric"]]["p_holm"] == base[h["comparison"]][h["metric"]]["p_holm"]

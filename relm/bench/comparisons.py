@@ -23,6 +23,7 @@ from relm.scoring.ser import ua_matrix
 
 def distinct_seeds(runs: list[list[dict]]) -> list[list[dict]]:
     """All seeds, or just one when every seed gave the same answers (a deterministic system)."""
+
     def answers(rows):
         return [(r["id"], r["response"], r["ser_label"]) for r in rows]
 
@@ -33,16 +34,18 @@ def distinct_seeds(runs: list[list[dict]]) -> list[list[dict]]:
 def per_utterance(runs: list[list[dict]], ids: list[str]) -> dict[str, np.ndarray]:
     """Seed-averaged per-utterance scores: EPITOME levels (when scored) and SER correctness."""
     by_id = [{r["id"]: r for r in rows} for rows in runs]
-    out = {"correct": np.array([np.mean([run[u]["ser_label"] == run[u]["gold_emotion"] for run in by_id])
-                                for u in ids])}
+    out = {
+        "correct": np.array([np.mean([run[u]["ser_label"] == run[u]["gold_emotion"] for run in by_id]) for u in ids])
+    }
     if all(EMPATHY_MECHANISMS[0] in run[ids[0]] for run in by_id):
         for mech in EMPATHY_MECHANISMS:
             out[mech] = np.array([np.mean([run[u][mech] for run in by_id]) for u in ids])
     return out
 
 
-def compare_systems(a_runs: list[list[dict]], b_runs: list[list[dict]], seed: int = 0, n_resamples: int = 10000
-                    ) -> dict[str, Comparison]:
+def compare_systems(
+    a_runs: list[list[dict]], b_runs: list[list[dict]], seed: int = 0, n_resamples: int = 10000
+) -> dict[str, Comparison]:
     """System a vs b over the same utterances; each argument holds one row list per seed."""
     ids = sorted(r["id"] for r in a_runs[0])
     for runs in (a_runs, b_runs):
@@ -59,9 +62,15 @@ def compare_systems(a_runs: list[list[dict]], b_runs: list[list[dict]], seed: in
     gold = np.array([gold_of[u] for u in ids])
     ua = stats.ua_difference_test(gold, a["correct"], b["correct"], n_resamples, seed)
     ua_a, ua_b = (float(ua_matrix(gold, x["correct"][None])[0]) for x in (a, b))
-    out["ua"] = {"mean_a": ua_a, "mean_b": ua_b, "relative_improvement": stats.relative_improvement(ua_a, ua_b),
-                 "absolute_difference": ua["difference"], "p_wilcoxon": None,
-                 "p_permutation": ua["p_permutation"], "ci95": ua["ci95"]} | sizes  # type: ignore[assignment]
+    out["ua"] = {
+        "mean_a": ua_a,
+        "mean_b": ua_b,
+        "relative_improvement": stats.relative_improvement(ua_a, ua_b),
+        "absolute_difference": ua["difference"],
+        "p_wilcoxon": None,
+        "p_permutation": ua["p_permutation"],
+        "ci95": ua["ci95"],
+    } | sizes  # type: ignore[assignment]
     out["wa"] = stats.compare(a["correct"], b["correct"], n_resamples, seed) | sizes  # type: ignore[assignment]
     return out
 
@@ -70,20 +79,29 @@ def comparison_name(a: str, b: str) -> str:
     return f"{a} vs {b}"
 
 
-def proposed_vs_others(rows_by_system: dict[str, list[list[dict]]], systems: list[str]
-                       ) -> dict[str, dict[str, Comparison]]:
+def proposed_vs_others(
+    rows_by_system: dict[str, list[list[dict]]], systems: list[str]
+) -> dict[str, dict[str, Comparison]]:
     """The proposed system against every other system of the sweep (empty when it did not run)."""
     proposed = [s for s in systems_with_role("proposed", systems) if s in rows_by_system]
-    return {comparison_name(p, other): compare_systems(rows_by_system[p], rows_by_system[other])
-            for p in proposed for other in systems if other != p and other in rows_by_system}
+    return {
+        comparison_name(p, other): compare_systems(rows_by_system[p], rows_by_system[other])
+        for p in proposed
+        for other in systems
+        if other != p and other in rows_by_system
+    }
 
 
 def hypotheses(systems: list[str]) -> list[dict]:
     """The confirmatory family of one dataset: proposed vs each paper baseline, on each confirmatory metric."""
-    return [{"comparison": comparison_name(p, b), "metric": m, "test": METRICS.get(m).primary_test}
-            for p in systems_with_role("proposed", systems)
-            for b in systems if SYSTEMS.get(b).paper_baseline
-            for m, metric in METRICS.items() if metric.confirmatory]
+    return [
+        {"comparison": comparison_name(p, b), "metric": m, "test": METRICS.get(m).primary_test}
+        for p in systems_with_role("proposed", systems)
+        for b in systems
+        if SYSTEMS.get(b).paper_baseline
+        for m, metric in METRICS.items()
+        if metric.confirmatory
+    ]
 
 
 def adjust(comparisons: dict[str, dict[str, Comparison]], systems: list[str]) -> list[dict]:
@@ -99,7 +117,8 @@ def adjust(comparisons: dict[str, dict[str, Comparison]], systems: list[str]) ->
                 (confirmatory if (name, metric) in keys else exploratory).append((res, p))
     for res, adjusted in zip([r for r, _ in confirmatory], stats.holm([p for _, p in confirmatory]), strict=True):
         res["p_holm"] = adjusted
-    for res, adjusted in zip([r for r, _ in exploratory], stats.benjamini_hochberg([p for _, p in exploratory]),
-                             strict=True):
+    for res, adjusted in zip(
+        [r for r, _ in exploratory], stats.benjamini_hochberg([p for _, p in exploratory]), strict=True
+    ):
         res["p_bh"] = adjusted  # type: ignore[typeddict-unknown-key]
     return family

@@ -14,11 +14,10 @@ import pandas as pd
 import torch
 
 from relm.bench.features import FeatureStore
+from relm.bench.manifest import read_manifest
 from relm.bench.stage0 import frozen_encoder
 from relm.bench.stages import Stage, StageTimer
 from relm.config import Preset
-from relm.data.corpora import ReadOptions, find_root, get_adapter
-from relm.data.corpora.base import stable_fraction
 from relm.data.manifest_store import data_hash, save_manifest
 from relm.data.schema import LABELS, SPLITS, Manifest
 from relm.errors import RelmError
@@ -35,7 +34,7 @@ class DatasetBundle:
     avd_source: str
     emotion_encoder: dict  # kind and, for a stage-0 encoder, its weights, targets and losses
     manifest_path: str = ""
-    info: dict = field(default_factory=dict)
+    feature_keys: dict[str, str] = field(default_factory=dict)  # upstream keys of every run's cache entry
 
     @property
     def df(self) -> pd.DataFrame:
@@ -54,8 +53,8 @@ class DatasetBundle:
         return {s: int((self.df.split == s).sum()) for s in SPLITS}
 
     def items(self, split: str, targets: dict[str, str | None] | None = None) -> list[dict]:
-        """Training/answering items of one split; `targets` are the teacher's responses."""
-        df = self.df[self.df.split == split]
+        """Training/answering items of one split (or `all`); `targets` are the teacher's responses."""
+        df = self.df if split == "all" else self.df[self.df.split == split]
         bad = sorted(set(df["emotion"]) - set(LABELS))
         if bad:
             raise RelmError(f"{self.name}: label(s) {bad} outside the class set {list(LABELS)}")
@@ -74,19 +73,6 @@ class DatasetBundle:
         ]
 
 
-def read_manifest(name: str, root: str | None, preset: Preset, protocol: str | None, progress: bool) -> Manifest:
-    """Read the corpus (a built-in one is generated on first use), capped per split for small presets."""
-    manifest = get_adapter(name).read(find_root(name, root, progress), ReadOptions(protocol=protocol))
-    df = manifest.df
-    for split, cap in preset.max_utterances.items():
-        part = df[df["split"] == split]
-        if len(part) > cap:
-            keep = sorted(part["utt_id"], key=lambda u: stable_fraction(u, 0))[:cap]
-            df = df[(df["split"] != split) | df["utt_id"].isin(keep)]
-    manifest.df = df.reset_index(drop=True)
-    return manifest
-
-
 def prepare_dataset(
     name: str,
     root: str | None,
@@ -97,11 +83,12 @@ def prepare_dataset(
     force: set[Stage] = frozenset(),
     progress: bool = True,
     stage0_weights: Path | None = None,
+    verify: bool = False,
 ) -> DatasetBundle:
     """Manifest, frozen features, the emotion encoder and A/V/D targets of one dataset."""
     with timer(Stage.MANIFEST):
-        manifest = read_manifest(name, root, preset, protocol, progress)
-        dhash = data_hash(manifest.df)
+        manifest = read_manifest(name, root, preset.max_utterances, protocol, progress)
+        dhash = data_hash(manifest.df, verify)
         manifest_path = save_manifest(manifest)
     store = FeatureStore(name, manifest.df, dhash, preset)
     with timer(Stage.FEATURES):
@@ -110,11 +97,12 @@ def prepare_dataset(
         frames = store.whisper_frames(progress)
     with timer(Stage.STAGE0):
         encoder, encoder_key, encoder_meta = frozen_encoder(
-            store, dhash, progress, Stage.STAGE0 in force, stage0_weights
+            preset, name, manifest.df, progress, Stage.STAGE0 in force, stage0_weights
         )
     with timer(Stage.FEATURES):
         emb, avd_pred = store.emotion(encoder, encoder_key, progress)
     avd, avd_source = store.avd_targets(avd_pred)
     if not (manifest.df.split == "test").any():
         raise RelmError(f"{name}: the test split is empty")
-    return DatasetBundle(name, manifest, dhash, frames, emb, avd, avd_source, encoder_meta, str(manifest_path))
+    keys = {"whisper": store.whisper_key(), "emotion_encoder": encoder_key}
+    return DatasetBundle(name, manifest, dhash, frames, emb, avd, avd_source, encoder_meta, str(manifest_path), keys)

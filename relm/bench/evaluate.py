@@ -24,8 +24,11 @@ def evaluate_run(
     out_root: Path,
     epitome: str | None = None,
     trained_on: str | None = None,
+    split: str | None = None,
     progress: bool = True,
 ) -> Path:
+    """A sweep's trained systems answer `split` of a corpus: by default all of a corpus they did not train on,
+    or the test split of their own training corpus."""
     res = load_results(run)
     trained_on = trained_on or res["datasets"][0]
     if trained_on not in res["metrics_by_seed"]:
@@ -41,7 +44,10 @@ def evaluate_run(
             raise RelmError(f"{run}: the stage-0 emotion encoder of {trained_on!r} is not recorded")
         weights = Path(recorded)
     bundle = prepare_dataset(dataset, root, preset, timer, progress=progress, stage0_weights=weights)
-    test = bundle.items("test")
+    own_root = res["data"][trained_on].get("root")
+    same_corpus = dataset == trained_on and own_root == str(Path(bundle.manifest.root).resolve())
+    split = split or ("test" if same_corpus else "all")
+    test = bundle.items(split)
     sweep_id = (
         f"{res['sweep_id']}-eval-{dataset}-"
         f"{content_key(str(Path(bundle.manifest.root).resolve()), bundle.data_hash, length=8)}"
@@ -54,7 +60,9 @@ def evaluate_run(
     results["protocols"][dataset] = bundle.protocol
     results["data"][dataset] = {
         "data_hash": bundle.data_hash,
-        "n": {"test": len(test)},
+        "n": {split: len(test)},
+        "split": split,
+        "root": str(Path(bundle.manifest.root).resolve()),
         "avd_targets": bundle.avd_source,
         "skipped": bundle.manifest.skipped,
         "emotion_encoder": bundle.emotion_encoder,

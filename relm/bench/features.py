@@ -28,6 +28,7 @@ from relm.models.sources import resolve
 from relm.models.speech_encoder import WhisperFrames
 
 AVD_COLUMNS = ["arousal", "valence", "dominance"]
+FEATURES_VERSION = 1  # bump when feature extraction changes what it produces
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
@@ -59,10 +60,13 @@ class FeatureStore:
                 self._waves[utt] = load_audio(paths[utt], bounds=self.bounds)
         return [self._waves[u] for u in ids]
 
+    def whisper_key(self) -> str:
+        cfg = self.preset.speech_encoder
+        return content_key(cfg.model, cfg.pad_to_30s, cfg.tiny, resolve(cfg.model).identity, FEATURES_VERSION)
+
     def whisper_frames(self, progress: bool = True) -> dict[str, torch.Tensor]:
         cfg = self.preset.speech_encoder
-        key = content_key(cfg.model, cfg.pad_to_30s, cfg.tiny, resolve(cfg.model).identity)
-        path = self.folder / f"whisper-{key}.safetensors"
+        path = self.folder / f"whisper-{self.whisper_key()}.safetensors"
         if path.is_file():
             return load_tensors(path)[0]
         encoder = WhisperFrames.build(cfg)
@@ -80,7 +84,7 @@ class FeatureStore:
         self, encoder: nn.Module, encoder_key: str, progress: bool = True
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Utterance emotion embeddings and A/V/D predictions of a frozen encoder, cached by its key."""
-        path = self.folder / f"emotion-{encoder_key}.safetensors"
+        path = self.folder / f"emotion-{content_key(encoder_key, FEATURES_VERSION)}.safetensors"
         if path.is_file():
             tensors, _ = load_tensors(path)
             emb = {k[4:]: v for k, v in tensors.items() if k.startswith("emb/")}

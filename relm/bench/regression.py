@@ -38,9 +38,18 @@ def tolerances(baseline: dict, given: list[str] | None) -> dict[str, float]:
     return tol
 
 
-def check(run: Path, baseline_path: Path, tolerance_args: list[str] | None = None) -> tuple[bool, str]:
+def check(
+    run: Path, baseline_path: Path, tolerance_args: list[str] | None = None, allow_scorer_change: bool = False
+) -> tuple[bool, str]:
     """Every (dataset, system, metric) of the baseline must not fall by more than its tolerance."""
     current, baseline = load_results(run), load_results(baseline_path)
+    ours, theirs = current.get("scorer", {}).get("identity"), baseline.get("scorer", {}).get("identity")
+    if ours != theirs and not allow_scorer_change:
+        raise RelmError(
+            f"{run}: scored by {ours or 'no scorer'}, the baseline {baseline_path} by "
+            f"{theirs or 'no recorded scorer'}; ER/IP/EX are not comparable (--allow-scorer-change "
+            "compares anyway)"
+        )
     tol = tolerances(baseline, tolerance_args)
     lines = [
         "| dataset | system | metric | baseline | current | change | tolerance | status |",

@@ -11,7 +11,6 @@ import numpy as np
 
 from relm.config import Preset
 from relm.data.schema import LABELS
-from relm.errors import RelmError
 from relm.metrics.table import EMPATHY_MECHANISMS
 from relm.results import ScorerInfo
 from relm.scoring import empathy, stats
@@ -19,36 +18,31 @@ from relm.scoring.empathy_base import EmpathyScorer
 from relm.scoring.epitome_data import default_dir, load_epitome
 from relm.scoring.ser import parse_emotion, ser_scores
 
+SCORER_SEED = 0  # one scorer serves every run of a sweep; its seed is fixed and recorded
 
-def load_scorer(preset: Preset, epitome: str | None) -> tuple[EmpathyScorer | None, ScorerInfo]:
-    """(scorer or None, info). Trains the preset's scorer kind once when EPITOME data is found."""
+
+def load_scorer(preset: Preset, epitome: str | None, force: bool = False) -> tuple[EmpathyScorer | None, ScorerInfo]:
+    """(scorer or None, info): the preset's one scorer kind, trained once when EPITOME data is found."""
+    empathy.SCORERS.get(preset.scorer)  # an unknown kind fails here, with a suggestion
     folder = Path(epitome) if epitome else default_dir()
     if not folder.is_dir():
         return None, {
             "available": False,
+            "kind": preset.scorer,
             "reason": (
                 f"EPITOME data not found at {folder} (pass --epitome DIR or set RELM_EPITOME_DIR; the CSVs are in "
                 "github.com/behavioral-data/Empathy-Mental-Health, dataset/); empathy metrics are not reported"
             ),
         }
     data = load_epitome(folder)
-    kinds = [k.strip() for k in preset.scorer.split(",")]  # preference order; the last is trained if none is
-    for kind in kinds:
-        empathy.SCORERS.get(kind)  # an unknown kind fails here, with a suggestion
-    scorer = None
-    for kind in kinds:
-        try:
-            scorer = empathy.load_trained(kind, data.data_hash)
-            break
-        except RelmError:
-            continue
-    if scorer is None:
-        scorer = empathy.train(kinds[-1], data, seed=0)
+    scorer = empathy.load_or_train(preset.scorer, data, seed=SCORER_SEED, force=force)
     val = scorer.meta["validation"]
     return scorer, {
         "available": True,
         "identity": scorer.identity,
         "kind": scorer.kind,
+        "params": scorer.params,
+        "seed": SCORER_SEED,
         "training_data_hash": data.data_hash,
         "training_data": str(folder),
         "validation": {m: {k: v[k] for k in ("accuracy", "macro_f1", "n")} for m, v in val.items()},

@@ -1,7 +1,12 @@
-"""Stage 0: train the compact emotion encoder on A/V/D targets, then freeze it.
+"""Stage 0: train the compact emotion encoder on an emotion pre-training corpus, then freeze it.
 
-One cache entry per (encoder config, training data, seed): `<cache>/stage0/<key>.safetensors`
-holds the frozen weights and, in its metadata, the targets' source and the loss per epoch.
+As in the paper, where the emotion encoder is an external model trained on another corpus,
+the encoder never sees the benchmark: it trains on the preset's `pretrain_corpus`, whose
+speakers and sentences must be disjoint from the benchmark's (checked, and recorded as
+`overlap`). Its targets are dimensional (A/V/D annotations, or the documented per-category
+table of the pre-training corpus's own labels). One cache entry per (encoder config,
+pre-training data, seed): `<cache>/stage0/<key>.safetensors` holds the frozen weights and, in
+its metadata, what it was trained on and the loss per epoch.
 """
 
 from __future__ import annotations
@@ -9,51 +14,99 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
-from relm.bench.features import FeatureStore, load_tensors, save_tensors
+from relm.bench.features import AVD_COLUMNS, FeatureStore, load_tensors, save_tensors
+from relm.bench.manifest import read_manifest
 from relm.bench.stages import Stage
-from relm.config import EmotionEncoderCfg
+from relm.config import EmotionEncoderCfg, Preset
+from relm.data.corpora import get_dataset
+from relm.data.manifest_store import data_hash
 from relm.errors import RelmError
 from relm.keys import content_key
-from relm.models.emotion_encoder import EMOTION_ENCODERS, build_emotion_encoder
+from relm.models.emotion_encoder import EMOTION_ENCODERS, build_emotion_encoder, category_avd
 from relm.models.sources import resolve
+from relm.scoring.epitome_data import norm_text
 
-STAGE0_VERSION = 1  # bump when the training code changes what it produces
+STAGE0_VERSION = 2  # bump when the training code changes what it produces (v2: a separate pre-training corpus)
+STAGE0_SEED = 0  # stage 0 is shared by every system and seed of a sweep; its seed is fixed and recorded
 
 
 def encoder_identity(cfg: EmotionEncoderCfg) -> str:
     return resolve(cfg.model).identity if cfg.model else ""
 
 
+def overlap(benchmark: str, bench_df: pd.DataFrame, pretrain: str, pre_df: pd.DataFrame) -> dict[str, int]:
+    """Speakers and sentences the two corpora share (speakers compared only within one generator's family)."""
+    same_family = get_dataset(benchmark).generate is not None and get_dataset(pretrain).generate is not None
+    speakers = set(bench_df["speaker"]) & set(pre_df["speaker"]) if same_family else set()
+    sentences = {norm_text(t).lower() for t in bench_df["transcript"].dropna() if t} & {
+        norm_text(t).lower() for t in pre_df["transcript"].dropna() if t
+    }
+    return {"speakers": len(speakers), "sentences": len(sentences)}
+
+
+def _targets(df: pd.DataFrame) -> tuple[np.ndarray, str]:
+    if df[AVD_COLUMNS].notna().all(axis=None):
+        return df[AVD_COLUMNS].to_numpy(np.float32), "annotations"
+    return category_avd(df["emotion"].tolist()), "per-category table (relm.models.emotion_encoder.CATEGORY_AVD)"
+
+
 def train_encoder(
-    store: FeatureStore, data_hash: str, seed: int = 0, progress: bool = True, force: bool = False
+    preset: Preset, benchmark: str, bench_df: pd.DataFrame, progress: bool = True, force: bool = False
 ) -> tuple[nn.Module, str, dict]:
-    """(frozen encoder, weights key, meta), trained on the train split or read from the cache."""
-    cfg = store.preset.emotion_encoder
-    key = content_key(cfg, encoder_identity(cfg), data_hash, seed, STAGE0_VERSION)
+    """(frozen encoder, weights key, meta), trained on the pre-training corpus or read from the cache."""
+    cfg = preset.emotion_encoder
+    if cfg.pretrain_corpus == benchmark:
+        raise RelmError(
+            f"{benchmark}: the stage-0 emotion encoder would train on the benchmark itself; set "
+            "emotion_encoder.pretrain_corpus to another corpus"
+        )
+    caps = {"train": cfg.pretrain_max_utterances} if cfg.pretrain_max_utterances > 0 else {}
+    manifest = read_manifest(cfg.pretrain_corpus, None, caps, progress=progress)
+    shared = overlap(benchmark, bench_df, cfg.pretrain_corpus, manifest.df)
+    if any(shared.values()):
+        raise RelmError(
+            f"{benchmark}: the stage-0 pre-training corpus {cfg.pretrain_corpus!r} shares "
+            f"{shared['speakers']} speaker(s) and {shared['sentences']} sentence(s) with the benchmark"
+        )
+    pre_hash = data_hash(manifest.df)
+    key = content_key(cfg, encoder_identity(cfg), pre_hash, STAGE0_SEED, STAGE0_VERSION)
     path = Stage.STAGE0.folder() / f"{key}.safetensors"
     if path.is_file() and not force:
         encoder = build_emotion_encoder(cfg)
         state, meta = load_tensors(path)
         encoder.load_state_dict(state)
-        return encoder.eval().requires_grad_(False), key, meta
-    torch.manual_seed(seed)
+        return encoder.eval().requires_grad_(False), key, meta | {"overlap": shared}
+    store = FeatureStore(cfg.pretrain_corpus, manifest.df, pre_hash, preset)
+    train, val = (manifest.df[manifest.df["split"] == s] for s in ("train", "val"))
+    targets, source = _targets(train)
+    torch.manual_seed(STAGE0_SEED)
     encoder = build_emotion_encoder(cfg)
-    train = store.df[store.df["split"] == "train"]
-    targets, source = store.avd_targets()
-    waves = store.waves(train["utt_id"].tolist())
     losses = encoder.fit(
-        waves, np.stack([targets[u].numpy() for u in train["utt_id"]]), cfg.epochs, cfg.lr, seed=seed, progress=progress
+        store.waves(train["utt_id"].tolist()), targets, cfg.epochs, cfg.lr, seed=STAGE0_SEED, progress=progress
     )
-    meta = {"kind": cfg.kind, "stage0_targets": source, "stage0_loss": losses, "weights": str(path)}
+    meta = {
+        "kind": cfg.kind,
+        "trained_on": cfg.pretrain_corpus,
+        "pretrain_data_hash": pre_hash,
+        "n_train": len(train),
+        "seed": STAGE0_SEED,
+        "targets": source,
+        "loss_per_epoch": losses,
+        "weights": str(path),
+    }
+    if len(val):
+        pred = encoder.embed(store.waves(val["utt_id"].tolist()))[1].numpy()
+        meta["val_mse"] = float(np.mean((pred - _targets(val)[0]) ** 2))
     save_tensors(path, {k: v.detach() for k, v in encoder.state_dict().items()}, meta)
-    return encoder, key, meta
+    return encoder, key, meta | {"overlap": shared}
 
 
 def load_encoder(cfg: EmotionEncoderCfg, weights: Path) -> tuple[nn.Module, str]:
-    """A stage-0 encoder trained elsewhere (`relm evaluate` embeds another corpus with it)."""
+    """A stage-0 encoder trained earlier (`relm evaluate` embeds another corpus with a run's encoder)."""
     if not weights.is_file():
         raise RelmError(
             f"{weights}: the stage-0 emotion encoder is not in the cache; rerun the sweep with `--force stage0`"
@@ -64,17 +117,23 @@ def load_encoder(cfg: EmotionEncoderCfg, weights: Path) -> tuple[nn.Module, str]
 
 
 def frozen_encoder(
-    store: FeatureStore, data_hash: str, progress: bool, force: bool, weights: Path | None = None
+    preset: Preset, benchmark: str, bench_df: pd.DataFrame, progress: bool, force: bool, weights: Path | None = None
 ) -> tuple[nn.Module, str, dict]:
-    """The emotion encoder a dataset's features use: pretrained, trained here in stage 0, or given."""
-    cfg = store.preset.emotion_encoder
-    if not EMOTION_ENCODERS.get(cfg.kind).trained_in_stage0:
-        return (
-            build_emotion_encoder(cfg),
-            content_key(cfg, encoder_identity(cfg)),
-            {"kind": cfg.kind, "model": encoder_identity(cfg)},
-        )
+    """The emotion encoder a dataset's features use: pretrained, trained in stage 0, random, or given."""
+    cfg = preset.emotion_encoder
+    spec = EMOTION_ENCODERS.get(cfg.kind)
+    if not spec.trained_in_stage0:
+        meta = {"kind": cfg.kind, "model": encoder_identity(cfg), "trained_on": spec.trained_on}
+        return build_emotion_encoder(cfg), content_key(cfg, encoder_identity(cfg)), meta
     if weights is not None:
         encoder, key = load_encoder(cfg, weights)
-        return encoder, key, {"kind": cfg.kind, "weights": str(weights)}
-    return train_encoder(store, data_hash, progress=progress, force=force)
+        return encoder, key, {"kind": cfg.kind, "weights": str(weights), **load_tensors(weights)[1]}
+    if not cfg.pretrain_corpus:  # an untrained encoder: a fixed random projection, said plainly
+        torch.manual_seed(STAGE0_SEED)
+        encoder = build_emotion_encoder(cfg).eval().requires_grad_(False)
+        return (
+            encoder,
+            content_key(cfg, "random", STAGE0_SEED),
+            {"kind": cfg.kind, "trained_on": "none", "seed": STAGE0_SEED},
+        )
+    return train_encoder(preset, benchmark, bench_df, progress, force)

@@ -33,15 +33,29 @@ class Stage(StrEnum):
 
 
 FORCEABLE = (Stage.FEATURES, Stage.STAGE0, Stage.TEACHER, Stage.TRAIN, Stage.SCORE)
+# What each stage's output feeds: forcing a stage redoes it and everything downstream of it.
+DOWNSTREAM = {
+    Stage.STAGE0: {Stage.FEATURES},
+    Stage.FEATURES: {Stage.TRAIN},
+    Stage.TEACHER: {Stage.TRAIN},
+    Stage.TRAIN: {Stage.SCORE},
+    Stage.SCORE: set(),
+}
 
 
 def parse_force(values: set[str] | list[str]) -> set[Stage]:
-    """`--force` names -> stages; an unknown name is one error line listing the choices."""
+    """`--force` names -> the stages to redo (with everything downstream); an unknown name is one error line."""
     names = {s.value: s for s in FORCEABLE}
     bad = sorted(set(values) - set(names))
     if bad:
         raise RelmError(f"--force takes stages {list(names)}, not {bad}")
-    return {names[v] for v in values}
+    todo, out = [names[v] for v in values], set()
+    while todo:
+        stage = todo.pop()
+        if stage not in out:
+            out.add(stage)
+            todo += DOWNSTREAM[stage]
+    return out
 
 
 class StageTimer:

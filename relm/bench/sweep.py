@@ -24,6 +24,7 @@ from relm.config import load_preset
 from relm.data.corpora import DEFAULT_DATASET
 from relm.data.schema import SPLITS
 from relm.keys import content_key
+from relm.models.sources import resolve
 from relm.models.system_table import default_systems, get_system, systems_with_role
 from relm.results import new_results
 
@@ -43,6 +44,40 @@ class SweepConfig:
     sweep_id: str | None = None
     progress: bool = True
     tracking: bool = True
+    verify: bool = False  # key cache entries on audio content (sha256) instead of size and mtime
+
+
+TRAIN_VERSION = 1  # bump when training or generation changes what a run produces
+# Every preset section a run reads; the scorer is not one of them (scoring is redone on every sweep).
+RUN_SECTIONS = (
+    "name",
+    "speech_encoder",
+    "emotion_encoder",
+    "llm",
+    "lora",
+    "adapter",
+    "teacher",
+    "train",
+    "generate",
+    "prompts",
+    "threads",
+    "max_utterances",
+)
+
+
+def run_key(bundle, system: str, seed: int, preset, teacher_key: str) -> str:
+    """The cache key of one run: its data, features, stage-0 encoder, teacher, LLM files, config and code."""
+    return content_key(
+        bundle.data_hash,
+        bundle.feature_keys,
+        bundle.avd_source,
+        teacher_key,
+        system,
+        seed,
+        resolve(preset.llm.model).identity,
+        preset.hash(*RUN_SECTIONS),
+        TRAIN_VERSION,
+    )
 
 
 def run_sweep(cfg: SweepConfig) -> Path:
@@ -58,14 +93,21 @@ def run_sweep(cfg: SweepConfig) -> Path:
     sweep_dir.mkdir(parents=True, exist_ok=True)
     timer = StageTimer()
     with timer(Stage.SCORE):
-        scorer, scorer_info = load_scorer(preset, cfg.epitome)
+        scorer, scorer_info = load_scorer(preset, cfg.epitome, Stage.SCORE in force)
     results = new_results(
         sweep_id, preset.to_dict(), preset.hash(), cfg.datasets, cfg.systems, list(range(cfg.seeds)), scorer_info
     )
     zero_shot = systems_with_role("zero_shot", cfg.systems)
     for dataset in cfg.datasets:
         bundle = prepare_dataset(
-            dataset, cfg.roots.get(dataset), preset, timer, protocol=cfg.protocol, force=force, progress=cfg.progress
+            dataset,
+            cfg.roots.get(dataset),
+            preset,
+            timer,
+            protocol=cfg.protocol,
+            force=force,
+            progress=cfg.progress,
+            verify=cfg.verify,
         )
         with timer(Stage.TEACHER):
             targets, teacher_info = teacher_targets(preset, bundle.df, cfg.progress, Stage.TEACHER in force)
@@ -78,14 +120,13 @@ def run_sweep(cfg: SweepConfig) -> Path:
             "teacher": teacher_info,
             "skipped": bundle.manifest.skipped,
             "manifest": bundle.manifest_path,
+            "root": str(Path(bundle.manifest.root).resolve()),
         }
         items = {s: bundle.items(s, targets) for s in SPLITS}
         rows_by_system: dict[str, list[list[dict]]] = {}
         for system in cfg.systems:
             for seed in range(cfg.seeds):
-                entry_key = content_key(
-                    bundle.data_hash, system, seed, preset.hash(), teacher_info["cache_key"], bundle.avd_source
-                )
+                entry_key = run_key(bundle, system, seed, preset, teacher_info["cache_key"])
                 log_dir = sweep_dir / run_folder(dataset, system, seed) / "logs"
                 run = tracking.start_run(cfg, sweep_id, dataset, system, seed, preset) if cfg.tracking else None
                 try:

@@ -23,6 +23,7 @@ from relm.io import atomic_write_json
 from relm.keys import content_key
 from relm.models.llm import load_llm
 
+TEACHER_VERSION = 2  # bump when generation changes what it produces (v2: raw outputs cached, cleaned on read)
 DROP_PREFIXES = ("I'm sorry, but I cannot", "I'm sorry, but I'm not sure")
 DROP_CONTAINS = ("as an ai language model", "i'm sorry, but i")
 
@@ -55,7 +56,9 @@ class Teacher:
     def __init__(self, cfg: TeacherCfg, model, tokenizer, identity: str):
         self.cfg, self.model, self.tok, self.identity = cfg, model, tokenizer, identity
         prompt = cfg.templates if cfg.prompt == "template" else messages_for(cfg, "{text}", "{emotion}")
-        self.key = content_key(identity, cfg.prompt, cfg.max_new_tokens, cfg.repetition_penalty, prompt)
+        self.key = content_key(
+            identity, cfg.prompt, cfg.max_new_tokens, cfg.repetition_penalty, prompt, TEACHER_VERSION
+        )
         self.path = Stage.TEACHER.folder() / f"{self.key}.json"
         self.cache: dict = json.loads(self.path.read_text()) if self.path.is_file() else {}
         if self.tok is not None:
@@ -96,9 +99,14 @@ class Teacher:
         for i in tqdm(range(0, len(todo), bs), desc="step 1: teacher", unit="batch", disable=not progress):
             batch = todo[i : i + bs]
             for (t, e), (raw, truncated) in zip(batch, self._generate(batch)):
-                self.cache[self.item_key(t, e)] = {"raw": raw, "clean": clean(raw, truncated)}
+                self.cache[self.item_key(t, e)] = {"raw": raw, "truncated": truncated}
             atomic_write_json(self.path, self.cache)  # resumable after every batch
-        return {self.item_key(t, e): self.cache[self.item_key(t, e)]["clean"] for t, e in pairs}
+        # Raw outputs are cached and cleaned here, so a change to the cleaning rules always takes effect.
+        out = {}
+        for t, e in pairs:
+            entry = self.cache[self.item_key(t, e)]
+            out[self.item_key(t, e)] = clean(entry["raw"], entry["truncated"])
+        return out
 
 
 def teacher_targets(

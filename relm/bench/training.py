@@ -21,7 +21,7 @@ from relm.config import Preset
 from relm.io import atomic_write_json, atomic_write_text, jsonl_text, read_jsonl
 from relm.models.llm import load_llm
 from relm.models.system_table import get_system
-from relm.models.systems import SystemLitModule, steps_for
+from relm.models.systems import SystemLitModule, training_budget
 
 
 class KeepBestTrained(Callback):
@@ -60,8 +60,8 @@ def training_items(items: list[dict], ser_fraction: float, seed: int) -> tuple[l
 def build_module(
     system: str, preset: Preset, speech_dim: int, emotion_dim: int, total_steps: int, seed: int
 ) -> SystemLitModule:
-    L.seed_everything(seed, verbose=False)
-    llm, tok, identity = load_llm(preset.llm)
+    llm, tok, identity = load_llm(preset.llm)  # the pretrained (or fixed random) LLM: the same for every seed
+    L.seed_everything(seed, verbose=False)  # after loading, so LoRA and adapter initialisation follow the seed
     module = SystemLitModule(system, preset, llm, tok, speech_dim, emotion_dim, total_steps)
     module.identity["llm"] = identity
     return module
@@ -86,11 +86,12 @@ def train_system(
     if 0 < cap < len(val):
         keep = np.random.default_rng(seed).choice(len(val), cap, replace=False)
         val = [val[i] for i in sorted(keep)]
-    steps = steps_for(len(items), preset) if spec.trains else 0
+    budget = training_budget(len(items), preset) if spec.trains else {"steps": 0, "epochs": 0.0, "samples_seen": 0}
+    steps = budget["steps"]
     module = build_module(system, preset, speech_dim, emotion_dim, max(steps, 1), seed)
     info = {
         "train_items": counts,
-        "steps": steps,
+        **budget,
         "trainable_params": sum(p.numel() for p in module.parameters() if p.requires_grad),
         "total_params": sum(p.numel() for p in module.parameters()),
     }
@@ -103,7 +104,7 @@ def train_system(
     keep = KeepBestTrained()
     trainer = L.Trainer(
         max_steps=steps,
-        max_epochs=t.epochs if t.max_steps <= 0 else -1,
+        max_epochs=-1,  # the budget is in optimizer steps
         accumulate_grad_batches=t.accumulate,
         gradient_clip_val=t.grad_clip,
         precision=t.precision,

@@ -50,6 +50,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         sweep_id=args.sweep_id,
         progress=not args.quiet,
         tracking=not args.no_wandb,
+        verify=args.verify,
     )
     run_dir = run_sweep(cfg)
     print((run_dir / "report.md").read_text().split("## Paired comparisons")[0])
@@ -69,7 +70,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Exit 1 with a table of every metric that fell below the baseline beyond its tolerance."""
     from relm.bench.regression import check
 
-    ok, table = check(Path(args.run), Path(args.baseline), args.tolerance)
+    ok, table = check(Path(args.run), Path(args.baseline), args.tolerance, args.allow_scorer_change)
     print(table)
     return 0 if ok else 1
 
@@ -79,7 +80,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from relm.bench.evaluate import evaluate_run
 
     run_dir = evaluate_run(
-        Path(args.run), args.dataset, args.root, Path(args.out), args.epitome, args.trained_on, progress=not args.quiet
+        Path(args.run),
+        args.dataset,
+        args.root,
+        Path(args.out),
+        args.epitome,
+        args.trained_on,
+        split=args.split,
+        progress=not args.quiet,
     )
     print((run_dir / "report.md").read_text().split("## Paired comparisons")[0])
     print(f"results: {run_dir}/results.json")
@@ -103,6 +111,11 @@ def register(sub) -> None:
     p.add_argument("--sweep-id", help="run folder name (default: preset-datasets-confighash, so reruns resume)")
     p.add_argument("--no-wandb", action="store_true", help="skip W&B (the CSV logs stay)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="key cache entries on each audio file's sha256 instead of its size and mtime (slower)",
+    )
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("compare", help=cmd_compare.__doc__, description=cmd_compare.__doc__)
     p.add_argument("run_a")
@@ -117,12 +130,22 @@ def register(sub) -> None:
         metavar="METRIC=ABS",
         help="absolute tolerance per metric (default: the baseline's own, else 0.05)",
     )
+    p.add_argument(
+        "--allow-scorer-change",
+        action="store_true",
+        help="compare even when the run and the baseline were scored by different empathy scorers",
+    )
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("evaluate", help=cmd_evaluate.__doc__, description=cmd_evaluate.__doc__)
     p.add_argument("--run", required=True, help="run folder (or results.json) whose systems to evaluate")
     p.add_argument("--dataset", required=True)
     p.add_argument("--root", help="corpus root (default: RELM_<DATASET>_ROOT, else datasets/<dataset>)")
     p.add_argument("--trained-on", help="which of the run's datasets the systems were trained on (default: first)")
+    p.add_argument(
+        "--split",
+        choices=["all", "train", "val", "test"],
+        help="which utterances to answer (default: all of a corpus the run did not train on, else test)",
+    )
     p.add_argument("--epitome")
     p.add_argument("--out", default="results/runs")
     p.add_argument("--quiet", action="store_true")

@@ -7,13 +7,14 @@ researcher can load the exact utterance table a sweep used with pandas; `relm da
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pandas as pd
 
 from relm.data.schema import Manifest
 from relm.io import atomic_write_bytes, atomic_write_json
-from relm.keys import bytes_key, content_key
+from relm.keys import bytes_key, content_key, file_sha256
 from relm.paths import cache_dir
 
 
@@ -21,10 +22,35 @@ def manifest_key(manifest: Manifest) -> str:
     return content_key(manifest.dataset, manifest.protocol, str(Path(manifest.root).resolve()))
 
 
-def data_hash(df: pd.DataFrame) -> str:
-    """Content hash of the manifest rows (ids, labels, splits, transcripts, durations)."""
-    cols = ["utt_id", "emotion", "split", "transcript", "speaker", "duration"]
-    return bytes_key(pd.util.hash_pandas_object(df[cols], index=False).values.tobytes())
+HASHED_COLUMNS = [
+    "utt_id",
+    "path",
+    "emotion",
+    "split",
+    "transcript",
+    "speaker",
+    "duration",
+    "arousal",
+    "valence",
+    "dominance",
+]
+
+
+def audio_signature(path: str, verify: bool = False) -> str:
+    """What identifies an audio file's content: size and mtime (fast), or its sha256 (`verify`)."""
+    if verify:
+        return file_sha256(path)
+    st = os.stat(path)
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def data_hash(df: pd.DataFrame, verify: bool = False) -> str:
+    """Key of everything a stage reads from a corpus: the manifest rows (ids, paths, labels, splits,
+    transcripts, speakers, durations, A/V/D) and each audio file's signature, so changed audio or a
+    corpus copy elsewhere never reuses another's features."""
+    rows = pd.util.hash_pandas_object(df[HASHED_COLUMNS], index=False).values.tobytes()
+    audio = [audio_signature(p, verify) if os.path.exists(p) else "missing" for p in df["path"]]
+    return bytes_key(rows + "\n".join(audio).encode())
 
 
 def save_manifest(manifest: Manifest) -> Path:

@@ -44,17 +44,26 @@ SPEAKERS = {
     "0015": ("en-us+f3", "female", "utf-8"),
     "0016": ("en-us+f5", "female", "latin-1"),
     "0017": ("en-gb+f2", "female", "latin-1"),
+    # synth-pretrain: other accents and voice variants, so no benchmark voice is heard in stage 0
+    "0014": ("en-gb-scotland+m4", "male", "utf-8"),
+    "0018": ("en-029+f1", "female", "utf-16"),
+    "0019": ("en-us-nyc+f4", "female", "utf-8"),
+    "0020": ("en-gb-x-rp+m5", "male", "latin-1"),
 }
+BENCHMARK_SPEAKERS = ["0011", "0012", "0013", "0015", "0016", "0017"]
+PRETRAIN_SPEAKERS = ["0014", "0018", "0019", "0020"]
+PRETRAIN_SENTENCES = "synth_pretrain_sentences.txt"
 
 
 @dataclass
 class SynthConfig:
     seed: int = 0
-    speakers: list[str] = field(default_factory=lambda: list(SPEAKERS))
+    speakers: list[str] = field(default_factory=lambda: list(BENCHMARK_SPEAKERS))
     n_val: int = 5  # sentences per speaker (each spoken in all 5 emotions)
     n_test: int = 8
     n_train: int = 37
     workers: int = 2
+    sentences: str = SENTENCES_FILE.name  # a sentence file next to this module
 
     def check(self) -> None:
         unknown = [s for s in self.speakers if s not in SPEAKERS]
@@ -64,15 +73,19 @@ class SynthConfig:
             raise RelmError("synth: need 1-20 val, 1-30 test and 1-300 train sentences per speaker (ESD's blocks)")
 
 
-def load_sentences() -> list[str]:
-    lines = SENTENCES_FILE.read_text(encoding="utf-8").splitlines()
+# synth-pretrain: 4 other voices x 38 other sentences x 5 emotions = 760 utterances (stage 0 trains on 600).
+PRETRAIN = SynthConfig(speakers=PRETRAIN_SPEAKERS, n_val=4, n_test=4, n_train=30, sentences=PRETRAIN_SENTENCES)
+
+
+def load_sentences(name: str = SENTENCES_FILE.name) -> list[str]:
+    lines = SENTENCES_FILE.with_name(name).read_text(encoding="utf-8").splitlines()
     return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
 
 
 def plan(cfg: SynthConfig) -> list[dict]:
     """Every utterance to make: speaker, emotion, id, split, text, espeak flags."""
     cfg.check()
-    sentences = load_sentences()
+    sentences = load_sentences(cfg.sentences)
     order = np.random.default_rng(cfg.seed).permutation(len(sentences))
     pools = {"evaluation": order[:20], "test": order[20:50], "train": order[50:]}
     counts = {"evaluation": cfg.n_val, "test": cfg.n_test, "train": cfg.n_train}

@@ -50,17 +50,50 @@ def register_metric(name: str, **facts) -> Metric:
 
 EMPATHY_MECHANISMS = ("er", "ip", "ex")  # EPITOME: Emotional Reaction, Interpretation, Exploration
 for _mech, _title in zip(EMPATHY_MECHANISMS, ("Emotional Reaction", "Interpretation", "Exploration"), strict=True):
-    register_metric(_mech, higher_is_better=True, primary_test="permutation", gated=True, family="empathy",
-                    confirmatory=_mech != "ip",  # the paper's empathy claims are on ER and EX
-                    description=f"mean EPITOME {_title} level (0-2) of the test responses")
-register_metric("ua", higher_is_better=True, primary_test="permutation", gated=True, family="ser", confirmatory=True,
-                description="unweighted accuracy (macro recall) of the parsed generative SER answer")
-register_metric("wa", higher_is_better=True, primary_test="permutation", gated=True, family="ser", headline=False,
-                description="weighted accuracy (plain accuracy) of the parsed generative SER answer")
-register_metric("macro_f1", higher_is_better=True, primary_test=None, gated=True, family="ser", headline=False,
-                description="macro-F1 of the parsed generative SER answer over the gold classes")
-register_metric("ua_head", higher_is_better=True, primary_test=None, gated=True, family="ser",
-                description="unweighted accuracy of the SER head on the pooled adapter output (speech systems)")
+    register_metric(
+        _mech,
+        higher_is_better=True,
+        primary_test="permutation",
+        gated=True,
+        family="empathy",
+        confirmatory=_mech != "ip",  # the paper's empathy claims are on ER and EX
+        description=f"mean EPITOME {_title} level (0-2) of the test responses",
+    )
+register_metric(
+    "ua",
+    higher_is_better=True,
+    primary_test="permutation",
+    gated=True,
+    family="ser",
+    confirmatory=True,
+    description="unweighted accuracy (macro recall) of the parsed generative SER answer",
+)
+register_metric(
+    "wa",
+    higher_is_better=True,
+    primary_test="permutation",
+    gated=True,
+    family="ser",
+    headline=False,
+    description="weighted accuracy (plain accuracy) of the parsed generative SER answer",
+)
+register_metric(
+    "macro_f1",
+    higher_is_better=True,
+    primary_test=None,
+    gated=True,
+    family="ser",
+    headline=False,
+    description="macro-F1 of the parsed generative SER answer over the gold classes",
+)
+register_metric(
+    "ua_head",
+    higher_is_better=True,
+    primary_test=None,
+    gated=True,
+    family="ser",
+    description="unweighted accuracy of the SER head on the pooled adapter output (speech systems)",
+)
 
 
 def metric_names(**facts: object) -> list[str]:

@@ -173,8 +173,9 @@ class W2v2Dimensional(nn.Module):
 class EmotionEncoderSpec:
     name: str
     build: Callable[[EmotionEncoderCfg], nn.Module]
-    trained_in_stage0: bool  # True: trained on A/V/D targets before the sweep, then frozen
+    trained_in_stage0: bool  # True: trained on the preset's pre-training corpus before the sweep, then frozen
     description: str
+    trained_on: str = ""  # pretrained kinds: the corpus their weights were trained on (recorded in results)
 
 
 def _w2v2(cfg: EmotionEncoderCfg) -> nn.Module:
@@ -189,9 +190,15 @@ for _spec in (
         "compact",
         lambda cfg: CompactDimensional(dim=cfg.dim),
         True,
-        "log-mel CNN trained in stage 0 on A/V/D targets, then frozen (cpu, smoke)",
+        "log-mel CNN trained in stage 0 on the pre-training corpus's A/V/D targets, then frozen",
     ),
-    EmotionEncoderSpec("w2v2", _w2v2, False, "audeering wav2vec2 dimensional model, frozen (paper)"),
+    EmotionEncoderSpec(
+        "w2v2",
+        _w2v2,
+        False,
+        "audeering wav2vec2 dimensional model, frozen (paper)",
+        trained_on="msp-podcast (audeering's release)",
+    ),
 ):
     EMOTION_ENCODERS.register(_spec.name, _spec)
 

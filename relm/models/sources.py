@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relm.errors import RelmError
+from relm.keys import content_key
 from relm.models import convert
 from relm.models.package_copies import (
     PackageCopy,
@@ -138,7 +139,13 @@ def _local(spec: ModelSpec, local_dir: str | os.PathLike | None) -> Resolved | N
     path = Path(given).expanduser()
     if not (path / "config.json").is_file():
         raise RelmError(f"{path}: local folder for model {spec.name!r} has no config.json")
-    return Resolved(spec.name, path, "local", f"local:{path.resolve()}")
+    return Resolved(spec.name, path, "local", f"local:{path.resolve()}#{folder_signature(path)}")
+
+
+def folder_signature(path: Path) -> str:
+    """Key of a model folder's files (names, sizes, mtimes): a swapped or rewritten model gets a new identity."""
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    return content_key([(str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns) for f in files])
 
 
 def _hf_cache(spec: ModelSpec) -> Resolved | None:

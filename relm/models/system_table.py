@@ -1,12 +1,12 @@
 """The systems a sweep can run, and the role each plays in the comparison (no torch import here).
 
-| system        | LLM input                                     | trained                          | losses |
-| text-zs       | transcript                                    | nothing                          | -      |
-| text          | transcript                                    | LoRA                             | response CE |
-| speech        | adapter(Whisper frames)                       | adapter, LoRA, SER head          | response CE + SER CE |
-| re-llm        | adapter([Whisper frames ; emotion embedding]) | adapter, LoRA, SER + A/V/D heads | + A/V/D MSE |
-| re-llm-noemb  | adapter(Whisper frames)                       | adapter, LoRA, SER + A/V/D heads | + A/V/D MSE |
-| re-llm-noaux  | adapter([Whisper frames ; emotion embedding]) | adapter, LoRA, SER head          | response CE + SER CE |
+| system       | LLM input                                   | trained                        | losses |
+| text-zs      | transcript                                  | nothing                        | -      |
+| text         | transcript                                  | LoRA                           | response CE |
+| speech       | adapter(Whisper frames)                     | adapter, LoRA, SER head        | + SER CE |
+| re-llm       | adapter([Whisper frames ; emotion emb.])    | adapter, LoRA, SER, A/V/D head | + SER CE + A/V/D MSE |
+| re-llm-noemb | adapter(Whisper frames)                     | adapter, LoRA, SER, A/V/D head | + SER CE + A/V/D MSE |
+| re-llm-noaux | adapter([Whisper frames ; emotion emb.])    | adapter, LoRA, SER head        | + SER CE |
 
 The confirmatory family is the proposed system against each `paper_baseline` on the metric
 table's confirmatory metrics; every other comparison (the fine-tuned `text` baseline, the
@@ -38,19 +38,64 @@ class SystemSpec:
 
 SYSTEMS: Registry[SystemSpec] = Registry("system")
 for _spec in (
-    SystemSpec("text-zs", "zero_shot", speech=False, emotion_input=False, avd_loss=False, trains=False,
-               paper_baseline=True, description="the LLM answers the transcript zero-shot"),
-    SystemSpec("text", "baseline", speech=False, emotion_input=False, avd_loss=False, trains=True,
-               description="text-only LLM fine-tuned with LoRA on the transcript"),
-    SystemSpec("speech", "baseline", speech=True, emotion_input=False, avd_loss=False, trains=True,
-               paper_baseline=True,
-               description="speech-LLM (BLSP-Emo style): Whisper -> adapter -> LLM + LoRA, SER head"),
-    SystemSpec("re-llm", "proposed", speech=True, emotion_input=True, avd_loss=True, trains=True,
-               description="RE-LLM: speech-LLM + emotion embedding + A/V/D loss"),
-    SystemSpec("re-llm-noemb", "ablation", speech=True, emotion_input=False, avd_loss=True, trains=True,
-               in_default_sweep=False, description="RE-LLM without the emotion embedding (A/V/D loss only)"),
-    SystemSpec("re-llm-noaux", "ablation", speech=True, emotion_input=True, avd_loss=False, trains=True,
-               in_default_sweep=False, description="RE-LLM without the A/V/D loss (emotion embedding only)"),
+    SystemSpec(
+        "text-zs",
+        "zero_shot",
+        speech=False,
+        emotion_input=False,
+        avd_loss=False,
+        trains=False,
+        paper_baseline=True,
+        description="the LLM answers the transcript zero-shot",
+    ),
+    SystemSpec(
+        "text",
+        "baseline",
+        speech=False,
+        emotion_input=False,
+        avd_loss=False,
+        trains=True,
+        description="text-only LLM fine-tuned with LoRA on the transcript",
+    ),
+    SystemSpec(
+        "speech",
+        "baseline",
+        speech=True,
+        emotion_input=False,
+        avd_loss=False,
+        trains=True,
+        paper_baseline=True,
+        description="speech-LLM (BLSP-Emo style): Whisper -> adapter -> LLM + LoRA, SER head",
+    ),
+    SystemSpec(
+        "re-llm",
+        "proposed",
+        speech=True,
+        emotion_input=True,
+        avd_loss=True,
+        trains=True,
+        description="RE-LLM: speech-LLM + emotion embedding + A/V/D loss",
+    ),
+    SystemSpec(
+        "re-llm-noemb",
+        "ablation",
+        speech=True,
+        emotion_input=False,
+        avd_loss=True,
+        trains=True,
+        in_default_sweep=False,
+        description="RE-LLM without the emotion embedding (A/V/D loss only)",
+    ),
+    SystemSpec(
+        "re-llm-noaux",
+        "ablation",
+        speech=True,
+        emotion_input=True,
+        avd_loss=False,
+        trains=True,
+        in_default_sweep=False,
+        description="RE-LLM without the A/V/D loss (emotion embedding only)",
+    ),
 ):
     SYSTEMS.register(_spec.name, _spec)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import lightning as L
 import torch
@@ -231,8 +232,22 @@ class SystemLitModule(L.LightningModule):
                 own[k].copy_(v)
 
 
-def steps_for(n_items: int, preset: Preset) -> int:
+def training_budget(n_items: int, preset: Preset) -> dict:
+    """Optimizer steps, passes over the training items and samples seen, whatever the corpus size.
+
+    `train.max_steps` > 0 is the budget in optimizer steps (epochs follow from the corpus size);
+    otherwise `train.epochs` passes. A run that would see its training items fewer than once or
+    more than `train.max_passes` times says so on stderr and in its results.
+    """
     t = preset.train
-    per_epoch = math.ceil(n_items / (t.batch_size * t.accumulate))
-    total = per_epoch * t.epochs
-    return min(total, t.max_steps) if t.max_steps > 0 else total
+    per_step = t.batch_size * t.accumulate
+    steps = t.max_steps if t.max_steps > 0 else math.ceil(n_items / per_step) * t.epochs
+    epochs = steps * per_step / max(n_items, 1)
+    out = {"steps": steps, "epochs": round(epochs, 2), "samples_seen": steps * per_step}
+    if epochs < 1 or epochs > t.max_passes:
+        out["warning"] = (
+            f"{steps} optimizer steps of {per_step} samples see the {n_items} training items "
+            f"{epochs:.1f} times (outside 1-{t.max_passes}); set train.max_steps"
+        )
+        print(f"relm: warning: {out['warning']}", file=sys.stderr)
+    return out

@@ -20,14 +20,13 @@ import pandas as pd
 from relm.errors import RelmError
 from relm.paths import cache_dir
 from relm.registry import Registry
-from relm.scoring.empathy_base import EmpathyScorer, evaluate
+from relm.scoring.empathy_base import FORMAT_VERSION, EmpathyScorer, evaluate, scorer_identity
 from relm.scoring.epitome_data import EpitomeData, pair_key, split_by_seeker
 
 SCORERS: Registry[type[EmpathyScorer]] = Registry("scorer kind")
 SCORERS.register("tfidf", lazy="relm.scoring.empathy_tfidf:TfidfScorer")
 SCORERS.register("minilm", lazy="relm.scoring.empathy_neural:MiniLMScorer")
 SCORERS.register("roberta", lazy="relm.scoring.empathy_neural:RobertaScorer")
-FORMAT_VERSION = 2  # bump when a saved scorer's files change meaning (v2: lower-case mechanism keys)
 
 
 def build(kind: str, **params) -> EmpathyScorer:
@@ -45,8 +44,8 @@ def load_folder(folder: Path) -> EmpathyScorer:
     return scorer
 
 
-def scorer_dir(kind: str, data_hash: str, seed: int) -> Path:
-    return cache_dir() / "scorers" / kind / f"{data_hash[:16]}-s{seed}-v{FORMAT_VERSION}"
+def scorer_dir(identity: str) -> Path:
+    return cache_dir() / "scorers" / identity
 
 
 def train(kind: str, data: EpitomeData, seed: int = 0, val_fraction: float = 0.2, **params) -> EmpathyScorer:
@@ -70,21 +69,34 @@ def train(kind: str, data: EpitomeData, seed: int = 0, val_fraction: float = 0.2
         "validation": evaluate(scorer, val_df),
         "train_keys": sorted(train_df["key"]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "format": FORMAT_VERSION,
     }
-    scorer.save(scorer_dir(kind, data.data_hash, seed))
+    scorer.save(scorer_dir(scorer.identity))
     return scorer
 
 
+def load_or_train(kind: str, data: EpitomeData, seed: int = 0, force: bool = False, **params) -> EmpathyScorer:
+    """The scorer of exactly this kind, parameters, training data and seed: from the cache, else trained now."""
+    identity = scorer_identity(kind, build(kind, **params).params, data.data_hash, seed)
+    folder = scorer_dir(identity)
+    if not force and (folder / "meta.json").is_file():
+        return load_folder(folder)
+    return train(kind, data, seed, **params)
+
+
 def load_trained(kind: str | None = None, data_hash: str | None = None) -> EmpathyScorer:
-    """The newest trained scorer of `kind` (any kind, fastest first, when None)."""
+    """The newest trained scorer of `kind` (any kind, fastest first, when None), for `relm scorer eval`."""
     kinds = [kind] if kind else SCORERS.names()
     for k in kinds:
-        pattern = f"*-v{FORMAT_VERSION}/meta.json"
-        folders = sorted((cache_dir() / "scorers" / k).glob(pattern), key=lambda p: p.stat().st_mtime)
-        if data_hash:
-            folders = [f for f in folders if f.parent.name.startswith(data_hash[:16])]
-        if folders:
-            return load_folder(folders[-1].parent)
+        metas = [
+            json.loads(p.read_text()) | {"_folder": p.parent}
+            for p in (cache_dir() / "scorers").glob(f"{k}-*/meta.json")
+        ]
+        metas = [
+            m for m in metas if m.get("format") == FORMAT_VERSION and (not data_hash or m["data_hash"] == data_hash)
+        ]
+        if metas:
+            return load_folder(max(metas, key=lambda m: m["created"])["_folder"])
     raise RelmError(
         f"no trained {kind or 'empathy'} scorer in {cache_dir() / 'scorers'}; "
         f"run `relm scorer train --kind {kind or SCORERS.names()[0]} --data DIR`"

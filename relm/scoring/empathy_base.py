@@ -12,9 +12,16 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from relm.errors import RelmError
 from relm.io import atomic_dir
+from relm.keys import content_key
 from relm.scoring.epitome_data import MECHANISMS
 
 LEVELS = (0, 1, 2)
+FORMAT_VERSION = 2  # bump when a saved scorer's files change meaning (v2: lower-case mechanism keys)
+
+
+def scorer_identity(kind: str, params: dict, data_hash: str, seed: int) -> str:
+    """`<kind>-<key of kind, parameters, training data, seed, format>`: what exactly scored the responses."""
+    return f"{kind}-{content_key(kind, params, data_hash, seed, FORMAT_VERSION)}"
 
 
 class EmpathyScorer(ABC):
@@ -55,7 +62,7 @@ class EmpathyScorer(ABC):
 
     @property
     def identity(self) -> str:
-        return f"{self.kind}@{self.meta.get('data_hash', '?')[:16]}-s{self.meta.get('seed', '?')}"
+        return scorer_identity(self.kind, self.params, self.meta.get("data_hash", "?"), self.meta.get("seed", 0))
 
 
 def evaluate(scorer: EmpathyScorer, table: pd.DataFrame) -> dict[str, dict]:

@@ -118,7 +118,7 @@ class MiniLMScorer(EmpathyScorer):
         opt = torch.optim.AdamW(self.model.parameters(), lr=p["lr"], weight_decay=0.01)
         steps_per_epoch = math.ceil(len(train) / p["batch_size"])
         sched = _linear_schedule(opt, int(0.1 * steps_per_epoch * p["epochs"]), steps_per_epoch * p["epochs"])
-        rng = np.random.default_rng(0)
+        rng = np.random.default_rng(self.meta.get("seed", 0))
         best, best_state, history = -1.0, None, []
         for epoch in range(p["epochs"]):
             self.model.train()
@@ -228,6 +228,7 @@ class RobertaScorer(EmpathyScorer):
     def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> None:
         from transformers import AutoModel, AutoTokenizer
 
+        torch.manual_seed(self.meta.get("seed", 0))
         self.tokenizer = AutoTokenizer.from_pretrained(self.hub_id)
         p = self.params
         for mech in MECHANISMS:
@@ -240,7 +241,7 @@ class RobertaScorer(EmpathyScorer):
             sched = _linear_schedule(opt, 0, steps * p["epochs"])
             for epoch in range(p["epochs"]):
                 model.train()
-                order = np.random.default_rng(epoch).permutation(len(train))
+                order = np.random.default_rng([self.meta.get("seed", 0), epoch]).permutation(len(train))
                 for step in tqdm(range(steps), desc=f"roberta {mech} epoch {epoch + 1}"):
                     idx = order[step * p["batch_size"] : (step + 1) * p["batch_size"]]
                     rows = train.iloc[idx]

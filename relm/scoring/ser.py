@@ -18,7 +18,7 @@ from relm.errors import RelmError
 
 UNPARSEABLE = "unparseable"
 
-# Word stems -> label. Matched on whole words, case-insensitive.
+# Words -> label. Matched on whole words, case-insensitive.
 SYNONYMS = {
     "neutral": ["neutral", "neutrality", "calm", "no emotion", "emotionless", "indifferent"],
     "happy": [
@@ -42,16 +42,25 @@ _PATTERNS = [
     (label, re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b", re.IGNORECASE))
     for label, words in SYNONYMS.items()
 ]
-_NEGATED = re.compile(r"\b(not|no|isn't|n't|never)\s+(\w+\s+)?$", re.IGNORECASE)
+# A negation in the same clause, at most two words before the mention ("doesn't sound angry", "not at all
+# happy", "neither happy nor sad"); "but", "and", "or" and punctuation end its scope ("not happy but sad").
+_NEGATED = re.compile(
+    r"(?:\b(?:not|no|never|neither|nor|without|hardly)|n't)\s+(?:(?!(?:but|and|or)\b)\w+\s+){0,2}$", re.IGNORECASE
+)
+# The class names listed as options ("neutral, sad, angry, happy, or surprise"): an echo of the prompt.
+_NAME = r"(?:neutral|sad|angry|happy|surprised?)"
+_OPTION_LIST = re.compile(rf"\b{_NAME}(?:\s*(?:,|/|\bor\b|\band\b)\s*(?:or\s+|and\s+)?{_NAME}\b){{2,}}", re.IGNORECASE)
 
 
 def parse_emotion(answer: str, labels: tuple[str, ...] = LABELS) -> str:
     """Map a generated answer to one label of `labels`, or `UNPARSEABLE`.
 
-    The class named first wins, unless the answer names every class (it echoed the
-    options) or more than two (it hedged). Negated mentions ("not angry") are ignored.
+    A listing of the options (three or more class names in a row) is an echo of the prompt and
+    is ignored, so "Angry. The options were neutral, sad, angry, happy, or surprise." is angry.
+    Negated mentions ("doesn't sound angry", "not happy") are ignored. Of what remains, the
+    class named first wins, unless more than two classes are named (it hedged).
     """
-    text = str(answer or "")
+    text = _OPTION_LIST.sub(lambda m: " " * len(m.group()), str(answer or ""))
     hits: list[tuple[int, str]] = []
     for label, pattern in _PATTERNS:
         if label not in labels:
@@ -61,7 +70,7 @@ def parse_emotion(answer: str, labels: tuple[str, ...] = LABELS) -> str:
                 hits.append((m.start(), label))
                 break
     distinct = {label for _, label in hits}
-    if not distinct or len(distinct) > 2 or (len(labels) > 1 and distinct == set(labels)):
+    if not distinct or len(distinct) > 2:
         return UNPARSEABLE
     return min(hits)[1]
 

@@ -45,6 +45,14 @@ def _generate_synth(root: Path, progress: bool) -> object:
     return generate(root, progress=progress)
 
 
+def _generate_pretrain(root: Path, progress: bool) -> object:
+    from relm.data.synth import PRETRAIN, generate
+
+    if (root / "synth.json").is_file():
+        return None
+    return generate(root, PRETRAIN, progress=progress)
+
+
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 for _spec in (
     DatasetSpec(
@@ -52,6 +60,13 @@ for _spec in (
         Esd,
         "espeak-ng speech in ESD's layout, generated here (only prosody carries emotion)",
         generate=_generate_synth,
+    ),
+    DatasetSpec(
+        "synth-pretrain",
+        Esd,
+        "espeak-ng emotion pre-training corpus for the stage-0 encoder: other "
+        "voices and other sentences than synth-esd",
+        generate=_generate_pretrain,
     ),
     DatasetSpec("esd", Esd, "Emotional Speech Dataset, English speakers 0011-0020, 5 classes"),
     DatasetSpec("iemocap", Iemocap, "IEMOCAP, 4 classes (hap+exc merged), session 5 test"),
