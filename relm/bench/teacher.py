@@ -45,7 +45,7 @@ def clean(text: str, truncated: bool) -> str | None:
         return None
     if any(p in text.lower() for p in DROP_CONTAINS):
         return None
-    text = text.split("\n")[0].strip()
+    text = text.split("\n")[0].strip().strip('"').strip()  # the first line, without its quotes
     if truncated:
         ends = [m.end() for m in re.finditer(r"[.!?](\s|$)", text)]
         text = text[: ends[-1]].strip() if ends else text
