@@ -189,3 +189,46 @@ def test_evaluate_on_another_corpus_copy(sweep, tmp_path):
     assert main(args) == 0
     res = json.loads(((cfg.out_root / "latest").resolve() / "results.json").read_text())
     assert res["data"]["ravdess"]["n"]["test"] == 9  # actor 5's 9 in-set files
+
+
+def test_evaluate_scores_an_external_systems_responses(sweep, tmp_path, capsys):
+    """`relm evaluate --responses NAME=FILE`: another system's answers, scored and paired with every system."""
+    cfg, run_dir, _ = sweep
+    rows = [json.loads(x) for x in (run_dir / "synth-esd/text/seed0/responses.jsonl").read_text().splitlines()]
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text(
+        "".join(
+            json.dumps({"id": r["id"], "response": "I'm so sorry to hear that. How are you?", "ser_answer": "sad"})
+            + "\n"
+            for r in rows
+        )
+    )
+    args = [
+        "evaluate",
+        "--run",
+        str(run_dir),
+        "--responses",
+        f"mine={mine}",
+        "--out",
+        str(cfg.out_root),
+        "--epitome",
+        cfg.epitome,
+        "--quiet",
+    ]
+    assert main(args) == 0
+    res = json.loads(((cfg.out_root / "latest").resolve() / "results.json").read_text())
+    assert res["systems"][-1] == "mine" and res["evaluated_from"] == run_dir.name
+    comps = res["comparisons"]["synth-esd"]
+    assert {f"mine vs {s}" for s in ("text-zs", "text", "speech", "re-llm")} <= set(comps)
+    assert all(not c["confirmatory"] and "p_bh" in c for c in comps["mine vs re-llm"].values())
+    m = res["metrics"]["synth-esd"]["mine"]
+    assert m["n"] == 20 and m["congruence"] == pytest.approx(
+        sum(r["gold_emotion"] == "sad" for r in rows) / 20
+    )  # it always names sad
+    before = json.loads((run_dir / "results.json").read_text())
+    assert res["metrics"]["synth-esd"]["re-llm"] == before["metrics"]["synth-esd"]["re-llm"]
+    mine.write_text("".join(json.dumps({"id": r["id"], "response": "x"}) + "\n" for r in rows[:-2]))
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "18 answers for 20 test utterances: 2 missing" in err

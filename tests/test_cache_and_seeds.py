@@ -30,8 +30,20 @@ def _manifest(folder: Path, n: int = 3) -> pd.DataFrame:
     for i in range(n):
         path = folder / f"u{i}.wav"
         path.write_bytes(b"RIFF" + bytes([i]) * 100)
-        rows.append({"utt_id": f"u{i}", "path": str(path), "emotion": "sad", "split": "test", "transcript": f"t{i}",
-                     "speaker": "s", "duration": 1.0, "arousal": None, "valence": None, "dominance": None})
+        rows.append(
+            {
+                "utt_id": f"u{i}",
+                "path": str(path),
+                "emotion": "sad",
+                "split": "test",
+                "transcript": f"t{i}",
+                "speaker": "s",
+                "duration": 1.0,
+                "arousal": None,
+                "valence": None,
+                "dominance": None,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -116,7 +128,8 @@ def test_two_seeds_differ_and_one_seed_repeats():
 def test_training_budget_is_in_optimizer_steps(capsys):
     cpu = load_preset("cpu")
     assert training_budget(1237, cpu) == {"steps": 120, "epochs": 0.78, "samples_seen": 960} | {
-        "warning": training_budget(1237, cpu)["warning"]}
+        "warning": training_budget(1237, cpu)["warning"]
+    }
     small = training_budget(113, cpu)  # the RAVDESS subset: the same 120 steps, 8.5 passes
     assert small["steps"] == 120 and small["samples_seen"] == 960 and "warning" not in small
     tiny = training_budget(30, cpu)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from relm.errors import RelmError
-from relm.metrics.table import EMPATHY_MECHANISMS, METRICS
+from relm.metrics.table import METRICS
 from relm.models.system_table import SYSTEMS, systems_with_role
 from relm.results import Comparison
 from relm.scoring import stats
@@ -32,15 +32,31 @@ def distinct_seeds(runs: list[list[dict]]) -> list[list[dict]]:
 
 
 def per_utterance(runs: list[list[dict]], ids: list[str]) -> dict[str, np.ndarray]:
-    """Seed-averaged per-utterance scores: EPITOME levels (when scored) and SER correctness."""
+    """Seed-averaged per-utterance scores: SER correctness, and every per-item field the rows carry
+    (EPITOME levels when scored, congruence)."""
     by_id = [{r["id"]: r for r in rows} for rows in runs]
     out = {
         "correct": np.array([np.mean([run[u]["ser_label"] == run[u]["gold_emotion"] for run in by_id]) for u in ids])
     }
-    if all(EMPATHY_MECHANISMS[0] in run[ids[0]] for run in by_id):
-        for mech in EMPATHY_MECHANISMS:
-            out[mech] = np.array([np.mean([run[u][mech] for run in by_id]) for u in ids])
+    for _, metric in METRICS.items():
+        key = metric.item_key
+        if key and key not in out and all(key in run[ids[0]] for run in by_id):
+            out[key] = np.array([np.mean([run[u][key] for run in by_id]) for u in ids], dtype=float)
     return out
+
+
+def _ua(gold: np.ndarray, a: dict, b: dict, n_resamples: int, seed: int) -> Comparison:
+    test = stats.ua_difference_test(gold, a["correct"], b["correct"], n_resamples, seed)
+    ua_a, ua_b = (float(ua_matrix(gold, x["correct"][None])[0]) for x in (a, b))
+    return {
+        "mean_a": ua_a,
+        "mean_b": ua_b,
+        "relative_improvement": stats.relative_improvement(ua_a, ua_b),
+        "absolute_difference": test["difference"],
+        "p_wilcoxon": None,
+        "p_permutation": test["p_permutation"],
+        "ci95": test["ci95"],
+    }
 
 
 def compare_systems(
@@ -54,24 +70,15 @@ def compare_systems(
     a_runs, b_runs = distinct_seeds(a_runs), distinct_seeds(b_runs)
     a, b = per_utterance(a_runs, ids), per_utterance(b_runs, ids)
     sizes = {"n_items": len(ids), "n_seeds_a": len(a_runs), "n_seeds_b": len(b_runs)}
-    out: dict[str, Comparison] = {}
-    for mech in EMPATHY_MECHANISMS:
-        if mech in a and mech in b:
-            out[mech] = stats.compare(a[mech], b[mech], n_resamples, seed) | sizes  # type: ignore[assignment]
     gold_of = {r["id"]: r["gold_emotion"] for r in a_runs[0]}
     gold = np.array([gold_of[u] for u in ids])
-    ua = stats.ua_difference_test(gold, a["correct"], b["correct"], n_resamples, seed)
-    ua_a, ua_b = (float(ua_matrix(gold, x["correct"][None])[0]) for x in (a, b))
-    out["ua"] = {
-        "mean_a": ua_a,
-        "mean_b": ua_b,
-        "relative_improvement": stats.relative_improvement(ua_a, ua_b),
-        "absolute_difference": ua["difference"],
-        "p_wilcoxon": None,
-        "p_permutation": ua["p_permutation"],
-        "ci95": ua["ci95"],
-    } | sizes  # type: ignore[assignment]
-    out["wa"] = stats.compare(a["correct"], b["correct"], n_resamples, seed) | sizes  # type: ignore[assignment]
+    out: dict[str, Comparison] = {}
+    for name, metric in METRICS.items():
+        if name == "ua":  # a mean of per-class recalls: recomputed per resample, not a per-item mean
+            out[name] = _ua(gold, a, b, n_resamples, seed) | sizes  # type: ignore[assignment]
+        elif metric.primary_test and metric.item_key in a and metric.item_key in b:
+            key = metric.item_key
+            out[name] = stats.compare(a[key], b[key], n_resamples, seed) | sizes  # type: ignore[assignment]
     return out
 
 
@@ -98,7 +105,7 @@ def hypotheses(systems: list[str]) -> list[dict]:
         {"comparison": comparison_name(p, b), "metric": m, "test": METRICS.get(m).primary_test}
         for p in systems_with_role("proposed", systems)
         for b in systems
-        if SYSTEMS.get(b).paper_baseline
+        if b in SYSTEMS and SYSTEMS.get(b).paper_baseline
         for m, metric in METRICS.items()
         if metric.confirmatory
     ]

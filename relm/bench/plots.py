@@ -39,7 +39,8 @@ def _bars(folder: Path, results: dict, d: str, proposed: list[str]) -> Path:
     for ax, m in zip(axes[0], metrics):
         vals = [results["metrics"][d][s].get(m) or 0 for s in systems]
         errs = [results["metrics"][d][s].get(f"{m}_sd") or 0 for s in systems]
-        ax.bar(systems, vals, yerr=errs, color=[colors[SYSTEMS.get(s).role] for s in systems])
+        roles = [SYSTEMS.get(s).role if s in SYSTEMS else "external" for s in systems]
+        ax.bar(systems, vals, yerr=errs, color=[colors.get(r, "#6a6") for r in roles])
         ax.set_title(f"{d} {m.upper()}")
         ax.tick_params(axis="x", rotation=30)
         for k, s in enumerate(systems):
@@ -75,7 +76,7 @@ def _confusions(folder: Path, results: dict, d: str) -> Path:
 
 
 def _avd_scatter(run_dir: Path, results: dict, d: str, folder: Path) -> list[Path]:
-    with_avd = [s for s in results["systems"] if SYSTEMS.get(s).avd_loss]
+    with_avd = [s for s in results["systems"] if s in SYSTEMS and SYSTEMS.get(s).avd_loss]
     runs = results["runs"].get(d, {}).get(with_avd[0]) if with_avd else None
     if not runs:
         return []

@@ -105,7 +105,8 @@ def _data_lines(results: dict) -> list[str]:
                 "utterances: "
                 + ", ".join(
                     f"{m.upper()} {ref[m]['mean_a']:.3f} vs {ref[m]['mean_b']:.3f} (p {ref[m]['p_permutation']:.4f})"
-                    for m in metric_names(family="empathy")
+                    for m in metric_names(family="empathy") + ["congruence"]
+                    if m in ref
                 )
             )
     return out

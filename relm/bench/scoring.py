@@ -11,9 +11,10 @@ import numpy as np
 
 from relm.config import Preset
 from relm.data.schema import LABELS
-from relm.metrics.table import EMPATHY_MECHANISMS
+from relm.metrics.table import EMPATHY_MECHANISMS, METRICS, metric_names
 from relm.results import ScorerInfo
 from relm.scoring import empathy, stats
+from relm.scoring.congruence import congruence_row
 from relm.scoring.empathy_base import EmpathyScorer
 from relm.scoring.epitome_data import default_dir, load_epitome
 from relm.scoring.ser import parse_emotion, ser_scores
@@ -53,6 +54,7 @@ def score_rows(rows: list[dict], scorer: EmpathyScorer | None) -> tuple[list[dic
     """Add parsed SER labels and EPITOME levels to the rows; return (rows, metrics)."""
     for r in rows:
         r["ser_label"] = parse_emotion(r["ser_answer"])
+        r |= congruence_row(r["response"], r["gold_emotion"])
     gold = [r["gold_emotion"] for r in rows]
     ser = ser_scores(gold, [r["ser_label"] for r in rows])
     metrics = {
@@ -77,6 +79,9 @@ def score_rows(rows: list[dict], scorer: EmpathyScorer | None) -> tuple[list[dic
             float(np.corrcoef(pred[:, k], target[:, k])[0, 1]) if np.std(pred[:, k]) > 0 else float("nan")
             for k in range(3)
         ]
+    for name in metric_names(family="congruence"):
+        key = METRICS.get(name).item_key
+        metrics[name] = float(np.mean([r[key] for r in rows])) if rows else float("nan")
     words = [len(r["response"].split()) for r in rows]
     metrics["response_words_mean"] = float(np.mean(words)) if words else 0.0
     metrics["n_empty_responses"] = int(sum(w == 0 for w in words))
@@ -94,7 +99,7 @@ def score_rows(rows: list[dict], scorer: EmpathyScorer | None) -> tuple[list[dic
 
 
 def teacher_reference(reference_rows: list[dict], targets: dict[str, str | None], scorer: EmpathyScorer) -> dict:
-    """Step-1 expected responses vs a system's outputs on the same test utterances (paired)."""
+    """Step-1 expected responses vs a system's outputs on the same test utterances (paired): levels, congruence."""
     rows = [r for r in reference_rows if targets.get(r["id"])]
     if not rows:
         return {"n": 0}
@@ -102,4 +107,8 @@ def teacher_reference(reference_rows: list[dict], targets: dict[str, str | None]
     out: dict = {"n": len(rows)}
     for mech, vals in levels.items():
         out[mech] = stats.compare(vals, [r[mech] for r in rows], n_resamples=5000)
+    for name in metric_names(family="congruence"):
+        key = METRICS.get(name).item_key
+        teacher = [congruence_row(targets[r["id"]], r["gold_emotion"])[key] for r in rows]  # type: ignore[index]
+        out[name] = stats.compare(teacher, [r[key] for r in rows], n_resamples=5000)
     return out

@@ -78,7 +78,21 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a run's trained systems on another corpus copy (cross-corpus or held-out speakers)."""
     from relm.bench.evaluate import evaluate_run
+    from relm.bench.external import evaluate_responses
 
+    if args.responses:
+        external = {}
+        for item in args.responses:
+            name, sep, path = item.partition("=")
+            if not sep or not name or not path:
+                raise RelmError(f"--responses {item!r}: expected NAME=FILE.jsonl")
+            external[name] = Path(path)
+        run_dir = evaluate_responses(Path(args.run), external, Path(args.out), args.epitome, args.dataset)
+        print((run_dir / "report.md").read_text().split("## Data")[0])
+        print(f"results: {run_dir}/results.json")
+        return 0
+    if not args.dataset:
+        raise RelmError("relm evaluate needs --dataset (another corpus) or --responses NAME=FILE")
     run_dir = evaluate_run(
         Path(args.run),
         args.dataset,
@@ -138,7 +152,14 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("evaluate", help=cmd_evaluate.__doc__, description=cmd_evaluate.__doc__)
     p.add_argument("--run", required=True, help="run folder (or results.json) whose systems to evaluate")
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--dataset", help="the corpus to answer (with --responses: which of the run's datasets)")
+    p.add_argument(
+        "--responses",
+        action="append",
+        metavar="NAME=FILE",
+        help="score an external system's answers (JSONL: id, response[, ser_answer]) to the run's test "
+        "utterances and compare it with every system of the run",
+    )
     p.add_argument("--root", help="corpus root (default: RELM_<DATASET>_ROOT, else datasets/<dataset>)")
     p.add_argument("--trained-on", help="which of the run's datasets the systems were trained on (default: first)")
     p.add_argument(

@@ -62,6 +62,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score your own responses: EPITOME levels and the emotion each reply names (and congruence, given gold)."""
+    from relm.scoring import empathy
+    from relm.scoring.congruence import congruence_row, detect_emotion
+    from relm.scoring.response_files import read_pairs
+
+    pairs = read_pairs(args.input)  # the file is checked before any model loads
+    scorer = empathy.load_trained(args.kind)
+    levels = scorer.score([p["seeker"] for p in pairs], [p["response"] for p in pairs])
+    out = []
+    for i, pair in enumerate(pairs):
+        row = {mech: int(levels[mech][i]) for mech in levels}
+        if pair["gold_emotion"]:
+            found = congruence_row(pair["response"], pair["gold_emotion"])
+            row |= {"response_emotion": found["response_emotion"], "congruent": bool(found["congruent"])}
+        else:
+            row |= {"response_emotion": detect_emotion(pair["response"]), "congruent": None}
+        out.append(row)
+    if args.json:
+        print("\n".join(json.dumps(r) for r in out))
+        return 0
+    print(f"{len(out)} responses scored by {scorer.identity}")
+    for mech in levels:
+        print(f"{mech.upper()}: mean level {sum(r[mech] for r in out) / len(out):.3f}")
+    judged = [r["congruent"] for r in out if r["congruent"] is not None]
+    if judged:
+        print(f"congruence: {sum(judged) / len(judged):.3f} of {len(judged)} with a gold emotion")
+    return 0
+
+
 def register(sub) -> None:
     from relm.scoring.empathy import SCORERS
     from relm.scoring.epitome_data import default_dir
@@ -80,3 +110,16 @@ def register(sub) -> None:
     p.add_argument("--data", help=data_help)
     p.add_argument("--json", action="store_true", help="print {mechanism: {accuracy, macro_f1, ...}}")
     p.set_defaults(func=cmd_eval)
+    p = ssub.add_parser("score", help=cmd_score.__doc__, description=cmd_score.__doc__)
+    p.add_argument(
+        "--input",
+        required=True,
+        help="CSV or JSONL with seeker_post,response_post (or transcript,response) [,gold_emotion]",
+    )
+    p.add_argument("--kind", choices=SCORERS.names(), help="which trained scorer (default: the first found)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one object per input row, in order: er, ip, ex, response_emotion, congruent",
+    )
+    p.set_defaults(func=cmd_score)

@@ -15,7 +15,7 @@ from typing import Literal
 
 from relm.registry import Registry
 
-Family = Literal["empathy", "ser"]
+Family = Literal["empathy", "ser", "congruence"]
 PrimaryTest = Literal["permutation"]
 
 
@@ -29,6 +29,7 @@ class Metric:
     description: str
     headline: bool = True
     confirmatory: bool = False
+    item_key: str | None = None  # the per-utterance row field whose seed average is the tested item score
 
     @property
     def p_key(self) -> str | None:
@@ -57,6 +58,7 @@ for _mech, _title in zip(EMPATHY_MECHANISMS, ("Emotional Reaction", "Interpretat
         gated=True,
         family="empathy",
         confirmatory=_mech != "ip",  # the paper's empathy claims are on ER and EX
+        item_key=_mech,
         description=f"mean EPITOME {_title} level (0-2) of the test responses",
     )
 register_metric(
@@ -75,6 +77,7 @@ register_metric(
     gated=True,
     family="ser",
     headline=False,
+    item_key="correct",
     description="weighted accuracy (plain accuracy) of the parsed generative SER answer",
 )
 register_metric(
@@ -85,6 +88,35 @@ register_metric(
     family="ser",
     headline=False,
     description="macro-F1 of the parsed generative SER answer over the gold classes",
+)
+register_metric(
+    "congruence",
+    higher_is_better=True,
+    primary_test="permutation",
+    gated=False,
+    family="congruence",
+    item_key="congruent",
+    description="share of replies naming the speaker's gold emotion (naming none counts for a neutral speaker)",
+)
+register_metric(
+    "incongruence",
+    higher_is_better=False,
+    primary_test="permutation",
+    gated=False,
+    family="congruence",
+    headline=False,
+    item_key="incongruent",
+    description="share of replies naming an emotion other than the speaker's gold emotion",
+)
+register_metric(
+    "emotion_named",
+    higher_is_better=True,
+    primary_test="permutation",
+    gated=False,
+    family="congruence",
+    headline=False,
+    item_key="emotion_named",
+    description="share of replies that name or react to any emotion",
 )
 register_metric(
     "ua_head",

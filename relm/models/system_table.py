@@ -106,7 +106,7 @@ def get_system(name: str) -> SystemSpec:
 
 def systems_with_role(role: Role, among: list[str] | None = None) -> list[str]:
     names = among if among is not None else SYSTEMS.names()
-    return [n for n in names if SYSTEMS.get(n).role == role]
+    return [n for n in names if n in SYSTEMS and SYSTEMS.get(n).role == role]  # external systems have no role
 
 
 def default_systems() -> list[str]:

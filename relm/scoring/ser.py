@@ -44,7 +44,7 @@ _PATTERNS = [
 ]
 # A negation in the same clause, at most two words before the mention ("doesn't sound angry", "not at all
 # happy", "neither happy nor sad"); "but", "and", "or" and punctuation end its scope ("not happy but sad").
-_NEGATED = re.compile(
+NEGATED = re.compile(
     r"(?:\b(?:not|no|never|neither|nor|without|hardly)|n't)\s+(?:(?!(?:but|and|or)\b)\w+\s+){0,2}$", re.IGNORECASE
 )
 # The class names listed as options ("neutral, sad, angry, happy, or surprise"): an echo of the prompt.
@@ -66,7 +66,7 @@ def parse_emotion(answer: str, labels: tuple[str, ...] = LABELS) -> str:
         if label not in labels:
             continue
         for m in pattern.finditer(text):
-            if not _NEGATED.search(text[: m.start()]):
+            if not NEGATED.search(text[: m.start()]):
                 hits.append((m.start(), label))
                 break
     distinct = {label for _, label in hits}
