@@ -9,6 +9,7 @@ The shipped presets live in `relm/presets/*.yaml`, inside the package.
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -220,15 +221,62 @@ def preset_from_dict(data: dict, where: str, cls: type = Preset) -> Any:
     if unknown:
         raise RelmError(f"{where}: unknown key(s) {unknown}; known: {sorted(fields)}")
     kwargs = {}
+    hints = typing.get_type_hints(cls)
     for name, value in data.items():
         section = _section_type(cls, name)
+        if section is None and not _type_ok(value, hints[name]):
+            raise RelmError(f"{where}.{name}: expected {_type_name(hints[name])}, got {value!r}")
         kwargs[name] = preset_from_dict(value, f"{where}.{name}", section) if section else value
     return cls(**kwargs)
 
 
+def _type_ok(value: object, hint: Any) -> bool:
+    """Does a YAML value fit a field's annotation (int, float, bool, str, list[...], dict, unions, Any)?"""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if origin is list or hint is list:
+        return isinstance(value, list) and all(_type_ok(v, args[0]) for v in value) if args else isinstance(value, list)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+# Fields that must be positive (a negative or zero value would silently train something else).
+POSITIVE = {
+    "train": ("lr", "batch_size", "accumulate", "epochs", "max_passes"),
+    "generate": ("max_new_tokens", "ser_max_new_tokens", "batch_size"),
+    "teacher": ("max_new_tokens", "batch_size"),
+    "lora": ("r", "alpha"),
+    "emotion_encoder": ("dim", "epochs"),
+}
+
+
 def _check(preset: Preset, where: str) -> Preset:
-    if not preset.scorer.strip():
-        raise RelmError(f"{where}: scorer is empty; name a scorer kind (`relm ls scorers`)")
+    for section, names in POSITIVE.items():
+        for name in names:
+            if getattr(getattr(preset, section), name) <= 0:
+                raise RelmError(
+                    f"{where}: {section}.{name} must be positive, got {getattr(getattr(preset, section), name)}"
+                )
+    if preset.train.max_steps != -1 and preset.train.max_steps <= 0:
+        raise RelmError(
+            f"{where}: train.max_steps must be positive (or -1 to count epochs), got {preset.train.max_steps}"
+        )
+    if not preset.scorer.strip() or "," in preset.scorer:
+        raise RelmError(f"{where}: scorer must name one scorer kind (`relm ls scorers`), got {preset.scorer!r}")
     empty = [k for k in REQUIRED_PROMPTS if not getattr(preset.prompts, k).strip()]
     if empty:
         raise RelmError(f"{where}: prompts.{empty[0]} is empty; a preset states every prompt it uses")

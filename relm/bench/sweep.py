@@ -21,8 +21,9 @@ from relm.bench.stages import Stage, StageTimer, parse_force
 from relm.bench.teacher import teacher_targets
 from relm.bench.training import train_and_answer
 from relm.config import load_preset
-from relm.data.corpora import DEFAULT_DATASET
+from relm.data.corpora import DEFAULT_DATASET, get_dataset
 from relm.data.schema import SPLITS
+from relm.errors import RelmError
 from relm.keys import content_key
 from relm.models.sources import resolve
 from relm.models.system_table import default_systems, get_system, systems_with_role
@@ -83,6 +84,10 @@ def run_key(bundle, system: str, seed: int, preset, teacher_key: str) -> str:
 def run_sweep(cfg: SweepConfig) -> Path:
     for system in cfg.systems:  # unknown names fail before any work
         get_system(system)
+    for dataset in cfg.datasets:
+        get_dataset(dataset)
+    if cfg.seeds < 1:
+        raise RelmError(f"seeds must be at least 1, got {cfg.seeds}")
     force = parse_force(cfg.force)
     preset = load_preset(cfg.preset, cfg.overrides)
     torch.set_num_threads(preset.threads or max(1, os.cpu_count() or 1))

@@ -14,6 +14,13 @@ from relm.errors import RelmError
 from relm.models.system_table import default_systems
 
 
+def _pair(item: str, flag: str, form: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise RelmError(f"{flag} {item!r}: expected {form}")
+    return key.strip(), value
+
+
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -26,19 +33,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(help_text())
         return 0
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    roots = dict(r.split("=", 1) for r in args.root_for or [])
+    roots = dict(_pair(r, "--root-for", "NAME=DIR") for r in args.root_for or [])
     datasets = _csv(args.dataset)
+    systems = _csv(args.systems)
+    if args.seeds < 1:
+        raise RelmError(f"--seeds must be at least 1, got {args.seeds}")
+    for flag, names in (("--dataset", datasets), ("--systems", systems)):
+        if not names or len(set(names)) != len(names):
+            raise RelmError(f"{flag}: name each at least once and at most once, got {names}")
     if args.root:
         if len(datasets) != 1:
             raise RelmError("--root needs a single --dataset; use --root-for NAME=DIR for several")
         roots[datasets[0]] = args.root
     overrides = {}
     for item in args.set or []:
-        key, value = item.split("=", 1)
-        overrides[key] = yaml.safe_load(value)
+        key, value = _pair(item, "--set", "KEY=VALUE")
+        try:
+            overrides[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise RelmError(f"--set {item}: the value is not valid YAML") from None
     cfg = SweepConfig(
         datasets=datasets,
-        systems=_csv(args.systems),
+        systems=systems,
         preset=args.preset,
         seeds=args.seeds,
         roots=roots,
