@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 from relm.bench.training import build_module
-from relm.config import load_preset
 from relm.data.schema import LABELS
 from relm.io import atomic_write_json
+from relm.presets import load_preset
 
 TARGET = (
     "That is so frustrating, no wonder you are angry. What do you plan to do about it now, "

@@ -1,27 +1,17 @@
 """Presets (smoke / cpu / paper, or a user's YAML) as dataclasses; the docstring under each field is its help.
 
 One code path serves every size: a preset only changes model names, widths, prompts and
-hyperparameters. `load_preset(name_or_path, overrides)` applies dotted overrides
-(`{"train.max_steps": 5}`) and rejects unknown keys; `relm bench --help-preset` prints every field.
-The shipped presets live in `relm/presets/*.yaml`, inside the package.
+hyperparameters. Loading and checking preset files: `relm.presets`; `relm bench --help-preset`
+prints every field with the docstring written under it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from relm.docstrings import attribute_docs
-from relm.errors import RelmError
 from relm.keys import content_key
-from relm.registry import Registry
 
 
 @dataclass
@@ -202,144 +192,3 @@ class Preset:
         """Content key of the whole preset, or of the named sections (stage cache keys)."""
         d = self.to_dict()
         return content_key({s: d[s] for s in sections} if sections else d)
-
-
-REQUIRED_PROMPTS = ("system", "instruction", "ser_system", "ser_instruction", "ser_instruction_text")
-
-
-def _section_type(cls: type, name: str) -> type | None:
-    hint = typing.get_type_hints(cls)[name]
-    return hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
-
-
-def preset_from_dict(data: dict, where: str, cls: type = Preset) -> Any:
-    """Build a (nested) config dataclass from a mapping; unknown keys are an error naming `where`."""
-    if not isinstance(data, dict):
-        raise RelmError(f"{where}: expected a mapping, got {type(data).__name__}")
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise RelmError(f"{where}: unknown key(s) {unknown}; known: {sorted(fields)}")
-    kwargs = {}
-    hints = typing.get_type_hints(cls)
-    for name, value in data.items():
-        section = _section_type(cls, name)
-        if section is None and not _type_ok(value, hints[name]):
-            raise RelmError(f"{where}.{name}: expected {_type_name(hints[name])}, got {value!r}")
-        kwargs[name] = preset_from_dict(value, f"{where}.{name}", section) if section else value
-    return cls(**kwargs)
-
-
-def _type_ok(value: object, hint: Any) -> bool:
-    """Does a YAML value fit a field's annotation (int, float, bool, str, list[...], dict, unions, Any)?"""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, a) for a in args)
-    if hint is type(None):
-        return value is None
-    if origin is list or hint is list:
-        return isinstance(value, list) and all(_type_ok(v, args[0]) for v in value) if args else isinstance(value, list)
-    if origin is dict or hint is dict:
-        return isinstance(value, dict)
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, hint)
-
-
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-
-
-# Fields that must be positive (a negative or zero value would silently train something else).
-POSITIVE = {
-    "train": ("lr", "batch_size", "accumulate", "epochs", "max_passes"),
-    "generate": ("max_new_tokens", "ser_max_new_tokens", "batch_size"),
-    "teacher": ("max_new_tokens", "batch_size"),
-    "lora": ("r", "alpha"),
-    "emotion_encoder": ("dim", "epochs"),
-}
-
-
-def _check(preset: Preset, where: str) -> Preset:
-    for section, names in POSITIVE.items():
-        for name in names:
-            if getattr(getattr(preset, section), name) <= 0:
-                raise RelmError(
-                    f"{where}: {section}.{name} must be positive, got {getattr(getattr(preset, section), name)}"
-                )
-    if preset.train.max_steps != -1 and preset.train.max_steps <= 0:
-        raise RelmError(
-            f"{where}: train.max_steps must be positive (or -1 to count epochs), got {preset.train.max_steps}"
-        )
-    if not preset.scorer.strip() or "," in preset.scorer:
-        raise RelmError(f"{where}: scorer must name one scorer kind (`relm ls scorers`), got {preset.scorer!r}")
-    empty = [k for k in REQUIRED_PROMPTS if not getattr(preset.prompts, k).strip()]
-    if empty:
-        raise RelmError(f"{where}: prompts.{empty[0]} is empty; a preset states every prompt it uses")
-    t = preset.teacher
-    if t.prompt == "template" and not t.templates:
-        raise RelmError(f"{where}: teacher.prompt is template but teacher.templates is empty")
-    if t.prompt != "template" and not (t.system.strip() and "{text}" in t.user):
-        raise RelmError(f"{where}: teacher.system must be set and teacher.user must contain {{text}}")
-    return preset
-
-
-# ---- shipped presets ----------------------------------------------------------------------------
-
-PRESETS: Registry[Path] = Registry("preset")
-for _file in sorted(resources.files("relm.presets").iterdir(), key=lambda f: f.name):
-    if _file.name.endswith(".yaml"):
-        PRESETS.register(_file.name[: -len(".yaml")], Path(str(_file)))
-
-
-def preset_path(name_or_path: str) -> Path:
-    """A shipped preset's file by name, or a user's own YAML file by path."""
-    if name_or_path.endswith((".yaml", ".yml")):
-        path = Path(name_or_path).expanduser()
-        if not path.is_file():
-            raise RelmError(f"{path}: preset file not found")
-        return path
-    return PRESETS.get(name_or_path)
-
-
-def _set_dotted(data: dict, key: str, value) -> None:
-    node = data
-    parts = key.split(".")
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-        if not isinstance(node, dict):
-            raise RelmError(f"--set {key}: {p!r} is not a section")
-    node[parts[-1]] = value
-
-
-def load_preset(name_or_path: str, overrides: dict | None = None) -> Preset:
-    path = preset_path(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RelmError(f"{path}: invalid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise RelmError(f"{path}: a preset is a mapping of sections, got {type(data).__name__}")
-    for key, value in (overrides or {}).items():
-        _set_dotted(data, key, value)
-    return _check(preset_from_dict(data, path.name), path.name)
-
-
-def help_text(cls: type = Preset, prefix: str = "") -> str:
-    """Every preset field with its default and docstring, as `relm bench --help-preset` prints it."""
-    lines = []
-    docs = attribute_docs(cls)
-    for f in dataclasses.fields(cls):
-        section = _section_type(cls, f.name)
-        if section:
-            lines.append(f"{prefix}{f.name}:")
-            lines.append(help_text(section, prefix + "  "))
-            continue
-        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
-        text = docs.get(f.name, "")
-        lines.append(f"{prefix}{f.name} (default {default!r}): {text}")
-    return "\n".join(lines)

@@ -18,10 +18,10 @@ from relm.bench.sweep import run_key
 from relm.bench.teacher import Teacher
 from relm.bench.training import build_module
 from relm.cli import main
-from relm.config import load_preset
 from relm.data.manifest_store import data_hash
 from relm.errors import RelmError
 from relm.models.systems import training_budget
+from relm.presets import load_preset
 
 
 def _manifest(folder: Path, n: int = 3) -> pd.DataFrame:

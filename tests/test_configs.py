@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from relm.config import PRESETS, Preset, help_text, load_preset
+from relm.config import Preset
 from relm.errors import RelmError
+from relm.presets import PRESETS, help_text, load_preset
 
 SHIPPED = [PRESETS.get(name) for name in PRESETS]
 

@@ -9,12 +9,12 @@ import torch
 
 from relm.bench.dataset import DatasetBundle
 from relm.bench.training import answer, train_system
-from relm.config import load_preset
 from relm.data.schema import LABELS, Manifest
 from relm.errors import RelmError
 from relm.models.adapter import SubsamplingAdapter
 from relm.models.llm import load_llm
 from relm.models.systems import SystemLitModule
+from relm.presets import load_preset
 
 SPEECH_DIM, EMO_DIM = 32, 16
 

@@ -10,10 +10,11 @@ from relm.bench.regression import load_results
 from relm.bench.scoring import load_scorer, score_rows
 from relm.bench.stages import Stage, StageTimer
 from relm.bench.training import answer, build_module
-from relm.config import Preset, preset_from_dict
+from relm.config import Preset
 from relm.errors import RelmError
 from relm.keys import content_key
 from relm.models.emotion_encoder import EMOTION_ENCODERS
+from relm.presets import preset_from_dict
 from relm.results import new_results
 
 

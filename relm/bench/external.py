@@ -14,11 +14,11 @@ from relm.bench.publish import finish, write_run
 from relm.bench.regression import load_results
 from relm.bench.scoring import load_scorer, score_rows
 from relm.bench.stages import Stage, StageTimer
-from relm.config import preset_from_dict
 from relm.errors import RelmError
 from relm.io import read_jsonl
 from relm.keys import content_key
 from relm.models.system_table import SYSTEMS
+from relm.presets import preset_from_dict
 from relm.results import aggregate, new_results
 from relm.scoring.response_files import read_system_answers
 

@@ -20,13 +20,13 @@ from relm.bench.scoring import load_scorer, score_rows, teacher_reference
 from relm.bench.stages import Stage, StageTimer, parse_force
 from relm.bench.teacher import teacher_targets
 from relm.bench.training import train_and_answer
-from relm.config import load_preset
 from relm.data.corpora import DEFAULT_DATASET, get_dataset
 from relm.data.schema import SPLITS
 from relm.errors import RelmError
 from relm.keys import content_key
 from relm.models.sources import resolve
 from relm.models.system_table import default_systems, get_system, systems_with_role
+from relm.presets import load_preset
 from relm.results import new_results
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import yaml
 
-from relm.config import PRESETS, help_text
 from relm.data.corpora import DATASETS, DEFAULT_DATASET
 from relm.errors import RelmError
 from relm.models.system_table import default_systems
+from relm.presets import PRESETS, help_text
 
 
 def _pair(item: str, flag: str, form: str) -> tuple[str, str]:

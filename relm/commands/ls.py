@@ -38,7 +38,7 @@ def _rows(what: str) -> list[dict]:
             for n, d in DATASETS.items()
         ]
     if what == "presets":
-        from relm.config import PRESETS
+        from relm.presets import PRESETS
 
         return [
             {"name": n, "file": str(p), "description": p.read_text().splitlines()[0].lstrip("# ")}
