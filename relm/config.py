@@ -179,7 +179,9 @@ class Preset:
     generate: GenerateCfg = field(default_factory=GenerateCfg)
     prompts: PromptCfg = field(default_factory=PromptCfg)
     scorer: str = ""
-    """Empathy scorer kinds in order of preference (`relm ls scorers`); the last is trained if none is."""
+    """The empathy scorer kind (`relm ls scorers`), trained when missing, so fresh and warm machines score alike."""
+    agreement_scorer: str = ""
+    """A second scorer kind that rescores the test replies: kappa per mechanism and direction flips (empty: none)."""
     threads: int = 0
     """Torch CPU threads; 0 = all cores. 1 makes CPU float sums bit-reproducible (smoke, CI)."""
     max_utterances: dict = field(default_factory=dict)

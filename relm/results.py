@@ -169,6 +169,9 @@ class Results(TypedDict, total=False):
     hypotheses: dict[str, list[dict[str, Any]]]
     """[dataset]: the confirmatory family, each `{comparison, metric, test}`: the proposed system against
     each paper baseline on ER, EX and UA. Everything else is exploratory."""
+    scorer_agreement: dict[str, dict[str, Any]]
+    """[dataset]: the preset's `agreement_scorer` on the same replies: `kappa` per mechanism, `n` replies,
+    and `direction_disagreements` (comparisons whose sign flips under the other scorer)."""
     teacher_reference: dict[str, dict[str, Any]]
     """[dataset]: the step-1 targets scored like a system and compared with the zero-shot system (a = teacher)."""
     runs: dict[str, dict[str, list[str]]]

@@ -18,7 +18,13 @@ def _runs(n: int, n_seeds: int, accuracy: float, seed: int, levels: bool = True)
         for i in range(n):
             right = rng.random() < accuracy
             label = gold[i] if right else LABELS[(LABELS.index(gold[i]) + 1 + s) % len(LABELS)]
-            row = {"id": f"u{i:03d}", "gold_emotion": gold[i], "ser_label": label, "response": f"r{i}-{s}-{right}"}
+            row = {
+                "id": f"u{i:03d}",
+                "gold_emotion": gold[i],
+                "ser_label": label,
+                "response": f"r{i}-{s}-{right}-{seed}",
+                "transcript": f"t{i}",
+            }
             if levels:
                 row |= {"er": int(rng.integers(0, 3)), "ip": int(rng.integers(0, 3)), "ex": int(rng.integers(0, 3))}
             rows.append(row)
@@ -67,3 +73,32 @@ def test_adding_a_system_or_a_dataset_leaves_the_confirmatory_p_unchanged():
         assert more[h["comparison"]][h["metric"]]["p_holm"] == base[h["comparison"]][h["metric"]]["p_holm"]
     # The text baseline and IP/WA are exploratory: BH, and they move when tests are added (that is allowed).
     assert "p_bh" in more["re-llm vs text"]["ua"] and "p_holm" not in more["re-llm vs re-llm-noemb"]["ua"]
+
+
+class _FixedScorer:
+    identity = "fixed-0"
+
+    def __init__(self, levels):
+        self.levels = levels
+
+    def score(self, seekers, responses):
+        return {m: __import__("numpy").array([self.levels(r)[m] for r in responses]) for m in ("er", "ip", "ex")}
+
+
+def test_scorer_agreement_reports_kappa_and_direction_flips():
+    from relm.bench.agreement import scorer_agreement
+
+    rows = {"a": _runs(40, 1, 0.5, 11), "b": _runs(40, 1, 0.5, 12)}
+    comps = proposed_vs_others(rows | {"re-llm": rows["a"]}, ["re-llm", "b"])
+    same = _FixedScorer(lambda r: {})  # placeholder, replaced below
+    by_response = {r["response"]: r for runs in rows.values() for rows_ in runs for r in rows_}
+    same.levels = lambda resp: {m: by_response[resp][m] for m in ("er", "ip", "ex")}
+    out = scorer_agreement({"re-llm": rows["a"], "b": rows["b"]}, comps, same)
+    assert out["kappa"] == {"er": 1.0, "ip": 1.0, "ex": 1.0} and out["n"] == 80
+    assert out["direction_disagreements"] == []
+    flipped = _FixedScorer(lambda resp: {m: 2 - by_response[resp][m] for m in ("er", "ip", "ex")})
+    out = scorer_agreement({"re-llm": rows["a"], "b": rows["b"]}, comps, flipped)
+    assert out["kappa"]["er"] < 0 and {f["metric"] for f in out["direction_disagreements"]} <= {"er", "ip", "ex"}
+    assert len(out["direction_disagreements"]) == sum(
+        comps["re-llm vs b"][m]["mean_a"] != comps["re-llm vs b"][m]["mean_b"] for m in ("er", "ip", "ex")
+    )

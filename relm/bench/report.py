@@ -98,6 +98,18 @@ def _data_lines(results: dict) -> list[str]:
                 f"{teacher['dropped_by_cleaning']} responses dropped by cleaning"
             )
         out.append(line + ".")
+    for d, agr in results.get("scorer_agreement", {}).items():
+        if agr:
+            kappa = ", ".join(f"{m.upper()} {v:.2f}" for m, v in agr["kappa"].items())
+            flips = "; ".join(f"{f['comparison']} {f['metric'].upper()}" for f in agr["direction_disagreements"])
+            out.append(
+                f"- {d}: agreement with `{agr['other_scorer']}` on {agr['n']} replies, Cohen's kappa {kappa}. "
+                + (
+                    f"**Direction differs under the other scorer: {flips}.**"
+                    if flips
+                    else "No comparison changes direction under the other scorer."
+                )
+            )
     for d, ref in results.get("teacher_reference", {}).items():
         if ref.get("n"):
             out.append(

@@ -50,6 +50,14 @@ def load_scorer(preset: Preset, epitome: str | None, force: bool = False) -> tup
     }
 
 
+def load_agreement_scorer(preset: Preset, epitome: str | None) -> EmpathyScorer | None:
+    """The preset's second scorer kind, trained once on the same EPITOME data (None when not asked for)."""
+    folder = Path(epitome) if epitome else default_dir()
+    if not preset.agreement_scorer or not folder.is_dir():
+        return None
+    return empathy.load_or_train(preset.agreement_scorer, load_epitome(folder), seed=SCORER_SEED)
+
+
 def score_rows(rows: list[dict], scorer: EmpathyScorer | None) -> tuple[list[dict], dict]:
     """Add parsed SER labels and EPITOME levels to the rows; return (rows, metrics)."""
     for r in rows:

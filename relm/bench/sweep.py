@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 
 from relm.bench import tracking
+from relm.bench.agreement import scorer_agreement
 from relm.bench.dataset import prepare_dataset
 from relm.bench.publish import close_dataset, finish, run_folder, write_run
-from relm.bench.scoring import load_scorer, score_rows, teacher_reference
+from relm.bench.scoring import load_agreement_scorer, load_scorer, score_rows, teacher_reference
 from relm.bench.stages import Stage, StageTimer, parse_force
 from relm.bench.teacher import teacher_targets
 from relm.bench.training import train_and_answer
@@ -99,6 +100,7 @@ def run_sweep(cfg: SweepConfig) -> Path:
     timer = StageTimer()
     with timer(Stage.SCORE):
         scorer, scorer_info = load_scorer(preset, cfg.epitome, Stage.SCORE in force)
+        other_scorer = load_agreement_scorer(preset, cfg.epitome)
     results = new_results(
         sweep_id, preset.to_dict(), preset.hash(), cfg.datasets, cfg.systems, list(range(cfg.seeds)), scorer_info
     )
@@ -156,6 +158,10 @@ def run_sweep(cfg: SweepConfig) -> Path:
                 finally:
                     tracking.finish(run)
         close_dataset(results, dataset, rows_by_system)
+        if other_scorer is not None and scorer is not None:
+            with timer(Stage.SCORE):
+                agreement = scorer_agreement(rows_by_system, results["comparisons"].get(dataset, {}), other_scorer)
+            results.setdefault("scorer_agreement", {})[dataset] = agreement
         if scorer is not None and zero_shot:
             ref = teacher_reference(rows_by_system[zero_shot[0]][0], targets, scorer)
             results.setdefault("teacher_reference", {})[dataset] = ref | {"against": zero_shot[0]}
