@@ -19,6 +19,7 @@ import numpy as np
 
 from relm.docstrings import attribute_fields
 from relm.metrics.table import EMPATHY_MECHANISMS, METRICS
+from relm.scoring.congruence import detector_accuracy
 
 SCHEMA_VERSION = 1
 LIBRARIES = (
@@ -172,6 +173,9 @@ class Results(TypedDict, total=False):
     scorer_agreement: dict[str, dict[str, Any]]
     """[dataset]: the preset's `agreement_scorer` on the same replies: `kappa` per mechanism, `n` replies,
     and `direction_disagreements` (comparisons whose sign flips under the other scorer)."""
+    congruence_detector: dict[str, Any]
+    """The reply-emotion detector behind `congruence`, measured on hand-labelled replies: `accuracy`, `n`,
+    `per_source` (each system's outputs, edge cases)."""
     teacher_reference: dict[str, dict[str, Any]]
     """[dataset]: the step-1 targets scored like a system and compared with the zero-shot system (a = teacher)."""
     runs: dict[str, dict[str, list[str]]]
@@ -243,6 +247,7 @@ def new_results(
         "metrics_by_seed": {},
         "comparisons": {},
         "runs": {},
+        "congruence_detector": detector_accuracy(),
     }
 
 

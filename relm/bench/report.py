@@ -145,6 +145,12 @@ def markdown(results: dict, plot_files: list[Path]) -> str:
         )
     else:
         out.append(f"**Empathy metrics unavailable**: {sc['reason']}")
+    det = results.get("congruence_detector")
+    if det:
+        out.append(
+            f"Congruence: the reply-emotion detector agrees with hand labels on {det['accuracy']:.3f} of "
+            f"{det['n']} replies."
+        )
     out += [
         "",
         f"## Results (mean over seeds; * / ** : {proposed} better than every paper baseline on a confirmatory "

@@ -15,7 +15,9 @@ emotion is congruent too), `incongruent` (an emotion other than the gold one is 
 
 from __future__ import annotations
 
+import csv
 import re
+from pathlib import Path
 
 from relm.data.schema import LABELS
 from relm.scoring.ser import NEGATED, SYNONYMS
@@ -127,4 +129,24 @@ def congruence_row(response: str, gold: str) -> dict:
         "congruent": int(congruent),
         "incongruent": int(incongruent),
         "emotion_named": int(found is not None),
+    }
+
+
+GOLD_FILE = Path(__file__).with_name("congruence_gold.csv")
+
+
+def detector_accuracy(path: Path = GOLD_FILE) -> dict:
+    """The detector against hand-labelled replies (system outputs and edge cases): accuracy, per source."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    found = [detect_emotion(r["response"]) or "none" for r in rows]
+    right = [f == r["label"] for f, r in zip(found, rows, strict=True)]
+    per_source: dict[str, list[bool]] = {}
+    for r, ok in zip(rows, right, strict=True):
+        per_source.setdefault(r["source"], []).append(ok)
+    return {
+        "accuracy": sum(right) / len(rows),
+        "n": len(rows),
+        "file": path.name,
+        "per_source": {s: {"accuracy": sum(v) / len(v), "n": len(v)} for s, v in per_source.items()},
     }
