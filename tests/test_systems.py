@@ -156,3 +156,15 @@ def test_paper_preset_wiring_at_tiny_width(smoke, tmp_path):
     )
     assert module.position_mask is not None and info["steps"] == 3
     assert len(answer(module, fake_items(2), paper, progress=False)) == 2
+
+
+def test_ctrl_c_during_training_is_a_keyboard_interrupt_not_lightnings_exit(smoke, tmp_path, monkeypatch):
+    def interrupted(self, items, batch_idx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SystemLitModule, "training_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_system("text", smoke, fake_items(8), [], SPEECH_DIM, EMO_DIM, 0, tmp_path, progress=False)
+    import signal
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -67,6 +68,16 @@ def build_module(
     return module
 
 
+def _without_lightnings_exit(call, *args, **kwargs):
+    """Lightning turns Ctrl-C into its own message and `sys.exit(1)`; give relm the KeyboardInterrupt back,
+    so every stage ends the same way ("interrupted; finished stages are kept", exit 130)."""
+    try:
+        return call(*args, **kwargs)
+    except SystemExit:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores SIGINT from here on
+        raise KeyboardInterrupt from None
+
+
 def train_system(
     system: str,
     preset: Preset,
@@ -122,10 +133,10 @@ def train_system(
         enable_progress_bar=progress,
     )
     start = time.perf_counter()
-    trainer.fit(module, train_loader, val_loader if val else None)
+    _without_lightnings_exit(trainer.fit, module, train_loader, val_loader if val else None)
     seconds = time.perf_counter() - start
     if val:
-        trainer.validate(module, val_loader, verbose=False)
+        _without_lightnings_exit(trainer.validate, module, val_loader, verbose=False)
         keep.on_validation_end(trainer, module)
     keep.restore(module)
     return module, info | {
