@@ -163,6 +163,9 @@ class PromptCfg:
     """SER instruction before the speech, listing the classes."""
     ser_instruction_text: str = ""
     """SER instruction before the transcript, for text-only systems."""
+    eval_instruction: str | None = None
+    """Instruction of the response prompt when answering the test split; None: the training instruction
+    (the release evaluates with an empty one)."""
 
 
 @dataclass

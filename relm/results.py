@@ -79,6 +79,8 @@ class TeacherInfo(TypedDict):
     """Key of the teacher's cache entry."""
     dropped_by_cleaning: int
     """Responses the paper's cleaning rules dropped (those utterances train without a response target)."""
+    hit_token_limit: int
+    """Responses whose generation hit `max_new_tokens`: their targets get no end-of-turn token, as released."""
     n: int
     """Utterances given to the teacher."""
 

@@ -108,7 +108,7 @@ def test_teacher_cache_holds_raw_outputs_cleaned_when_read(tmp_cache):
     teacher.path.parent.mkdir(parents=True, exist_ok=True)
     teacher.path.write_text(json.dumps({key: {"raw": ' "Oh no. How are you?"\nextra line', "truncated": False}}))
     again = Teacher(cfg, None, None, "template")
-    assert again.responses([("hello", "sad")], progress=False) == {key: "Oh no. How are you?"}
+    assert again.responses([("hello", "sad")], progress=False) == {key: ("Oh no. How are you?", False)}
 
 
 def test_two_seeds_differ_and_one_seed_repeats():

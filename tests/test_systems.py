@@ -168,3 +168,15 @@ def test_ctrl_c_during_training_is_a_keyboard_interrupt_not_lightnings_exit(smok
     import signal
 
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_release_fidelity_empty_test_instruction_and_no_end_of_turn_after_a_cut_target(smoke):
+    preset = load_preset("smoke", {"prompts.eval_instruction": ""})
+    module = _module("speech", preset)
+    train, test = module.prompts["response"], module.prompts["response_eval"]
+    assert len(test.prefix) < len(train.prefix) and test.suffix == train.suffix
+    assert _module("speech", smoke).prompts["response_eval"] == _module("speech", smoke).prompts["response"]
+    item = fake_items(1)[0] | {"task": "response", "target": "I see."}
+    whole = module.build([item], with_target=True, left_pad=False)["labels"][0].tolist()
+    cut = module.build([item | {"target_complete": False}], with_target=True, left_pad=False)["labels"][0].tolist()
+    assert whole[-1] == module.eot[-1] and cut == whole[: -len(module.eot)]

@@ -52,7 +52,9 @@ class DatasetBundle:
     def split_sizes(self) -> dict[str, int]:
         return {s: int((self.df.split == s).sum()) for s in SPLITS}
 
-    def items(self, split: str, targets: dict[str, str | None] | None = None) -> list[dict]:
+    def items(
+        self, split: str, targets: dict[str, str | None] | None = None, cut: set[str] = frozenset()
+    ) -> list[dict]:
         """Training/answering items of one split (or `all`); `targets` are the teacher's responses."""
         df = self.df if split == "all" else self.df[self.df.split == split]
         bad = sorted(set(df["emotion"]) - set(LABELS))
@@ -68,6 +70,7 @@ class DatasetBundle:
                 "emotion_name": row.emotion,
                 "transcript": row.transcript or "",
                 "target": (targets or {}).get(row.utt_id),
+                "target_complete": row.utt_id not in cut,
             }
             for row in df.itertuples(index=False)
         ]

@@ -117,7 +117,7 @@ def run_sweep(cfg: SweepConfig) -> Path:
             verify=cfg.verify,
         )
         with timer(Stage.TEACHER):
-            targets, teacher_info = teacher_targets(preset, bundle.df, cfg.progress, Stage.TEACHER in force)
+            targets, cut, teacher_info = teacher_targets(preset, bundle.df, cfg.progress, Stage.TEACHER in force)
         results["protocols"][dataset] = bundle.protocol
         results["data"][dataset] = {
             "data_hash": bundle.data_hash,
@@ -129,7 +129,7 @@ def run_sweep(cfg: SweepConfig) -> Path:
             "manifest": bundle.manifest_path,
             "root": str(Path(bundle.manifest.root).resolve()),
         }
-        items = {s: bundle.items(s, targets) for s in SPLITS}
+        items = {s: bundle.items(s, targets, cut) for s in SPLITS}
         rows_by_system: dict[str, list[list[dict]]] = {}
         for system in cfg.systems:
             for seed in range(cfg.seeds):

@@ -92,8 +92,8 @@ class Teacher:
         eos = {self.tok.eos_token_id, self.tok.convert_tokens_to_ids("<|im_end|>")}
         return [(t, not any(int(x) in eos for x in row)) for t, row in zip(texts, new)]
 
-    def responses(self, pairs: list[tuple[str, str]], progress: bool = True) -> dict[str, str | None]:
-        """{item_key: cleaned response or None} for (transcript, emotion) pairs."""
+    def responses(self, pairs: list[tuple[str, str]], progress: bool = True) -> dict[str, tuple[str | None, bool]]:
+        """{item_key: (cleaned response or None, whether generation hit the token limit)} for (transcript, emotion)."""
         todo = sorted({(t, e) for t, e in pairs if self.item_key(t, e) not in self.cache})
         bs = self.cfg.batch_size
         for i in tqdm(range(0, len(todo), bs), desc="step 1: teacher", unit="batch", disable=not progress):
@@ -105,14 +105,14 @@ class Teacher:
         out = {}
         for t, e in pairs:
             entry = self.cache[self.item_key(t, e)]
-            out[self.item_key(t, e)] = clean(entry["raw"], entry["truncated"])
+            out[self.item_key(t, e)] = (clean(entry["raw"], entry["truncated"]), bool(entry["truncated"]))
         return out
 
 
 def teacher_targets(
     preset: Preset, df: pd.DataFrame, progress: bool, force: bool
-) -> tuple[dict[str, str | None], dict]:
-    """({utt_id: expected response or None}, info) for every utterance of the manifest."""
+) -> tuple[dict[str, str | None], set[str], dict]:
+    """({utt_id: expected response or None}, {utt_ids whose generation hit the limit}, info) for the manifest."""
     cfg = preset.teacher
     if cfg.prompt == "template":
         llm, tok, identity = None, None, "template"
@@ -124,12 +124,20 @@ def teacher_targets(
         teacher.cache = {}
     pairs = list(zip(df["transcript"].fillna(""), df["emotion"]))
     out = teacher.responses(pairs, progress=progress)
-    targets = {u: out[teacher.item_key(t, e)] for u, (t, e) in zip(df["utt_id"], pairs)}
+    targets = {u: out[teacher.item_key(t, e)][0] for u, (t, e) in zip(df["utt_id"], pairs)}
+    # As released: a target whose generation hit the limit gets no end-of-turn token, so models do not learn
+    # to stop wherever the teacher was cut off.
+    cut = {u for u, (t, e) in zip(df["utt_id"], pairs) if out[teacher.item_key(t, e)][1]}
     dropped = sum(v is None for v in targets.values())
-    return targets, {
-        "identity": identity,
-        "prompt": cfg.prompt,
-        "cache_key": teacher.key,
-        "dropped_by_cleaning": dropped,
-        "n": len(targets),
-    }
+    return (
+        targets,
+        cut,
+        {
+            "identity": identity,
+            "hit_token_limit": len(cut),
+            "prompt": cfg.prompt,
+            "cache_key": teacher.key,
+            "dropped_by_cleaning": dropped,
+            "n": len(targets),
+        },
+    )

@@ -50,7 +50,7 @@ def training_items(items: list[dict], ser_fraction: float, seed: int) -> tuple[l
     out = [dict(it, task="response") for it in items if it["target"]]
     n_ser = int(round(ser_fraction * len(items)))
     for i in rng.choice(len(items), n_ser, replace=False) if n_ser else []:
-        out.append(dict(items[i], task="ser", target=items[i]["emotion_name"]))
+        out.append(dict(items[i], task="ser", target=items[i]["emotion_name"], target_complete=True))
     return out, {
         "response": sum(1 for it in out if it["task"] == "response"),
         "ser": n_ser,

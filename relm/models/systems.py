@@ -59,8 +59,10 @@ class SystemLitModule(L.LightningModule):
                 self.avd_head = nn.Linear(d, 3, bias=False)
         p = preset.prompts
         ser_instruction = p.ser_instruction if self.spec.speech else p.ser_instruction_text
+        eval_instruction = p.instruction if p.eval_instruction is None else p.eval_instruction
         self.prompts = {
             "response": prompt_parts(tokenizer, p.system, p.instruction),
+            "response_eval": prompt_parts(tokenizer, p.system, eval_instruction),
             "ser": prompt_parts(tokenizer, p.ser_system, ser_instruction),
         }
         self.eot = end_of_turn_ids(tokenizer)
@@ -103,7 +105,8 @@ class SystemLitModule(L.LightningModule):
                 middle = self._embed_ids(self.tokenizer(transcript, add_special_tokens=False)["input_ids"])
             target_ids = []
             if with_target:
-                target_ids = self.tokenizer(it["target"], add_special_tokens=False)["input_ids"] + self.eot
+                target_ids = self.tokenizer(it["target"], add_special_tokens=False)["input_ids"]
+                target_ids += self.eot if it.get("target_complete", True) else []
             dtype = self.llm.get_input_embeddings().weight.dtype
             pieces = [self._embed_ids(parts.prefix), middle.to(dtype), self._embed_ids(parts.suffix)]
             if target_ids:
@@ -175,6 +178,7 @@ class SystemLitModule(L.LightningModule):
     @torch.no_grad()
     def generate(self, items: list[dict], task: str, max_new_tokens: int) -> list[str]:
         self.eval()
+        task = "response_eval" if task == "response" else task  # the test-time response prompt
         items = [dict(it, task=task) for it in items]
         b = self.build(items, with_target=False, left_pad=True)
         if self.position_mask is not None:
