@@ -114,7 +114,7 @@ class TrainCfg:
     warmup_steps: int = 20
     """Optimizer steps of linear warm-up."""
     batch_size: int = 8
-    """Items per micro-batch."""
+    """Items per micro-batch over all processes (the global batch; each process takes batch_size / world size)."""
     accumulate: int = 1
     """Gradient accumulation (micro-batches per optimizer step)."""
     epochs: int = 1

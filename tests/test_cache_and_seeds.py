@@ -127,9 +127,13 @@ def test_two_seeds_differ_and_one_seed_repeats():
 
 def test_training_budget_is_in_optimizer_steps(capsys):
     cpu = load_preset("cpu")
-    assert training_budget(1237, cpu) == {"steps": 120, "epochs": 0.78, "samples_seen": 960} | {
-        "warning": training_budget(1237, cpu)["warning"]
-    }
+    assert training_budget(1237, cpu) == {
+        "steps": 120,
+        "epochs": 0.78,
+        "samples_seen": 960,
+        "world_size": 1,
+        "batch_per_process": 8,
+    } | {"warning": training_budget(1237, cpu)["warning"]}
     small = training_budget(113, cpu)  # the RAVDESS subset: the same 120 steps, 8.5 passes
     assert small["steps"] == 120 and small["samples_seen"] == 960 and "warning" not in small
     tiny = training_budget(30, cpu)

@@ -110,8 +110,9 @@ def train_system(
         return module, info | {"train_seconds": 0.0}
     gen = torch.Generator().manual_seed(seed)
     t = preset.train
-    train_loader = DataLoader(items, batch_size=t.batch_size, shuffle=True, collate_fn=list, generator=gen)
-    val_loader = DataLoader(val, batch_size=t.batch_size, collate_fn=list)
+    per_process = budget["batch_per_process"]
+    train_loader = DataLoader(items, batch_size=per_process, shuffle=True, collate_fn=list, generator=gen)
+    val_loader = DataLoader(val, batch_size=per_process, collate_fn=list)
     keep = KeepBestTrained()
     trainer = L.Trainer(
         max_steps=steps,

@@ -236,6 +236,16 @@ class SystemLitModule(L.LightningModule):
                 own[k].copy_(v)
 
 
+def world_size(preset: Preset) -> int:
+    """Training processes: `train.devices` (an int, a list of device ids, or auto = every visible GPU)."""
+    devices = preset.train.devices
+    if isinstance(devices, list):
+        return len(devices)
+    if devices in ("auto", -1, "-1"):
+        return max(1, torch.cuda.device_count())
+    return int(devices)
+
+
 def training_budget(n_items: int, preset: Preset) -> dict:
     """Optimizer steps, passes over the training items and samples seen, whatever the corpus size.
 
@@ -244,10 +254,21 @@ def training_budget(n_items: int, preset: Preset) -> dict:
     more than `train.max_passes` times says so on stderr and in its results.
     """
     t = preset.train
-    per_step = t.batch_size * t.accumulate
+    processes = world_size(preset)
+    if t.batch_size % processes:
+        raise RelmError(
+            f"train.batch_size {t.batch_size} is the global batch; it must divide over {processes} processes"
+        )
+    per_step = t.batch_size * t.accumulate  # global: each of the processes takes batch_size / world_size
     steps = t.max_steps if t.max_steps > 0 else math.ceil(n_items / per_step) * t.epochs
     epochs = steps * per_step / max(n_items, 1)
-    out = {"steps": steps, "epochs": round(epochs, 2), "samples_seen": steps * per_step}
+    out = {
+        "steps": steps,
+        "epochs": round(epochs, 2),
+        "samples_seen": steps * per_step,
+        "world_size": processes,
+        "batch_per_process": t.batch_size // processes,
+    }
     if epochs < 1 or epochs > t.max_passes:
         out["warning"] = (
             f"{steps} optimizer steps of {per_step} samples see the {n_items} training items "
