@@ -35,3 +35,10 @@ def test_bad_value_is_one_line_before_any_work(args, message, tmp_path, tmp_cach
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("relm: error:") and message in err[0], err
     assert not (tmp_path / "datasets").exists() and not tmp_cache.exists()  # nothing generated or cached
+
+
+def test_a_sweep_that_fails_before_any_run_leaves_no_folder(tmp_path, tmp_cache, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["bench", "--dataset", "esd", "--preset", "smoke", "--no-wandb", "--quiet", "--out", str(tmp_path / "runs")]
+    assert main(args) == 2 and "corpus not found" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

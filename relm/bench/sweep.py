@@ -96,7 +96,7 @@ def run_sweep(cfg: SweepConfig) -> Path:
         f"{preset.name}-{'+'.join(cfg.datasets)}-{content_key(cfg.systems, cfg.seeds, preset.hash(), length=8)}"
     )
     sweep_dir = cfg.out_root / sweep_id
-    sweep_dir.mkdir(parents=True, exist_ok=True)
+    # The sweep folder appears with its first run's files, so a sweep that fails before any run leaves none.
     timer = StageTimer()
     with timer(Stage.SCORE):
         scorer, scorer_info = load_scorer(preset, cfg.epitome, Stage.SCORE in force)

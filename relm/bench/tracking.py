@@ -19,6 +19,8 @@ def start_run(cfg, sweep_id: str, dataset: str, system: str, seed: int, preset):
         return None
     import wandb
 
+    folder = os.environ.get("WANDB_DIR") or str(cfg.out_root / sweep_id)
+    os.makedirs(folder, exist_ok=True)
     return wandb.init(
         project=os.environ.get("WANDB_PROJECT", "relm"),
         group=sweep_id,
@@ -26,7 +28,7 @@ def start_run(cfg, sweep_id: str, dataset: str, system: str, seed: int, preset):
         name=f"{dataset}/{system}/seed{seed}",
         mode=_mode(),
         reinit="finish_previous",
-        dir=os.environ.get("WANDB_DIR") or str(cfg.out_root / sweep_id),
+        dir=folder,
         config={"preset": preset.to_dict(), "dataset": dataset, "system": system, "seed": seed},
     )
 
