@@ -128,7 +128,8 @@ def test_compare_pairs_runs(sweep, capsys):
     _, run_dir, _ = sweep
     assert main(["compare", str(run_dir), str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert "| synth-esd | re-llm | ua |" in out and "+0.000 | 1.0000" in out
+    assert "| synth-esd | re-llm | ua |" in out and "Same preset, systems, seeds and scorer." in out
+    assert "| +0.000 | [+0.000, +0.000] | 1.0000 | 1.0000 | 20 x (1, 1) |" in out
 
 
 def test_missing_corpus_is_a_clear_error(tmp_path, monkeypatch, capsys):

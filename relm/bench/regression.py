@@ -9,6 +9,7 @@ from relm.bench.comparisons import compare_systems
 from relm.errors import RelmError
 from relm.io import read_jsonl
 from relm.metrics.table import METRICS, metric_names
+from relm.scoring.stats import benjamini_hochberg
 
 DEFAULT_TOLERANCE = 0.05
 
@@ -80,14 +81,18 @@ def check(
 
 
 def compare_runs(run_a: Path, run_b: Path) -> str:
+    """Two sweeps metric by metric: means over seeds, and utterance-clustered paired tests over all seeds
+    where both answered the same test utterances (BH-adjusted over the table), plus their config difference."""
     a, b = load_results(run_a), load_results(run_b)
     lines = [
-        f"A = {a['sweep_id']} ({a['provenance'].get('git_hash', '?')[:10]}), "
-        f"B = {b['sweep_id']} ({b['provenance'].get('git_hash', '?')[:10]})",
+        f"A = {a['sweep_id']} ({str(a['provenance'].get('git_hash'))[:10]}), "
+        f"B = {b['sweep_id']} ({str(b['provenance'].get('git_hash'))[:10]})",
         "",
-        "| dataset | system | metric | A | B | A-B | p (paired) |",
-        "|---|---|---|---|---|---|---|",
+        *config_difference(a, b),
+        "| dataset | system | metric | A | B | A-B | 95% CI of A-B | p (paired) | p (BH) | utterances x seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    rows, ps = [], []
     for dataset in sorted(set(a["metrics"]) & set(b["metrics"])):
         for system in sorted(set(a["metrics"][dataset]) & set(b["metrics"][dataset])):
             paired = _paired(run_a, run_b, a, b, dataset, system)
@@ -95,26 +100,60 @@ def compare_runs(run_a: Path, run_b: Path) -> str:
                 va, vb = a["metrics"][dataset][system].get(metric), b["metrics"][dataset][system].get(metric)
                 if va is None or vb is None:
                     continue
-                pv = METRICS.get(metric).primary_p(paired.get(metric, {}))
-                lines.append(
-                    f"| {dataset} | {system} | {metric} | {va:.3f} | {vb:.3f} | {va - vb:+.3f} | "
-                    f"{'n/a (unpaired)' if pv is None else f'{pv:.4f}'} |"
-                )
+                test = paired.get(metric, {})
+                p = METRICS.get(metric).primary_p(test)
+                rows.append((dataset, system, metric, va, vb, test, p))
+                if p is not None:
+                    ps.append(p)
+    adjusted = iter(benjamini_hochberg(ps))
+    for dataset, system, metric, va, vb, test, p in rows:
+        ci = test.get("ci95") or [None, None]
+        size = f"{test['n_items']} x ({test['n_seeds_a']}, {test['n_seeds_b']})" if test else "unpaired"
+        lines.append(
+            f"| {dataset} | {system} | {metric} | {va:.3f} | {vb:.3f} | {va - vb:+.3f} | "
+            + ("n/a" if ci[0] is None else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]")
+            + f" | {'n/a' if p is None else f'{p:.4f}'} | {'n/a' if p is None else f'{next(adjusted):.4f}'} | {size} |"
+        )
     return "\n".join(lines)
 
 
+def config_difference(a: dict, b: dict) -> list[str]:
+    """The preset fields in which two sweeps differ (dotted keys), as Markdown lines."""
+
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out |= flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v}
+        return out
+
+    fa, fb = flat(a.get("preset", {})), flat(b.get("preset", {}))
+    diff = [k for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
+    extra = [k for k in ("seeds", "systems", "datasets") if a.get(k) != b.get(k)]
+    if a.get("scorer", {}).get("identity") != b.get("scorer", {}).get("identity"):
+        extra.append("scorer")
+    if not diff and not extra:
+        return ["Same preset, systems, seeds and scorer.", ""]
+    out = ["| differs | A | B |", "|---|---|---|"]
+    out += [f"| {k} | {fa.get(k)!r} | {fb.get(k)!r} |" for k in diff]
+    out += [
+        f"| {k} | {a.get(k) if k != 'scorer' else a['scorer'].get('identity')} | "
+        f"{b.get(k) if k != 'scorer' else b['scorer'].get('identity')} |"
+        for k in extra
+    ]
+    return [*out, ""]
+
+
 def _paired(run_a: Path, run_b: Path, a: dict, b: dict, dataset: str, system: str) -> dict:
-    """Paired tests when both runs answered the same test utterances (seed 0 of each)."""
+    """Utterance-clustered paired tests over every seed, when both sweeps answered the same test utterances."""
 
-    def rows(run: Path, res: dict):
+    def runs(run: Path, res: dict) -> list[list[dict]] | None:
         folder = run if run.is_dir() else run.parent
-        rel = res.get("runs", {}).get(dataset, {}).get(system)
-        if not rel:
+        paths = [folder / rel / "responses.jsonl" for rel in res.get("runs", {}).get(dataset, {}).get(system, [])]
+        if not paths or not all(p.is_file() for p in paths):
             return None
-        path = folder / rel[0] / "responses.jsonl"
-        return read_jsonl(path) if path.is_file() else None
+        return [read_jsonl(p) for p in paths]
 
-    ra, rb = rows(run_a, a), rows(run_b, b)
-    if not ra or not rb or sorted(r["id"] for r in ra) != sorted(r["id"] for r in rb):
+    ra, rb = runs(run_a, a), runs(run_b, b)
+    if not ra or not rb or sorted(r["id"] for r in ra[0]) != sorted(r["id"] for r in rb[0]):
         return {}
-    return compare_systems([ra], [rb], n_resamples=5000)
+    return compare_systems(ra, rb, n_resamples=5000)
