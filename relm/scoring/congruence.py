@@ -44,6 +44,10 @@ REPLY_WORDS = {
         "lovely",
         "amazing news",
         "brilliant",
+        "grateful",
+        "funny",
+        "thrilling",
+        "hilarious",
     ],
     "angry": [
         "livid",
@@ -96,6 +100,9 @@ REPLY_WORDS = {
         "out of nowhere",
         "didn't see that coming",
         "whoa",
+        "shock",
+        "did not expect",
+        "didn't expect",
     ],
 }
 # The SER vocabulary's abbreviations ("hap", "ang", "sur") are codes of answers, never words of a reply.
