@@ -169,6 +169,12 @@ class PromptCfg:
 
 
 @dataclass
+class RuntimeCfg:
+    device: str = "auto"
+    """auto (CUDA when visible, else CPU), cpu, or cuda[:N]; cuda never falls back to the CPU."""
+
+
+@dataclass
 class Preset:
     name: str = "cpu"
     """Preset name (recorded in results and checkpoints)."""
@@ -181,6 +187,7 @@ class Preset:
     train: TrainCfg = field(default_factory=TrainCfg)
     generate: GenerateCfg = field(default_factory=GenerateCfg)
     prompts: PromptCfg = field(default_factory=PromptCfg)
+    runtime: RuntimeCfg = field(default_factory=RuntimeCfg)
     scorer: str = ""
     """The empathy scorer kind (`relm ls scorers`), trained when missing, so fresh and warm machines score alike."""
     agreement_scorer: str = ""

@@ -7,50 +7,17 @@
 
 from __future__ import annotations
 
-import os
-import platform
-import subprocess
 import sys
-from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any, TypedDict
 
 import numpy as np
 
 from relm.docstrings import attribute_fields
 from relm.metrics.table import EMPATHY_MECHANISMS, METRICS
+from relm.provenance import Provenance, provenance
 from relm.scoring.congruence import detector_accuracy
 
 SCHEMA_VERSION = 1
-LIBRARIES = (
-    "torch",
-    "torchaudio",
-    "transformers",
-    "peft",
-    "lightning",
-    "torchmetrics",
-    "scikit-learn",
-    "scipy",
-    "numpy",
-    "pandas",
-    "wandb",
-    "soundfile",
-)
-
-
-class Provenance(TypedDict):
-    git_hash: str | None
-    """Commit of the relm checkout that ran the sweep."""
-    git_dirty: bool | None
-    """True when the checkout had uncommitted changes."""
-    python: str
-    """Python version."""
-    libraries: dict[str, str | None]
-    """Versions of the libraries that shape the numbers."""
-    platform: str
-    """Operating system and machine."""
-    cpu_count: int | None
-    """Logical CPUs."""
 
 
 class ScorerInfo(TypedDict, total=False):
@@ -186,42 +153,14 @@ class Results(TypedDict, total=False):
     """Wall seconds per stage (`manifest`, `features`, `stage0`, `teacher`, `train:<system>`, `score`)."""
     peak_rss_gib: float
     """Peak resident memory of the process."""
+    peak_gpu_memory_gib: float | None
+    """Peak CUDA memory allocated by torch (`torch.cuda.max_memory_allocated`), null without a GPU."""
+    device: str
+    """The device every stage ran on (`runtime.device` resolved)."""
     evaluated_from: str
     """`relm evaluate` only: the sweep whose trained systems answered."""
     trained_on: str
     """`relm evaluate` only: the dataset those systems were trained on."""
-
-
-def provenance() -> Provenance:
-    here = Path(__file__).parent
-    try:
-        git = (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, cwd=here
-            ).stdout.strip()
-            or None
-        )
-        dirty: bool | None = bool(
-            subprocess.run(
-                ["git", "status", "--porcelain"], capture_output=True, text=True, timeout=10, cwd=here
-            ).stdout.strip()
-        )
-    except (OSError, subprocess.SubprocessError):
-        git, dirty = None, None
-    libs: dict[str, str | None] = {}
-    for lib in LIBRARIES:
-        try:
-            libs[lib] = version(lib)
-        except PackageNotFoundError:
-            libs[lib] = None
-    return {
-        "git_hash": git,
-        "git_dirty": dirty,
-        "python": platform.python_version(),
-        "libraries": libs,
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-    }
 
 
 def new_results(

@@ -42,3 +42,21 @@ def test_a_sweep_that_fails_before_any_run_leaves_no_folder(tmp_path, tmp_cache,
     args = ["bench", "--dataset", "esd", "--preset", "smoke", "--no-wandb", "--quiet", "--out", str(tmp_path / "runs")]
     assert main(args) == 2 and "corpus not found" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_paper_preset_without_gpu_or_checkpoints_fails_in_one_line(tmp_path, tmp_cache, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    base = ["bench", "--preset", "paper", "--no-wandb", "--quiet", "--out", str(tmp_path / "runs")]
+    assert main(base) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    assert "runs on cuda (runtime.device), but torch sees no CUDA device" in err[0]
+    for name in ("whisper-large-v2", "qwen-7b-chat", "w2v2-msp-dim"):
+        assert f"model {name!r}" in err[0] and "RELM_MODEL_" in err[0]
+    assert main([*base, "--device", "cpu"]) == 2  # no silent fallback; forced CPU still needs the models
+    err = capsys.readouterr().err
+    assert "no CUDA device" not in err and "qwen-7b-chat" in err
+    assert not (tmp_path / "runs").exists() and not tmp_cache.exists()

@@ -26,6 +26,7 @@ from relm.keys import content_key
 from relm.models.emotion_encoder import category_avd
 from relm.models.sources import resolve
 from relm.models.speech_encoder import WhisperFrames
+from relm.runtime import resolve_device
 
 AVD_COLUMNS = ["arousal", "valence", "dominance"]
 FEATURES_VERSION = 1  # bump when feature extraction changes what it produces
@@ -69,7 +70,7 @@ class FeatureStore:
         path = self.folder / f"whisper-{self.whisper_key()}.safetensors"
         if path.is_file():
             return load_tensors(path)[0]
-        encoder = WhisperFrames.build(cfg)
+        encoder = WhisperFrames.build(cfg).to(resolve_device(self.preset))
         ids = self.df["utt_id"].tolist()
         out: dict[str, torch.Tensor] = {}
         bs = 16

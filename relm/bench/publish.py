@@ -10,6 +10,7 @@ from relm.bench.report import point_latest, write_report
 from relm.bench.stages import StageTimer
 from relm.io import atomic_write_json, atomic_write_text, jsonl_text
 from relm.results import Results, add_run, aggregate
+from relm.runtime import peak_gpu_memory_gib
 
 
 def run_folder(dataset: str, system: str, seed: int) -> str:
@@ -48,6 +49,7 @@ def finish(results: Results, timer: StageTimer, sweep_dir: Path, out_root: Path)
     """Timings and memory, then results.json, the report and `latest`."""
     results["timings_s"] = timer.rounded()
     results["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    results["peak_gpu_memory_gib"] = peak_gpu_memory_gib()
     atomic_write_json(sweep_dir / "results.json", results)
     write_report(sweep_dir, dict(results))
     point_latest(out_root, sweep_dir)

@@ -28,6 +28,7 @@ from relm.errors import RelmError
 from relm.keys import content_key
 from relm.models.emotion_encoder import EMOTION_ENCODERS, build_emotion_encoder, category_avd
 from relm.models.sources import resolve
+from relm.runtime import resolve_device
 from relm.scoring.epitome_data import norm_text
 
 STAGE0_VERSION = 2  # bump when the training code changes what it produces (v2: a separate pre-training corpus)
@@ -79,12 +80,12 @@ def train_encoder(
         encoder = build_emotion_encoder(cfg)
         state, meta = load_tensors(path)
         encoder.load_state_dict(state)
-        return encoder.eval().requires_grad_(False), key, meta | {"overlap": shared}
+        return encoder.to(resolve_device(preset)).eval().requires_grad_(False), key, meta | {"overlap": shared}
     store = FeatureStore(cfg.pretrain_corpus, manifest.df, pre_hash, preset)
     train, val = (manifest.df[manifest.df["split"] == s] for s in ("train", "val"))
     targets, source = _targets(train)
     torch.manual_seed(STAGE0_SEED)
-    encoder = build_emotion_encoder(cfg)
+    encoder = build_emotion_encoder(cfg).to(resolve_device(preset))
     losses = encoder.fit(
         store.waves(train["utt_id"].tolist()), targets, cfg.epochs, cfg.lr, seed=STAGE0_SEED, progress=progress
     )
@@ -105,7 +106,7 @@ def train_encoder(
     return encoder, key, meta | {"overlap": shared}
 
 
-def load_encoder(cfg: EmotionEncoderCfg, weights: Path) -> tuple[nn.Module, str]:
+def load_encoder(cfg: EmotionEncoderCfg, weights: Path, device: torch.device) -> tuple[nn.Module, str]:
     """A stage-0 encoder trained earlier (`relm evaluate` embeds another corpus with a run's encoder)."""
     if not weights.is_file():
         raise RelmError(
@@ -113,7 +114,7 @@ def load_encoder(cfg: EmotionEncoderCfg, weights: Path) -> tuple[nn.Module, str]
         )
     encoder = build_emotion_encoder(cfg)
     encoder.load_state_dict(load_tensors(weights)[0])
-    return encoder.eval().requires_grad_(False), weights.stem
+    return encoder.to(device).eval().requires_grad_(False), weights.stem
 
 
 def frozen_encoder(
@@ -124,13 +125,13 @@ def frozen_encoder(
     spec = EMOTION_ENCODERS.get(cfg.kind)
     if not spec.trained_in_stage0:
         meta = {"kind": cfg.kind, "model": encoder_identity(cfg), "trained_on": spec.trained_on}
-        return build_emotion_encoder(cfg), content_key(cfg, encoder_identity(cfg)), meta
+        return build_emotion_encoder(cfg).to(resolve_device(preset)), content_key(cfg, encoder_identity(cfg)), meta
     if weights is not None:
-        encoder, key = load_encoder(cfg, weights)
+        encoder, key = load_encoder(cfg, weights, resolve_device(preset))
         return encoder, key, {"kind": cfg.kind, "weights": str(weights), **load_tensors(weights)[1]}
     if not cfg.pretrain_corpus:  # an untrained encoder: a fixed random projection, said plainly
         torch.manual_seed(STAGE0_SEED)
-        encoder = build_emotion_encoder(cfg).eval().requires_grad_(False)
+        encoder = build_emotion_encoder(cfg).to(resolve_device(preset)).eval().requires_grad_(False)
         return (
             encoder,
             content_key(cfg, "random", STAGE0_SEED),

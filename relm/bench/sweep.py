@@ -29,6 +29,7 @@ from relm.models.sources import resolve
 from relm.models.system_table import default_systems, get_system, systems_with_role
 from relm.presets import load_preset
 from relm.results import new_results
+from relm.runtime import preflight, resolve_device
 
 
 @dataclass
@@ -68,8 +69,9 @@ RUN_SECTIONS = (
 
 
 def run_key(bundle, system: str, seed: int, preset, teacher_key: str) -> str:
-    """The cache key of one run: its data, features, stage-0 encoder, teacher, LLM files, config and code."""
+    """The cache key of one run: its data, features, stage-0 encoder, teacher, LLM files, config, device, code."""
     return content_key(
+        resolve_device(preset).type,
         bundle.data_hash,
         bundle.feature_keys,
         bundle.avd_source,
@@ -91,6 +93,7 @@ def run_sweep(cfg: SweepConfig) -> Path:
         raise RelmError(f"seeds must be at least 1, got {cfg.seeds}")
     force = parse_force(cfg.force)
     preset = load_preset(cfg.preset, cfg.overrides)
+    device = preflight(preset)  # no device or model missing: one line naming each, before any work
     torch.set_num_threads(preset.threads or max(1, os.cpu_count() or 1))
     sweep_id = cfg.sweep_id or (
         f"{preset.name}-{'+'.join(cfg.datasets)}-{content_key(cfg.systems, cfg.seeds, preset.hash(), length=8)}"
@@ -104,6 +107,7 @@ def run_sweep(cfg: SweepConfig) -> Path:
     results = new_results(
         sweep_id, preset.to_dict(), preset.hash(), cfg.datasets, cfg.systems, list(range(cfg.seeds)), scorer_info
     )
+    results["device"] = str(device)
     zero_shot = systems_with_role("zero_shot", cfg.systems)
     for dataset in cfg.datasets:
         bundle = prepare_dataset(

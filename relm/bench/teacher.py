@@ -22,6 +22,7 @@ from relm.config import Preset, TeacherCfg
 from relm.io import atomic_write_json
 from relm.keys import content_key
 from relm.models.llm import load_llm
+from relm.runtime import resolve_device
 
 TEACHER_VERSION = 2  # bump when generation changes what it produces (v2: raw outputs cached, cleaned on read)
 DROP_PREFIXES = ("I'm sorry, but I cannot", "I'm sorry, but I'm not sure")
@@ -76,7 +77,7 @@ class Teacher:
             self.tok.apply_chat_template(messages_for(self.cfg, t, e), tokenize=False, add_generation_prompt=True)
             for t, e in pairs
         ]
-        enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
         self.model.eval()
         out = self.model.generate(
             **enc,
@@ -119,6 +120,7 @@ def teacher_targets(
     else:
         llm_cfg = preset.llm if cfg.model == preset.llm.model else type(preset.llm)(model=cfg.model)
         llm, tok, identity = load_llm(llm_cfg)
+        llm = llm.to(resolve_device(preset))
     teacher = Teacher(cfg, llm, tok, identity)
     if force:
         teacher.cache = {}

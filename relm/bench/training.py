@@ -23,6 +23,7 @@ from relm.io import atomic_write_json, atomic_write_text, jsonl_text, read_jsonl
 from relm.models.llm import load_llm
 from relm.models.system_table import get_system
 from relm.models.systems import SystemLitModule, training_budget
+from relm.runtime import resolve_device
 
 
 class KeepBestTrained(Callback):
@@ -65,7 +66,7 @@ def build_module(
     L.seed_everything(seed, verbose=False)  # after loading, so LoRA and adapter initialisation follow the seed
     module = SystemLitModule(system, preset, llm, tok, speech_dim, emotion_dim, total_steps)
     module.identity["llm"] = identity
-    return module
+    return module.to(resolve_device(preset))
 
 
 def _without_lightnings_exit(call, *args, **kwargs):
@@ -115,6 +116,7 @@ def train_system(
     val_loader = DataLoader(val, batch_size=per_process, collate_fn=list)
     keep = KeepBestTrained()
     trainer = L.Trainer(
+        accelerator="gpu" if resolve_device(preset).type == "cuda" else "cpu",
         max_steps=steps,
         max_epochs=-1,  # the budget is in optimizer steps
         accumulate_grad_batches=t.accumulate,
@@ -140,6 +142,7 @@ def train_system(
         _without_lightnings_exit(trainer.validate, module, val_loader, verbose=False)
         keep.on_validation_end(trainer, module)
     keep.restore(module)
+    module.to(resolve_device(preset))  # Lightning's teardown leaves the module on the CPU
     return module, info | {
         "train_seconds": round(seconds, 1),
         "best_val_loss": keep.best,

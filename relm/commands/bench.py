@@ -52,6 +52,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             overrides[key] = yaml.safe_load(value)
         except yaml.YAMLError:
             raise RelmError(f"--set {item}: the value is not valid YAML") from None
+    if args.device:
+        overrides["runtime.device"] = args.device
     cfg = SweepConfig(
         datasets=datasets,
         systems=systems,
@@ -130,6 +132,7 @@ def register(sub) -> None:
     p.add_argument("--systems", default=",".join(default_systems()), help="comma-separated (`relm ls systems`)")
     p.add_argument("--preset", default="cpu", help=f"{', '.join(PRESETS)}, or the path of your own YAML file")
     p.add_argument("--help-preset", action="store_true", help="print every preset field with its meaning, and exit")
+    p.add_argument("--device", help="auto, cpu or cuda[:N] (default: the preset's runtime.device)")
     p.add_argument("--protocol", help="split protocol (default: the corpus's first; `relm ls datasets`)")
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--root", help="corpus root for a single dataset")

