@@ -148,6 +148,7 @@ def test_paper_preset_wiring_at_tiny_width(smoke, tmp_path):
             "train.devices": 1,
             "generate.max_new_tokens": 4,
             "generate.ser_max_new_tokens": 4,
+            "runtime.device": "cpu",
         },
     )
     assert paper.lora.scope == "audio" and paper.train.accumulate == 8
