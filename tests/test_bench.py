@@ -80,6 +80,10 @@ def test_results_schema(sweep):
         assert (run_dir / name).is_file(), name
     assert (run_dir.parent / "latest").resolve() == run_dir.resolve()
     assert "| re-llm |" in (run_dir / "report.md").read_text()
+    page = (run_dir / "report.html").read_text()  # one self-contained file: real tables, plots inlined
+    assert "<table>" in page and "data:image/png;base64," in page and "`" not in page and 'src="plots/' not in page
+    tex = (run_dir / "report.tex").read_text()
+    assert tex.startswith("\\begin{tabular}") and "\\toprule" in tex and "re-llm &" in tex
 
 
 def test_resume_after_interruption_redoes_only_unfinished_stages(sweep, monkeypatch):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import os
+import re
 from pathlib import Path
 
 import numpy as np
+from markdown_it import MarkdownIt
 
 from relm.bench.plots import plots
 from relm.io import atomic_write_text
@@ -18,6 +21,11 @@ ALPHA_MARKS = ((0.01, "**"), (0.05, "*"))  # (threshold, mark), strictest first
 
 def fmt(v, digits: int = 3) -> str:
     return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
+
+
+def fmt_p(p) -> str:
+    """A p-value as a reader expects it: 4 decimals, or `< 0.001`."""
+    return "n/a" if p is None else "< 0.001" if p < 0.001 else f"{p:.4f}"
 
 
 def significance_mark(p: float | None) -> str:
@@ -81,8 +89,8 @@ def comparison_rows(results: dict) -> list[str]:
                 lines.append(
                     f"| {d} | {name} | {metric.upper()} | {family} | {fmt(r['mean_a'])} | {fmt(r['mean_b'])} | "
                     f"{rel}{'' if rel == 'n/a' else '%'} | [{fmt(ci[0])}, {fmt(ci[1])}] | "
-                    f"{fmt(r.get('p_wilcoxon'), 4)} | {fmt(METRICS.get(metric).primary_p(r), 4)} | "
-                    f"{fmt(adjusted, 4)} | {r.get('n_items')} x ({r.get('n_seeds_a')}, {r.get('n_seeds_b')}) |"
+                    f"{fmt_p(r.get('p_wilcoxon'))} | {fmt_p(METRICS.get(metric).primary_p(r))} | "
+                    f"{fmt_p(adjusted)} | {r.get('n_items')} x ({r.get('n_seeds_a')}, {r.get('n_seeds_b')}) |"
                 )
     return lines
 
@@ -116,7 +124,7 @@ def _data_lines(results: dict) -> list[str]:
                 f"- {d}: step-1 expected responses vs {ref['against']} on the same {ref['n']} test "
                 "utterances: "
                 + ", ".join(
-                    f"{m.upper()} {ref[m]['mean_a']:.3f} vs {ref[m]['mean_b']:.3f} (p {ref[m]['p_permutation']:.4f})"
+                    f"{m.upper()} {ref[m]['mean_a']:.3f} vs {ref[m]['mean_b']:.3f} (p {fmt_p(ref[m]['p_permutation'])})"
                     for m in metric_names(family="empathy") + ["congruence"]
                     if m in ref
                 )
@@ -177,47 +185,57 @@ def markdown(results: dict, plot_files: list[Path]) -> str:
     return "\n".join(out) + "\n"
 
 
-def to_html(md: str, title: str) -> str:
-    """A small Markdown subset (headings, tables, images, paragraphs) as a self-contained page."""
-    body, in_table = [], False
-    for line in md.splitlines():
-        if line.startswith("|"):
-            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
-            if set("".join(cells)) <= set("-"):
-                continue
-            tag = "th" if not in_table else "td"
-            body.append(
-                ("<table>" if not in_table else "") + "<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>"
-            )
-            in_table = True
-            continue
-        if in_table:
-            body.append("</table>")
-            in_table = False
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
-        elif line.startswith("!["):
-            src = line[line.index("(") + 1 : -1]
-            body.append(f'<img src="{html.escape(src)}" style="max-width:48%">')
-        elif line.strip():
-            body.append(f"<p>{html.escape(line)}</p>")
-    if in_table:
-        body.append("</table>")
+def to_html(md: str, title: str, folder: Path) -> str:
+    """The Markdown report as one self-contained page (markdown-it, tables on, plots embedded as base64)."""
+    body = MarkdownIt("commonmark").enable("table").render(md)
+
+    def embed(match: re.Match) -> str:
+        path = folder / match.group(1)
+        if not path.is_file():
+            return match.group(0)
+        return f'src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}"'
+
+    body = re.sub(r'src="(plots/[^"]+\.png)"', embed, body)
     style = (
-        "body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}"
+        "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 1em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}img{max-width:100%}code{background:#f4f4f4}"
     )
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
+        f"<style>{style}</style></head><body>{body}</body></html>"
     )
+
+
+def to_latex(results: dict) -> str:
+    """The paper-style table as a booktabs LaTeX table (mean over seeds, +- sd when several)."""
+    cols = metric_names(headline=True)
+    spec = "l" + "r" * (len(cols) * len(results["datasets"]))
+    lines = [r"\begin{tabular}{" + spec + "}", r"\toprule"]
+    if len(results["datasets"]) > 1:
+        lines.append(
+            " & " + " & ".join(rf"\multicolumn{{{len(cols)}}}{{c}}{{{d}}}" for d in results["datasets"]) + r" \\"
+        )
+    lines.append(
+        "System & " + " & ".join(c.upper().replace("_", r"\_") for _ in results["datasets"] for c in cols) + r" \\"
+    )
+    lines.append(r"\midrule")
+    for system in results["systems"]:
+        cells = []
+        for d in results["datasets"]:
+            row = results["metrics"].get(d, {}).get(system, {})
+            for c in cols:
+                v, sd = row.get(c), row.get(f"{c}_sd")
+                cells.append("--" if v is None else f"{v:.3f}" + (rf" $\pm$ {sd:.3f}" if sd is not None else ""))
+        lines.append(system.replace("_", r"\_") + " & " + " & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
 
 
 def write_report(run_dir: Path, results: dict) -> None:
     md = markdown(results, plots(run_dir, results))
     atomic_write_text(run_dir / "report.md", md)
-    atomic_write_text(run_dir / "report.html", to_html(md, results["sweep_id"]))
+    atomic_write_text(run_dir / "report.html", to_html(md, results["sweep_id"], run_dir))
+    atomic_write_text(run_dir / "report.tex", to_latex(results))
 
 
 def point_latest(out_root: Path, run_dir: Path) -> None:
