@@ -237,3 +237,20 @@ def test_evaluate_scores_an_external_systems_responses(sweep, tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "18 answers for 20 test utterances: 2 missing" in err
+
+
+def test_tidy_exports_join_the_manifest_without_fixups(sweep):
+    import pandas as pd
+
+    _, run_dir, _ = sweep
+    samples = pd.read_parquet(run_dir / "samples.parquet")
+    manifest = pd.read_parquet(run_dir / "manifests" / "synth-esd.parquet")
+    assert len(samples) == 4 * 20 and samples["utt_id"].dtype == manifest["utt_id"].dtype
+    assert samples["utt_id"].str.match(r"^\d{4}_\d{6}$").all()  # ids stay strings ("0011_000022", not 11000022)
+    joined = samples[["utt_id", "system", "ser_label"]].merge(manifest[["utt_id", "speaker"]], on="utt_id")
+    assert len(joined) == len(samples)
+    assert {"emotion", "response", "ser_label", "er", "congruent", "dataset", "seed"} <= set(samples.columns)
+    metrics = pd.read_parquet(run_dir / "metrics.parquet")
+    ua = metrics.query("system == 're-llm' and metric == 'ua'")["value"].item()
+    res = json.loads((run_dir / "results.json").read_text())
+    assert ua == res["metrics"]["synth-esd"]["re-llm"]["ua"]

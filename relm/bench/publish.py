@@ -6,6 +6,7 @@ import resource
 from pathlib import Path
 
 from relm.bench.comparisons import adjust, proposed_vs_others
+from relm.bench.exports import write_exports
 from relm.bench.report import point_latest, write_report
 from relm.bench.stages import StageTimer
 from relm.io import atomic_write_json, atomic_write_text, jsonl_text
@@ -52,4 +53,5 @@ def finish(results: Results, timer: StageTimer, sweep_dir: Path, out_root: Path)
     results["peak_gpu_memory_gib"] = peak_gpu_memory_gib()
     atomic_write_json(sweep_dir / "results.json", results)
     write_report(sweep_dir, dict(results))
+    write_exports(sweep_dir, dict(results))
     point_latest(out_root, sweep_dir)
