@@ -124,7 +124,8 @@ class TrainCfg:
     max_passes: float = 20
     """Warn when a run sees its training items more often than this (or less than once)."""
     precision: str = "32-true"
-    """Lightning precision, e.g. 32-true or bf16-mixed."""
+    """Lightning precision (32-true, bf16-mixed, ...), or auto: bf16 only where this machine runs it natively
+    (measured once per machine); results record the choice and why."""
     strategy: str = "auto"
     """Lightning strategy."""
     devices: Any = 1

@@ -157,6 +157,9 @@ class Results(TypedDict, total=False):
     """Peak CUDA memory allocated by torch (`torch.cuda.max_memory_allocated`), null without a GPU."""
     device: str
     """The device every stage ran on (`runtime.device` resolved)."""
+    precision: dict[str, str]
+    """`train_and_generate` (`train.precision` resolved: auto picks bf16 only where it is native),
+    `teacher_and_features` and `why`."""
     evaluated_from: str
     """`relm evaluate` only: the sweep whose trained systems answered."""
     trained_on: str

@@ -8,12 +8,19 @@ teardown. `preflight` names everything a preset needs that is missing here, in o
 
 from __future__ import annotations
 
+import json
+import platform
+import time
+
+import numpy as np
 import torch
 
 from relm.config import Preset
 from relm.errors import RelmError
+from relm.io import atomic_write_json
+from relm.keys import content_key
 from relm.models import sources
-from relm.paths import hub_offline
+from relm.paths import cache_dir, hub_offline
 
 
 def resolve_device(preset: Preset) -> torch.device:
@@ -62,3 +69,59 @@ def peak_gpu_memory_gib() -> float | None:
     if not torch.cuda.is_available():
         return None
     return round(torch.cuda.max_memory_allocated() / 2**30, 2)
+
+
+PRECISION_PROBE = 512  # a bf16 against float32 matmul of this size decides `precision: auto` on a CPU
+
+
+def _cpu_identity() -> str:
+    """The CPU model and its flags (a bf16-capable CPU and one without differ here), and torch's version."""
+    try:
+        text = open("/proc/cpuinfo", encoding="utf-8").read()  # noqa: SIM115 - Linux only; elsewhere platform
+        model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "")
+        flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
+    except OSError:
+        model, flags = platform.processor(), []
+    return content_key(model, sorted(flags), torch.__version__)
+
+
+def _matmul_seconds(dtype: torch.dtype, repeats: int = 5) -> float:
+    a = torch.randn(PRECISION_PROBE, PRECISION_PROBE).to(dtype)
+    b = torch.randn(PRECISION_PROBE, PRECISION_PROBE).to(dtype)
+    a @ b  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def cpu_bf16_speed() -> dict:
+    """bf16 and float32 matmul time on this CPU, measured once per machine and cached."""
+    path = cache_dir() / "machine" / f"precision-{_cpu_identity()}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    fp32, bf16 = _matmul_seconds(torch.float32), _matmul_seconds(torch.bfloat16)
+    found = {"float32_s": fp32, "bfloat16_s": bf16, "bf16_slowdown": bf16 / fp32, "probe": PRECISION_PROBE}
+    atomic_write_json(path, found)
+    return found
+
+
+def choose_precision(preset: Preset) -> tuple[str, str]:
+    """(Lightning precision, why): `auto` is bf16 only where this machine runs it natively."""
+    wanted = preset.train.precision
+    if wanted != "auto":
+        return wanted, "set by the preset"
+    if resolve_device(preset).type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return "bf16-mixed", "auto: the GPU supports bf16"
+        return "16-mixed", "auto: the GPU has no bf16"
+    speed = cpu_bf16_speed()
+    ratio = speed["bf16_slowdown"]
+    if ratio <= BF16_MAX_SLOWDOWN:
+        return "bf16-mixed", f"auto: a bf16 matmul takes {ratio:.2f}x the float32 time on this CPU"
+    return "32-true", f"auto: a bf16 matmul takes {ratio:.1f}x the float32 time on this CPU (no native bf16)"
+
+
+BF16_MAX_SLOWDOWN = 1.0  # bf16 only when it is at least as fast as float32 (native bf16 units)

@@ -161,3 +161,24 @@ def test_check_refuses_runs_scored_by_another_scorer(tmp_path, capsys):
     assert main(args) == 2
     assert "ER/IP/EX are not comparable" in capsys.readouterr().err
     assert main([*args, "--allow-scorer-change"]) == 0
+
+
+def test_precision_auto_picks_float32_where_bf16_is_emulated(monkeypatch):
+    import relm.runtime as runtime
+
+    cpu = load_preset("cpu", {"runtime.device": "cpu"})
+    assert cpu.train.precision == "auto"
+    monkeypatch.setattr(runtime, "cpu_bf16_speed", lambda: {"bf16_slowdown": 70.0})  # an AVX2-only EPYC
+    precision, why = runtime.choose_precision(cpu)
+    assert precision == "32-true" and "70.0x" in why
+    monkeypatch.setattr(runtime, "cpu_bf16_speed", lambda: {"bf16_slowdown": 0.5})  # native bf16 units
+    assert runtime.choose_precision(cpu)[0] == "bf16-mixed"
+    assert runtime.choose_precision(load_preset("smoke"))[0] == "32-true"  # a preset's explicit choice stands
+
+
+def test_the_bf16_probe_is_measured_once_per_machine(tmp_cache):
+    from relm.runtime import cpu_bf16_speed
+
+    first = cpu_bf16_speed()
+    assert first["float32_s"] > 0 and first["bfloat16_s"] > 0 and cpu_bf16_speed() == first  # cached
+    assert len(list((tmp_cache / "machine").glob("precision-*.json"))) == 1

@@ -29,7 +29,7 @@ from relm.models.sources import resolve
 from relm.models.system_table import default_systems, get_system, systems_with_role
 from relm.presets import load_preset
 from relm.results import new_results
-from relm.runtime import preflight, resolve_device
+from relm.runtime import choose_precision, preflight, resolve_device
 
 
 @dataclass
@@ -72,6 +72,7 @@ def run_key(bundle, system: str, seed: int, preset, teacher_key: str) -> str:
     """The cache key of one run: its data, features, stage-0 encoder, teacher, LLM files, config, device, code."""
     return content_key(
         resolve_device(preset).type,
+        choose_precision(preset)[0],
         bundle.data_hash,
         bundle.feature_keys,
         bundle.avd_source,
@@ -108,6 +109,8 @@ def run_sweep(cfg: SweepConfig) -> Path:
         sweep_id, preset.to_dict(), preset.hash(), cfg.datasets, cfg.systems, list(range(cfg.seeds)), scorer_info
     )
     results["device"] = str(device)
+    precision, why = choose_precision(preset)
+    results["precision"] = {"train_and_generate": precision, "teacher_and_features": "32-true", "why": why}
     zero_shot = systems_with_role("zero_shot", cfg.systems)
     for dataset in cfg.datasets:
         bundle = prepare_dataset(

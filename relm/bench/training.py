@@ -23,7 +23,7 @@ from relm.io import atomic_write_json, atomic_write_text, jsonl_text, read_jsonl
 from relm.models.llm import load_llm
 from relm.models.system_table import get_system
 from relm.models.systems import SystemLitModule, training_budget
-from relm.runtime import resolve_device
+from relm.runtime import choose_precision, resolve_device
 
 
 class KeepBestTrained(Callback):
@@ -121,7 +121,7 @@ def train_system(
         max_epochs=-1,  # the budget is in optimizer steps
         accumulate_grad_batches=t.accumulate,
         gradient_clip_val=t.grad_clip,
-        precision=t.precision,
+        precision=choose_precision(preset)[0],
         strategy=t.strategy,
         devices=t.devices,
         logger=[CSVLogger(str(log_dir), name="", version=""), *loggers],
@@ -154,7 +154,7 @@ def answer(module: SystemLitModule, items: list[dict], preset: Preset, progress:
     """Greedy batched responses and SER answers (and head predictions) for the test items."""
     g = preset.generate
     rows = []
-    bf16 = preset.train.precision.startswith("bf16")
+    bf16 = choose_precision(preset)[0].startswith("bf16")
     autocast = torch.autocast(module.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     for i in tqdm(
         range(0, len(items), g.batch_size), desc=f"generate: {module.spec.name}", unit="batch", disable=not progress
