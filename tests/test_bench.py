@@ -254,3 +254,28 @@ def test_tidy_exports_join_the_manifest_without_fixups(sweep):
     ua = metrics.query("system == 're-llm' and metric == 'ua'")["value"].item()
     res = json.loads((run_dir / "results.json").read_text())
     assert ua == res["metrics"]["synth-esd"]["re-llm"]["ua"]
+
+
+def test_wandb_runs_have_deterministic_ids_and_the_sweep_run_has_its_summary(sweep, tmp_path, monkeypatch):
+    """Two identical invocations (offline W&B): one run id per dataset/system/seed, plus one summary run."""
+    from dataclasses import replace
+
+    cfg, _, _ = sweep
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wb"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    tracked = replace(cfg, tracking=True, out_root=tmp_path / "runs")
+    for _ in range(2):
+        sweep_dir = run_sweep(tracked)
+    folders = sorted((tmp_path / "wb" / "wandb").glob("offline-run-*"))
+    ids = {f.name.split("-", 3)[3] for f in folders}  # offline-run-<date>_<time>-<run id>
+    sid = sweep_dir.name
+    assert ids == {f"{sid}-synth-esd-{s}-s0" for s in ("text-zs", "text", "speech", "re-llm")} | {f"{sid}-summary"}
+    assert len(folders) == 10  # offline mode writes one folder per invocation; syncing merges them by id
+    summary = next(f for f in folders if f.name.endswith("summary")).glob("*.wandb")
+    data = next(summary).read_bytes()
+    for key in (b"synth-esd/re-llm/ua", b"synth-esd/re-llm_vs_speech/ua/p_holm", b"ci95_low", b"results_table"):
+        assert key in data, key
+    run = next(next(f for f in folders if f.name.endswith("re-llm-s0")).glob("*.wandb")).read_bytes()
+    for key in (b"data_hash", b"protocol", b"synth-esd:official", b"sweep_id", b"git_dirty", b"tfidf-"):
+        assert key in run, key

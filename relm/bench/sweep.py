@@ -17,6 +17,7 @@ from relm.bench import tracking
 from relm.bench.agreement import scorer_agreement
 from relm.bench.dataset import prepare_dataset
 from relm.bench.publish import close_dataset, finish, run_folder, write_run
+from relm.bench.report import table_rows
 from relm.bench.scoring import load_agreement_scorer, load_scorer, score_rows, teacher_reference
 from relm.bench.stages import Stage, StageTimer, parse_force
 from relm.bench.teacher import teacher_targets
@@ -48,6 +49,8 @@ class SweepConfig:
     progress: bool = True
     tracking: bool = True
     verify: bool = False  # key cache entries on audio content (sha256) instead of size and mtime
+    wandb_project: str | None = None  # default: WANDB_PROJECT, else relm
+    wandb_tags: tuple[str, ...] = ()
 
 
 TRAIN_VERSION = 1  # bump when training or generation changes what a run produces
@@ -142,7 +145,16 @@ def run_sweep(cfg: SweepConfig) -> Path:
             for seed in range(cfg.seeds):
                 entry_key = run_key(bundle, system, seed, preset, teacher_info["cache_key"])
                 log_dir = sweep_dir / run_folder(dataset, system, seed) / "logs"
-                run = tracking.start_run(cfg, sweep_id, dataset, system, seed, preset) if cfg.tracking else None
+                context = {
+                    "scorer": scorer_info.get("identity"),
+                    "data_hash": bundle.data_hash,
+                    "protocol": bundle.protocol,
+                    "git_hash": results["provenance"]["git_hash"],
+                    "git_dirty": results["provenance"]["git_dirty"],
+                }
+                run = (
+                    tracking.start_run(cfg, sweep_id, dataset, system, seed, preset, context) if cfg.tracking else None
+                )
                 try:
                     with timer(Stage.TRAIN, system):
                         rows, info = train_and_answer(
@@ -174,5 +186,5 @@ def run_sweep(cfg: SweepConfig) -> Path:
             results.setdefault("teacher_reference", {})[dataset] = ref | {"against": zero_shot[0]}
     finish(results, timer, sweep_dir, cfg.out_root)
     if cfg.tracking:
-        tracking.log_sweep_artifact(cfg, sweep_id, sweep_dir)
+        tracking.log_sweep(cfg, sweep_id, sweep_dir, results, table_rows(results))
     return sweep_dir

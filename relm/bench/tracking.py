@@ -1,35 +1,71 @@
-"""Weights & Biases tracking: one run per dataset/system/seed, grouped by sweep.
+"""Weights & Biases as the dashboard: one run per dataset/system/seed, one summary run per sweep.
 
-Offline unless the user sets WANDB_MODE (tests use `disabled`); a CSV log is always
-written by Lightning next to the run. Every run is finished in a `finally`.
+Offline unless WANDB_MODE says otherwise (tests use `disabled`); Lightning's CSV log is always
+written next to the run. Run ids are deterministic (`<sweep>-<dataset>-<system>-s<seed>`, and
+`<sweep>-summary`) with `resume="allow"`, so rerunning a command updates its runs instead of
+adding copies. A run's config carries what decides whether two runs are comparable: the preset,
+the scorer identity, the data hash, the protocol, the sweep id and the git state. The summary run
+holds every mean +- sd, every comparison (difference, CI, raw and adjusted p), the report table,
+the plots, and results.json as an artifact. Every run is finished in a `finally`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+from relm.keys import content_key
 
 
 def _mode() -> str:
     return os.environ.get("WANDB_MODE", "offline")
 
 
-def start_run(cfg, sweep_id: str, dataset: str, system: str, seed: int, preset):
-    if _mode() == "disabled":
-        return None
+def run_id(*parts: object) -> str:
+    """A W&B run id from its parts: letters, digits, `-` and `_` only, at most 64 characters."""
+    text = re.sub(r"[^A-Za-z0-9_-]+", "_", "-".join(str(p) for p in parts))
+    return text if len(text) <= 64 else f"{text[:47]}-{content_key(text)}"
+
+
+def _init(cfg, sweep_id: str, folder: str, **kwargs):
     import wandb
 
-    folder = os.environ.get("WANDB_DIR") or str(cfg.out_root / sweep_id)
     os.makedirs(folder, exist_ok=True)
+    group = os.environ.get("WANDB_RUN_GROUP") or sweep_id  # the user's group wins
     return wandb.init(
-        project=os.environ.get("WANDB_PROJECT", "relm"),
-        group=sweep_id,
-        job_type=dataset,
-        name=f"{dataset}/{system}/seed{seed}",
+        project=cfg.wandb_project or os.environ.get("WANDB_PROJECT", "relm"),
+        group=group,
+        tags=list(cfg.wandb_tags),
         mode=_mode(),
         reinit="finish_previous",
+        resume="allow",
         dir=folder,
-        config={"preset": preset.to_dict(), "dataset": dataset, "system": system, "seed": seed},
+        **kwargs,
+    )
+
+
+def start_run(cfg, sweep_id: str, dataset: str, system: str, seed: int, preset, context: dict):
+    """A run for one dataset/system/seed; `context` holds the scorer, data hash, protocol and provenance."""
+    if _mode() == "disabled":
+        return None
+    folder = os.environ.get("WANDB_DIR") or str(cfg.out_root / sweep_id)
+    config = {
+        "preset": preset.to_dict(),
+        "dataset": dataset,
+        "system": system,
+        "seed": seed,
+        "sweep_id": sweep_id,
+        **context,
+    }
+    return _init(
+        cfg,
+        sweep_id,
+        folder,
+        id=run_id(sweep_id, dataset, system, f"s{seed}"),
+        job_type=dataset,
+        name=f"{dataset}/{system}/seed{seed}",
+        config=config,
     )
 
 
@@ -46,10 +82,24 @@ def log_run(run, dataset: str, metrics: dict, rows: list[dict]) -> None:
         return
     import wandb
 
-    flat = {f"{dataset}/{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
-    flat |= {f"params/{k}": v for k, v in metrics.get("train", {}).items() if isinstance(v, (int, float))}
+    flat = {f"{dataset}/{k}": v for k, v in metrics.items() if isinstance(v, int | float) and v is not None}
+    train = metrics.get("train", {})
+    flat |= {f"train/{k}": v for k, v in train.items() if isinstance(v, int | float) and not k.endswith("seconds")}
+    flat |= {f"timing/{k}": v for k, v in train.items() if isinstance(v, int | float) and k.endswith("seconds")}
     run.summary.update(flat)
-    cols = ["id", "transcript", "gold_emotion", "response", "ser_answer", "ser_label", "er", "ip", "ex"]
+    cols = [
+        "id",
+        "transcript",
+        "gold_emotion",
+        "response",
+        "ser_answer",
+        "ser_label",
+        "er",
+        "ip",
+        "ex",
+        "response_emotion",
+        "congruent",
+    ]
     run.log({f"{dataset}/responses": wandb.Table(columns=cols, data=[[r.get(c) for c in cols] for r in rows])})
 
 
@@ -58,23 +108,66 @@ def finish(run) -> None:
         run.finish()
 
 
-def log_sweep_artifact(cfg, sweep_id: str, run_dir: Path) -> None:
+def summary_keys(results: dict) -> dict:
+    """Flat W&B summary keys of a sweep: `<dataset>/<system>/<metric>` (mean, `_sd`) and
+    `<dataset>/<comparison>/<metric>/<field>` for every test."""
+    out: dict = {}
+    for d, systems in results["metrics"].items():
+        for system, row in systems.items():
+            out |= {f"{d}/{system}/{k}": v for k, v in row.items() if isinstance(v, int | float) and v is not None}
+    for d, comps in results["comparisons"].items():
+        for name, per_metric in comps.items():
+            for metric, r in per_metric.items():
+                base = f"{d}/{name.replace(' ', '_')}/{metric}"
+                for field in (
+                    "mean_a",
+                    "mean_b",
+                    "relative_improvement",
+                    "p_permutation",
+                    "p_wilcoxon",
+                    "p_holm",
+                    "p_bh",
+                ):
+                    if isinstance(r.get(field), int | float):
+                        out[f"{base}/{field}"] = r[field]
+                ci = r.get("ci95") or [None, None]
+                if ci[0] is not None:
+                    out[f"{base}/ci95_low"], out[f"{base}/ci95_high"] = ci
+    return out
+
+
+def log_sweep(cfg, sweep_id: str, sweep_dir: Path, results: dict, table: list[str]) -> None:
+    """The sweep's summary run: every mean and test as summary keys, the report table, plots, results.json."""
     if _mode() == "disabled":
         return
     import wandb
 
-    run = wandb.init(
-        project=os.environ.get("WANDB_PROJECT", "relm"),
-        group=sweep_id,
+    folder = os.environ.get("WANDB_DIR") or str(sweep_dir)
+    context = {
+        "sweep_id": sweep_id,
+        "scorer": results["scorer"].get("identity"),
+        "provenance": results["provenance"],
+        "datasets": results["datasets"],
+        "systems": results["systems"],
+        "seeds": results["seeds"],
+    }
+    run = _init(
+        cfg,
+        sweep_id,
+        folder,
+        id=run_id(sweep_id, "summary"),
         job_type="summary",
         name=f"{sweep_id}/summary",
-        mode=_mode(),
-        reinit="finish_previous",
-        dir=os.environ.get("WANDB_DIR") or str(run_dir),
+        config={"preset": results["preset"], **context},
     )
     try:
-        art = wandb.Artifact(f"results-{sweep_id}", type="results")
-        art.add_file(str(run_dir / "results.json"))
+        run.summary.update(summary_keys(results))
+        header = [c.strip() for c in table[0].strip("|").split("|")]
+        rows = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]]
+        run.log({"results_table": wandb.Table(columns=header, data=rows)})
+        run.log({f"plots/{p.stem}": wandb.Image(str(p)) for p in sorted((sweep_dir / "plots").glob("*.png"))})
+        art = wandb.Artifact(run_id("results", sweep_id), type="results")
+        art.add_file(str(sweep_dir / "results.json"))
         run.log_artifact(art)
     finally:
         run.finish()

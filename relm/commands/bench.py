@@ -69,6 +69,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         tracking=not args.no_wandb,
         verify=args.verify,
+        wandb_project=args.wandb_project,
+        wandb_tags=tuple(_csv(args.wandb_tags or "")),
     )
     run_dir = run_sweep(cfg)
     print((run_dir / "report.md").read_text().split("## Paired comparisons")[0])
@@ -142,6 +144,8 @@ def register(sub) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="preset override, e.g. train.max_steps=5")
     p.add_argument("--out", default="results/runs")
     p.add_argument("--sweep-id", help="run folder name (default: preset-datasets-confighash, so reruns resume)")
+    p.add_argument("--wandb-project", help="W&B project (default: WANDB_PROJECT, else relm)")
+    p.add_argument("--wandb-tags", help="comma-separated W&B tags for every run of the sweep")
     p.add_argument("--no-wandb", action="store_true", help="skip W&B (the CSV logs stay)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument(
