@@ -153,6 +153,12 @@ class Results(TypedDict, total=False):
     """Wall seconds per stage (`manifest`, `features`, `stage0`, `teacher`, `train:<system>`, `score`)."""
     peak_rss_gib: float
     """Peak resident memory of the process."""
+    calibration: dict[str, Any]
+    """`matmul_gflops`: this machine's float32 matmul throughput, measured in the same process, and the threads."""
+    cost_gflop_eq: int
+    """Sum of `timings_s` x `matmul_gflops`: the sweep's cost in GFLOP-equivalents, comparable across machines."""
+    cost_share: dict[str, float]
+    """Each stage's share of the sweep's time."""
     peak_gpu_memory_gib: float | None
     """Peak CUDA memory allocated by torch (`torch.cuda.max_memory_allocated`), null without a GPU."""
     device: str

@@ -125,3 +125,16 @@ def choose_precision(preset: Preset) -> tuple[str, str]:
 
 
 BF16_MAX_SLOWDOWN = 1.0  # bf16 only when it is at least as fast as float32 (native bf16 units)
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """This machine's float32 matmul throughput now (median of `repeats` size^3 products), the yardstick
+    that makes timings from different machines comparable (`cost_gflop_eq` = seconds x GFLOP/s)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return round(2 * size**3 / float(np.median(times)) / 1e9, 1)

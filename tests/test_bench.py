@@ -254,6 +254,7 @@ def test_tidy_exports_join_the_manifest_without_fixups(sweep):
     ua = metrics.query("system == 're-llm' and metric == 'ua'")["value"].item()
     res = json.loads((run_dir / "results.json").read_text())
     assert ua == res["metrics"]["synth-esd"]["re-llm"]["ua"]
+    assert res["calibration"]["matmul_gflops"] > 0 and res["cost_gflop_eq"] > 0 and res["precision"]["why"]
 
 
 def test_wandb_runs_have_deterministic_ids_and_the_sweep_run_has_its_summary(sweep, tmp_path, monkeypatch):

@@ -5,13 +5,15 @@ from __future__ import annotations
 import resource
 from pathlib import Path
 
+import torch
+
 from relm.bench.comparisons import adjust, proposed_vs_others
 from relm.bench.exports import write_exports
 from relm.bench.report import point_latest, write_report
 from relm.bench.stages import StageTimer
 from relm.io import atomic_write_json, atomic_write_text, jsonl_text
 from relm.results import Results, add_run, aggregate
-from relm.runtime import peak_gpu_memory_gib
+from relm.runtime import matmul_gflops, peak_gpu_memory_gib
 
 
 def run_folder(dataset: str, system: str, seed: int) -> str:
@@ -49,6 +51,15 @@ def close_dataset(results: Results, dataset: str, rows_by_system: dict[str, list
 def finish(results: Results, timer: StageTimer, sweep_dir: Path, out_root: Path) -> None:
     """Timings and memory, then results.json, the report and `latest`."""
     results["timings_s"] = timer.rounded()
+    gflops = matmul_gflops()
+    total = sum(timer.seconds.values())
+    results["calibration"] = {
+        "matmul_gflops": gflops,
+        "matmul": "float32 2048^3, median of 5, this process",
+        "threads": torch.get_num_threads(),
+    }
+    results["cost_gflop_eq"] = round(total * gflops)
+    results["cost_share"] = {k: round(v / total, 3) for k, v in timer.seconds.items()} if total else {}
     results["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     results["peak_gpu_memory_gib"] = peak_gpu_memory_gib()
     atomic_write_json(sweep_dir / "results.json", results)

@@ -177,10 +177,18 @@ def markdown(results: dict, plot_files: list[Path]) -> str:
         "",
         *_data_lines(results),
     ]
-    out += ["", "## Where the time went (seconds)", "", "| stage | s |", "|---|---|"]
-    out += [f"| {k} | {v} |" for k, v in results["timings_s"].items()]
+    share = results.get("cost_share", {})
+    out += ["", "## Where the time went", "", "| stage | seconds | share |", "|---|---|---|"]
+    out += [f"| {k} | {v} | {share.get(k, 0):.1%} |" for k, v in results["timings_s"].items()]
     if results.get("peak_rss_gib"):
-        out.append(f"| peak resident memory (GiB) | {results['peak_rss_gib']} |")
+        out.append(f"| peak resident memory (GiB) | {results['peak_rss_gib']} | |")
+    cal = results.get("calibration")
+    if cal:
+        out += [
+            "",
+            f"This machine's float32 matmul: {cal['matmul_gflops']} GFLOP/s ({cal['threads']} threads); "
+            f"cost {results['cost_gflop_eq']:,} GFLOP-equivalents (seconds x GFLOP/s, comparable across machines).",
+        ]
     out += ["", "## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in sorted(plot_files)]
     return "\n".join(out) + "\n"
 
