@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from relm.bench import tracking
 from relm.bench.agreement import scorer_agreement
@@ -115,6 +116,8 @@ def run_sweep(cfg: SweepConfig) -> Path:
     precision, why = choose_precision(preset)
     results["precision"] = {"train_and_generate": precision, "teacher_and_features": "32-true", "why": why}
     zero_shot = systems_with_role("zero_shot", cfg.systems)
+    n_runs = len(cfg.datasets) * len(cfg.systems) * cfg.seeds
+    sweep_bar = tqdm(total=n_runs, desc="sweep", unit="run", position=0, disable=not cfg.progress)
     for dataset in cfg.datasets:
         bundle = prepare_dataset(
             dataset,
@@ -144,6 +147,7 @@ def run_sweep(cfg: SweepConfig) -> Path:
         for system in cfg.systems:
             for seed in range(cfg.seeds):
                 entry_key = run_key(bundle, system, seed, preset, teacher_info["cache_key"])
+                sweep_bar.set_description(f"run {sweep_bar.n + 1}/{n_runs}: {dataset} {system} seed {seed}")
                 log_dir = sweep_dir / run_folder(dataset, system, seed) / "logs"
                 context = {
                     "scorer": scorer_info.get("identity"),
@@ -176,6 +180,7 @@ def run_sweep(cfg: SweepConfig) -> Path:
                     tracking.log_run(run, dataset, metrics, rows)
                 finally:
                     tracking.finish(run)
+                sweep_bar.update()
         close_dataset(results, dataset, rows_by_system)
         if other_scorer is not None and scorer is not None:
             with timer(Stage.SCORE):
@@ -184,6 +189,7 @@ def run_sweep(cfg: SweepConfig) -> Path:
         if scorer is not None and zero_shot:
             ref = teacher_reference(rows_by_system[zero_shot[0]][0], targets, scorer)
             results.setdefault("teacher_reference", {})[dataset] = ref | {"against": zero_shot[0]}
+    sweep_bar.close()
     finish(results, timer, sweep_dir, cfg.out_root)
     if cfg.tracking:
         tracking.log_sweep(cfg, sweep_id, sweep_dir, results, table_rows(results))

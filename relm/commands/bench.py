@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 import yaml
 
+from relm.console import quiet_libraries
 from relm.data.corpora import DATASETS, DEFAULT_DATASET
 from relm.errors import RelmError
 from relm.models.system_table import default_systems
@@ -32,7 +32,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.help_preset:
         print(help_text())
         return 0
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    if not args.verbose:
+        quiet_libraries()
     roots = dict(_pair(r, "--root-for", "NAME=DIR") for r in args.root_for or [])
     datasets = _csv(args.dataset)
     systems = _csv(args.systems)
@@ -100,6 +101,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from relm.bench.evaluate import evaluate_run
     from relm.bench.external import evaluate_responses
 
+    quiet_libraries()
     if args.responses:
         external = {}
         for item in args.responses:
@@ -147,7 +149,8 @@ def register(sub) -> None:
     p.add_argument("--wandb-project", help="W&B project (default: WANDB_PROJECT, else relm)")
     p.add_argument("--wandb-tags", help="comma-separated W&B tags for every run of the sweep")
     p.add_argument("--no-wandb", action="store_true", help="skip W&B (the CSV logs stay)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="print only warnings, errors and the final summary")
+    p.add_argument("--verbose", action="store_true", help="also the libraries' own logs and warnings")
     p.add_argument(
         "--verify",
         action="store_true",

@@ -48,7 +48,10 @@ def tiny_tokenizer(texts: list[str] | None = None, vocab_size: int = 600):
         tok.train_from_iterator(
             corpus,
             trainers.BpeTrainer(
-                vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+                show_progress=False,
+                vocab_size=vocab_size,
+                special_tokens=specials,
+                initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
             ),
         )
     finally:
