@@ -60,3 +60,33 @@ def test_paper_preset_without_gpu_or_checkpoints_fails_in_one_line(tmp_path, tmp
     err = capsys.readouterr().err
     assert "no CUDA device" not in err and "qwen-7b-chat" in err
     assert not (tmp_path / "runs").exists() and not tmp_cache.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[1, 2]", "expected a JSON object, got list"),
+        ("{}", "not a relm results file (missing metrics)"),
+        ('{"metrics": {}}', "`metrics` must map dataset -> system -> metric"),
+        ('{"metrics": {"d": {"s": {"ua": "high"}}}}', "metrics.d.s.ua is 'high', not a number"),
+        ("not json", "not valid JSON"),
+    ],
+)
+def test_check_and_compare_refuse_json_of_the_wrong_shape(tmp_path, capsys, content, message):
+    good = {"metrics": {"d": {"s": {"ua": 0.5}}}, "preset": {}, "scorer": {}}
+    (tmp_path / "good.json").write_text(__import__("json").dumps(good))
+    (tmp_path / "bad.json").write_text(content)
+    for args in (
+        ["check", str(tmp_path / "good.json"), "--baseline", str(tmp_path / "bad.json")],
+        ["compare", str(tmp_path / "good.json"), str(tmp_path / "bad.json")],
+    ):
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0] and "bad.json" in err[0], (args, err)
+
+
+def test_evaluate_refuses_a_file_that_is_not_a_sweep(tmp_path, capsys):
+    (tmp_path / "baseline.json").write_text('{"metrics": {"d": {"s": {"ua": 0.5}}}}')
+    assert main(["evaluate", "--run", str(tmp_path / "baseline.json"), "--dataset", "ravdess"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a relm results file (missing sweep_id, preset, datasets" in err[0]

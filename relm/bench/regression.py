@@ -14,14 +14,39 @@ from relm.scoring.stats import benjamini_hochberg
 DEFAULT_TOLERANCE = 0.05
 
 
-def load_results(path: Path) -> dict:
+SWEEP_KEYS = ("sweep_id", "preset", "datasets", "systems", "seeds", "metrics", "metrics_by_seed", "runs", "data")
+
+
+def load_results(path: Path, required: tuple[str, ...] = SWEEP_KEYS) -> dict:
+    """A results.json (or a baseline, with `required=("metrics",)`), its shape checked before use."""
     path = path / "results.json" if path.is_dir() else path
     if not path.is_file():
         raise RelmError(f"{path}: no results.json")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+        res = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RelmError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(res, dict):
+        raise RelmError(f"{path}: expected a JSON object, got {type(res).__name__}")
+    missing = [k for k in required if k not in res]
+    if missing:
+        raise RelmError(f"{path}: not a relm results file (missing {', '.join(missing)})")
+    metrics = res["metrics"]
+    if (
+        not isinstance(metrics, dict)
+        or not metrics
+        or not all(
+            isinstance(systems, dict) and all(isinstance(m, dict) for m in systems.values())
+            for systems in metrics.values()
+        )
+    ):
+        raise RelmError(f"{path}: `metrics` must map dataset -> system -> metric -> number, and not be empty")
+    for d, systems in metrics.items():
+        for system, row in systems.items():
+            bad = [k for k, v in row.items() if k in METRICS and v is not None and not isinstance(v, int | float)]
+            if bad:
+                raise RelmError(f"{path}: metrics.{d}.{system}.{bad[0]} is {row[bad[0]]!r}, not a number")
+    return res
 
 
 def tolerances(baseline: dict, given: list[str] | None) -> dict[str, float]:
@@ -43,7 +68,7 @@ def check(
     run: Path, baseline_path: Path, tolerance_args: list[str] | None = None, allow_scorer_change: bool = False
 ) -> tuple[bool, str]:
     """Every (dataset, system, metric) of the baseline must not fall by more than its tolerance."""
-    current, baseline = load_results(run), load_results(baseline_path)
+    current, baseline = load_results(run, ("metrics",)), load_results(baseline_path, ("metrics",))
     ours, theirs = current.get("scorer", {}).get("identity"), baseline.get("scorer", {}).get("identity")
     if ours != theirs and not allow_scorer_change:
         raise RelmError(
@@ -83,7 +108,7 @@ def check(
 def compare_runs(run_a: Path, run_b: Path) -> str:
     """Two sweeps metric by metric: means over seeds, and utterance-clustered paired tests over all seeds
     where both answered the same test utterances (BH-adjusted over the table), plus their config difference."""
-    a, b = load_results(run_a), load_results(run_b)
+    a, b = load_results(run_a, ("metrics",)), load_results(run_b, ("metrics",))
     lines = [
         f"A = {a['sweep_id']} ({str(a['provenance'].get('git_hash'))[:10]}), "
         f"B = {b['sweep_id']} ({str(b['provenance'].get('git_hash'))[:10]})",
