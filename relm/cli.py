@@ -10,9 +10,19 @@ import traceback
 from relm.errors import RelmError
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("relm")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="relm", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"relm {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     from relm.commands import bench, data, ls, models, scorer

@@ -139,3 +139,26 @@ def test_relm_ls_lists_systems_with_roles(capsys):
     assert re.search(
         r"tfidf\s+relm\.scoring\.empathy_tfidf:TfidfScorer", main(["ls", "scorers"]) or capsys.readouterr().out
     )
+
+
+def test_every_command_line_option_has_help_text():
+    import argparse
+
+    from relm.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser, where: str):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, f"{where} {name}")
+            elif not isinstance(action, argparse._HelpAction):
+                yield where, action
+
+    missing = [f"{where} {a.option_strings or a.dest}" for where, a in walk(build_parser(), "relm") if not a.help]
+    assert not missing, missing
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("relm ")

@@ -95,3 +95,20 @@ def test_tolerance_parsing():
 )
 def test_teacher_clean(raw, truncated, expected):
     assert clean(raw, truncated) == expected
+
+
+def test_check_fails_on_another_test_set_and_warns_on_another_preset(tmp_path, capsys):
+    import json
+
+    from relm.cli import main
+
+    base = {"preset_hash": "aaa", "scorer": {"identity": "s"}, "metrics": {"d": {"x": {"ua": 0.5, "n": 12}}}}
+    run = {"preset_hash": "bbb", "scorer": {"identity": "s"}, "metrics": {"d": {"x": {"ua": 0.6, "n": 15}}}}
+    (tmp_path / "b.json").write_text(json.dumps(base))
+    (tmp_path / "r.json").write_text(json.dumps(run))
+    assert main(["check", str(tmp_path / "r.json"), "--baseline", str(tmp_path / "b.json")]) == 1
+    out = capsys.readouterr().out
+    assert "answered 15 test utterances, the baseline 12" in out and "warning: the run's preset (bbb)" in out
+    run["metrics"]["d"]["x"]["n"] = 12
+    (tmp_path / "r.json").write_text(json.dumps(run))
+    assert main(["check", str(tmp_path / "r.json"), "--baseline", str(tmp_path / "b.json")]) == 0

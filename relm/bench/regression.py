@@ -82,8 +82,22 @@ def check(
         "|---|---|---|---|---|---|---|---|",
     ]
     ok = True
+    notes = []
+    if baseline.get("preset_hash") and current.get("preset_hash") and baseline["preset_hash"] != current["preset_hash"]:
+        notes.append(
+            f"warning: the run's preset ({current['preset_hash']}) is not the baseline's "
+            f"({baseline['preset_hash']}); the metrics may differ for that reason alone"
+        )
     for dataset, systems in baseline["metrics"].items():
         for system, metrics in systems.items():
+            n_base = metrics.get("n")
+            n_cur = current["metrics"].get(dataset, {}).get(system, {}).get("n")
+            if n_base and n_cur is not None and n_base != n_cur:
+                ok = False
+                notes.append(
+                    f"FAIL: {dataset} {system} answered {n_cur} test utterances, the baseline {n_base}: "
+                    "not the same test set"
+                )
             for metric in metric_names(gated=True):
                 base = metrics.get(metric)
                 if base is None:
@@ -101,8 +115,8 @@ def check(
                         f"| {dataset} | {system} | {metric} | {base:.3f} | "
                         f"{'n/a' if cur is None else f'{cur:.3f}'} | {change} | {tol[metric]} | {status} |"
                     )
-    verdict = "PASS: no metric fell beyond its tolerance" if ok else "FAIL: metrics regressed (see table)"
-    return ok, "\n".join(lines + ["", verdict])
+    verdict = "PASS: no metric fell beyond its tolerance" if ok else "FAIL: metrics regressed or the test set differs"
+    return ok, "\n".join(lines + ["", *notes, verdict])
 
 
 def compare_runs(run_a: Path, run_b: Path) -> str:

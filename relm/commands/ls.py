@@ -99,6 +99,6 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("ls", help=cmd_ls.__doc__, description=cmd_ls.__doc__)
-    p.add_argument("what", choices=WHAT)
+    p.add_argument("what", choices=WHAT, help="what to list")
     p.add_argument("--json", action="store_true", help="print a JSON list of objects")
     p.set_defaults(func=cmd_ls)

@@ -100,10 +100,10 @@ def register(sub) -> None:
     ssub = scorer.add_subparsers(dest="scorer_command", required=True)
     data_help = f"folder with the three EPITOME CSVs (default: RELM_EPITOME_DIR, else {default_dir()})"
     p = ssub.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
-    p.add_argument("--kind", choices=SCORERS.names(), default=SCORERS.names()[0])
+    p.add_argument("--kind", choices=SCORERS.names(), default=SCORERS.names()[0], help="scorer kind to train")
     p.add_argument("--epochs", type=int, help="epochs (neural kinds only)")
     p.add_argument("--data", help=data_help)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the seeker-grouped split and initialisation")
     p.set_defaults(func=cmd_train)
     p = ssub.add_parser("eval", help=cmd_eval.__doc__, description=cmd_eval.__doc__)
     p.add_argument("--kind", choices=SCORERS.names(), help="which trained scorer (default: the first found)")
