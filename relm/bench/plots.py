@@ -34,20 +34,32 @@ def _bars(folder: Path, results: dict, d: str, proposed: list[str]) -> Path:
     comps = results["comparisons"].get(d, {})
     systems = results["systems"]
     metrics = [m for m in BAR_METRICS if any(results["metrics"][d][s].get(m) is not None for s in systems)]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.4), squeeze=False)
     colors = {"zero_shot": "#999", "baseline": "#69c", "ablation": "#c96", "proposed": "#c33"}
-    for ax, m in zip(axes[0], metrics):
-        vals = [results["metrics"][d][s].get(m) or 0 for s in systems]
-        errs = [results["metrics"][d][s].get(f"{m}_sd") or 0 for s in systems]
+    for ax, m in zip(axes[0], metrics, strict=False):
+        vals = np.array([results["metrics"][d][s].get(m) or 0 for s in systems])
+        sds = np.array([results["metrics"][d][s].get(f"{m}_sd") or 0 for s in systems])
+        low = np.minimum(sds, vals)  # an sd bar never reaches below 0: no metric here is negative
         roles = [SYSTEMS.get(s).role if s in SYSTEMS else "external" for s in systems]
-        ax.bar(systems, vals, yerr=errs, color=[colors.get(r, "#6a6") for r in roles])
-        ax.set_title(f"{d} {m.upper()}")
-        ax.tick_params(axis="x", rotation=30)
+        ax.bar(systems, vals, yerr=[low, sds], capsize=3, color=[colors.get(r, "#6a6") for r in roles])
+        top = 2.0 if m in EMPATHY_MECHANISMS else 1.0
+        ax.set_ylim(0, top * 1.55)  # room for the CI labels above full bars
+        ax.set_title(f"{d} {m.upper()}", fontsize=10)
+        ax.set_ylabel("mean level (0-2)" if m in EMPATHY_MECHANISMS else "unweighted accuracy", fontsize=8)
+        ax.tick_params(axis="x", rotation=30, labelsize=8)
         for k, s in enumerate(systems):
             for p in proposed:
                 ci = comps.get(comparison_name(p, s), {}).get(m, {}).get("ci95")
-                if ci and ci[0] is not None:
-                    ax.annotate(f"Δ[{ci[0]:+.2f},{ci[1]:+.2f}]", (k, vals[k]), fontsize=6, ha="center")
+                if ci and ci[0] is not None:  # the proposed system minus this one, above the bar
+                    ax.text(
+                        k,
+                        min(vals[k] + sds[k], top) + 0.04 * top,
+                        f"Δ {ci[0]:+.2f}..{ci[1]:+.2f}",
+                        fontsize=6,
+                        ha="center",
+                        rotation=90,
+                        va="bottom",
+                    )
     fig.tight_layout()
     path = folder / f"{d}-bars.png"
     fig.savefig(path, dpi=110)
@@ -58,14 +70,17 @@ def _bars(folder: Path, results: dict, d: str, proposed: list[str]) -> Path:
 def _confusions(folder: Path, results: dict, d: str) -> Path:
     systems = [s for s in results["systems"] if results["metrics_by_seed"][d][s]]
     fig, axes = plt.subplots(1, len(systems), figsize=(3.2 * len(systems), 3.2), squeeze=False)
-    for ax, s in zip(axes[0], systems):
-        run = results["metrics_by_seed"][d][s][0]
-        cm = np.array(run["confusion"])
+    for ax, s in zip(axes[0], systems, strict=False):
+        runs = results["metrics_by_seed"][d][s]
+        cm = np.sum([np.array(r["confusion"]) for r in runs], axis=0)  # pooled over seeds
         ax.imshow(cm, cmap="Blues")
-        labels = run["labels"]
+        labels = runs[0]["labels"]
         ax.set_xticks(range(cm.shape[1]), labels + ["unp."], rotation=60, fontsize=7)
         ax.set_yticks(range(cm.shape[0]), labels, fontsize=7)
-        ax.set_title(f"{s}: UA {run['ua']:.2f}", fontsize=9)
+        ax.set_xlabel("parsed answer", fontsize=7)
+        ax.set_ylabel("gold", fontsize=7)
+        seeds = f", {len(runs)} seeds pooled" if len(runs) > 1 else ""
+        ax.set_title(f"{s}: UA {results['metrics'][d][s]['ua']:.2f}{seeds}", fontsize=9)
         for (i, j), v in np.ndenumerate(cm):
             ax.text(j, i, str(v), ha="center", va="center", fontsize=6)
     fig.tight_layout()
