@@ -72,6 +72,28 @@ RUN_SECTIONS = (
 )
 
 
+class _LazyBar:
+    """The sweep-level bar ("run 3/8: synth-esd re-llm seed 0"), created when the first run starts."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled, self.bar, self.done = total, enabled, None, 0
+
+    def describe(self, what: str) -> None:
+        if self.enabled and self.bar is None:
+            self.bar = tqdm(total=self.total, unit="run", position=0)
+        if self.bar is not None:
+            self.bar.set_description(f"run {self.done + 1}/{self.total}: {what}")
+
+    def update(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def run_key(bundle, system: str, seed: int, preset, teacher_key: str) -> str:
     """The cache key of one run: its data, features, stage-0 encoder, teacher, LLM files, config, device, code."""
     return content_key(
@@ -92,104 +114,108 @@ def run_key(bundle, system: str, seed: int, preset, teacher_key: str) -> str:
 def run_sweep(cfg: SweepConfig) -> Path:
     for system in cfg.systems:  # unknown names fail before any work
         get_system(system)
-    for dataset in cfg.datasets:
-        get_dataset(dataset)
-    if cfg.seeds < 1:
-        raise RelmError(f"seeds must be at least 1, got {cfg.seeds}")
-    force = parse_force(cfg.force)
-    preset = load_preset(cfg.preset, cfg.overrides)
-    device = preflight(preset)  # no device or model missing: one line naming each, before any work
-    torch.set_num_threads(preset.threads or max(1, os.cpu_count() or 1))
-    sweep_id = cfg.sweep_id or (
-        f"{preset.name}-{'+'.join(cfg.datasets)}-{content_key(cfg.systems, cfg.seeds, preset.hash(), length=8)}"
-    )
-    sweep_dir = cfg.out_root / sweep_id
-    # The sweep folder appears with its first run's files, so a sweep that fails before any run leaves none.
-    timer = StageTimer()
-    with timer(Stage.SCORE):
-        scorer, scorer_info = load_scorer(preset, cfg.epitome, Stage.SCORE in force)
-        other_scorer = load_agreement_scorer(preset, cfg.epitome)
-    results = new_results(
-        sweep_id, preset.to_dict(), preset.hash(), cfg.datasets, cfg.systems, list(range(cfg.seeds)), scorer_info
-    )
-    results["device"] = str(device)
-    precision, why = choose_precision(preset)
-    results["precision"] = {"train_and_generate": precision, "teacher_and_features": "32-true", "why": why}
-    zero_shot = systems_with_role("zero_shot", cfg.systems)
     n_runs = len(cfg.datasets) * len(cfg.systems) * cfg.seeds
-    sweep_bar = tqdm(total=n_runs, desc="sweep", unit="run", position=0, disable=not cfg.progress)
-    for dataset in cfg.datasets:
-        bundle = prepare_dataset(
-            dataset,
-            cfg.roots.get(dataset),
-            preset,
-            timer,
-            protocol=cfg.protocol,
-            force=force,
-            progress=cfg.progress,
-            verify=cfg.verify,
+    sweep_bar = _LazyBar(n_runs, cfg.progress)  # appears with the first run, so an early error stands alone
+    try:
+        for dataset in cfg.datasets:
+            get_dataset(dataset)
+        if cfg.seeds < 1:
+            raise RelmError(f"seeds must be at least 1, got {cfg.seeds}")
+        force = parse_force(cfg.force)
+        preset = load_preset(cfg.preset, cfg.overrides)
+        device = preflight(preset)  # no device or model missing: one line naming each, before any work
+        torch.set_num_threads(preset.threads or max(1, os.cpu_count() or 1))
+        sweep_id = cfg.sweep_id or (
+            f"{preset.name}-{'+'.join(cfg.datasets)}-{content_key(cfg.systems, cfg.seeds, preset.hash(), length=8)}"
         )
-        with timer(Stage.TEACHER):
-            targets, cut, teacher_info = teacher_targets(preset, bundle.df, cfg.progress, Stage.TEACHER in force)
-        results["protocols"][dataset] = bundle.protocol
-        results["data"][dataset] = {
-            "data_hash": bundle.data_hash,
-            "n": bundle.split_sizes(),
-            "avd_targets": bundle.avd_source,
-            "emotion_encoder": bundle.emotion_encoder,
-            "teacher": teacher_info,
-            "skipped": bundle.manifest.skipped,
-            "manifest": bundle.manifest_path,
-            "root": str(Path(bundle.manifest.root).resolve()),
-        }
-        items = {s: bundle.items(s, targets, cut) for s in SPLITS}
-        rows_by_system: dict[str, list[list[dict]]] = {}
-        for system in cfg.systems:
-            for seed in range(cfg.seeds):
-                entry_key = run_key(bundle, system, seed, preset, teacher_info["cache_key"])
-                sweep_bar.set_description(f"run {sweep_bar.n + 1}/{n_runs}: {dataset} {system} seed {seed}")
-                log_dir = sweep_dir / run_folder(dataset, system, seed) / "logs"
-                context = {
-                    "scorer": scorer_info.get("identity"),
-                    "data_hash": bundle.data_hash,
-                    "protocol": bundle.protocol,
-                    "git_hash": results["provenance"]["git_hash"],
-                    "git_dirty": results["provenance"]["git_dirty"],
-                }
-                run = (
-                    tracking.start_run(cfg, sweep_id, dataset, system, seed, preset, context) if cfg.tracking else None
-                )
-                try:
-                    with timer(Stage.TRAIN, system):
-                        rows, info = train_and_answer(
-                            system,
-                            seed,
-                            preset,
-                            items,
-                            bundle.dims,
-                            entry_key,
-                            log_dir,
-                            Stage.TRAIN in force,
-                            cfg.progress,
-                            tracking.loggers(run),
-                        )
-                    with timer(Stage.SCORE):
-                        rows, metrics = score_rows(rows, scorer)
-                    metrics["train"] = info
-                    write_run(results, rows_by_system, sweep_dir, dataset, system, seed, rows, metrics)
-                    tracking.log_run(run, dataset, metrics, rows)
-                finally:
-                    tracking.finish(run)
-                sweep_bar.update()
-        close_dataset(results, dataset, rows_by_system)
-        if other_scorer is not None and scorer is not None:
-            with timer(Stage.SCORE):
-                agreement = scorer_agreement(rows_by_system, results["comparisons"].get(dataset, {}), other_scorer)
-            results.setdefault("scorer_agreement", {})[dataset] = agreement
-        if scorer is not None and zero_shot:
-            ref = teacher_reference(rows_by_system[zero_shot[0]][0], targets, scorer)
-            results.setdefault("teacher_reference", {})[dataset] = ref | {"against": zero_shot[0]}
-    sweep_bar.close()
+        sweep_dir = cfg.out_root / sweep_id
+        # The sweep folder appears with its first run's files, so a sweep that fails before any run leaves none.
+        timer = StageTimer()
+        with timer(Stage.SCORE):
+            scorer, scorer_info = load_scorer(preset, cfg.epitome, Stage.SCORE in force)
+            other_scorer = load_agreement_scorer(preset, cfg.epitome)
+        results = new_results(
+            sweep_id, preset.to_dict(), preset.hash(), cfg.datasets, cfg.systems, list(range(cfg.seeds)), scorer_info
+        )
+        results["device"] = str(device)
+        precision, why = choose_precision(preset)
+        results["precision"] = {"train_and_generate": precision, "teacher_and_features": "32-true", "why": why}
+        zero_shot = systems_with_role("zero_shot", cfg.systems)
+        for dataset in cfg.datasets:
+            bundle = prepare_dataset(
+                dataset,
+                cfg.roots.get(dataset),
+                preset,
+                timer,
+                protocol=cfg.protocol,
+                force=force,
+                progress=cfg.progress,
+                verify=cfg.verify,
+            )
+            with timer(Stage.TEACHER):
+                targets, cut, teacher_info = teacher_targets(preset, bundle.df, cfg.progress, Stage.TEACHER in force)
+            results["protocols"][dataset] = bundle.protocol
+            results["data"][dataset] = {
+                "data_hash": bundle.data_hash,
+                "n": bundle.split_sizes(),
+                "avd_targets": bundle.avd_source,
+                "emotion_encoder": bundle.emotion_encoder,
+                "teacher": teacher_info,
+                "skipped": bundle.manifest.skipped,
+                "manifest": bundle.manifest_path,
+                "root": str(Path(bundle.manifest.root).resolve()),
+            }
+            items = {s: bundle.items(s, targets, cut) for s in SPLITS}
+            rows_by_system: dict[str, list[list[dict]]] = {}
+            for system in cfg.systems:
+                for seed in range(cfg.seeds):
+                    entry_key = run_key(bundle, system, seed, preset, teacher_info["cache_key"])
+                    sweep_bar.describe(f"{dataset} {system} seed {seed}")
+                    log_dir = sweep_dir / run_folder(dataset, system, seed) / "logs"
+                    context = {
+                        "scorer": scorer_info.get("identity"),
+                        "data_hash": bundle.data_hash,
+                        "protocol": bundle.protocol,
+                        "git_hash": results["provenance"]["git_hash"],
+                        "git_dirty": results["provenance"]["git_dirty"],
+                    }
+                    run = (
+                        tracking.start_run(cfg, sweep_id, dataset, system, seed, preset, context)
+                        if cfg.tracking
+                        else None
+                    )
+                    try:
+                        with timer(Stage.TRAIN, system):
+                            rows, info = train_and_answer(
+                                system,
+                                seed,
+                                preset,
+                                items,
+                                bundle.dims,
+                                entry_key,
+                                log_dir,
+                                Stage.TRAIN in force,
+                                cfg.progress,
+                                tracking.loggers(run),
+                            )
+                        with timer(Stage.SCORE):
+                            rows, metrics = score_rows(rows, scorer)
+                        metrics["train"] = info
+                        write_run(results, rows_by_system, sweep_dir, dataset, system, seed, rows, metrics)
+                        tracking.log_run(run, dataset, metrics, rows)
+                    finally:
+                        tracking.finish(run)
+                    sweep_bar.update()
+            close_dataset(results, dataset, rows_by_system)
+            if other_scorer is not None and scorer is not None:
+                with timer(Stage.SCORE):
+                    agreement = scorer_agreement(rows_by_system, results["comparisons"].get(dataset, {}), other_scorer)
+                results.setdefault("scorer_agreement", {})[dataset] = agreement
+            if scorer is not None and zero_shot:
+                ref = teacher_reference(rows_by_system[zero_shot[0]][0], targets, scorer)
+                results.setdefault("teacher_reference", {})[dataset] = ref | {"against": zero_shot[0]}
+    finally:
+        sweep_bar.close()
     finish(results, timer, sweep_dir, cfg.out_root)
     if cfg.tracking:
         tracking.log_sweep(cfg, sweep_id, sweep_dir, results, table_rows(results))
