@@ -85,10 +85,10 @@ def _cpu_identity() -> str:
     return content_key(model, sorted(flags), torch.__version__)
 
 
-def _matmul_seconds(dtype: torch.dtype, repeats: int = 5) -> float:
-    a = torch.randn(PRECISION_PROBE, PRECISION_PROBE).to(dtype)
-    b = torch.randn(PRECISION_PROBE, PRECISION_PROBE).to(dtype)
-    a @ b  # warm-up
+def _matmul_seconds(dtype: torch.dtype, size: int = PRECISION_PROBE, repeats: int = 5) -> float:
+    """Median wall time of one size x size matmul in `dtype`, after a warm-up."""
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    a @ b
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -130,11 +130,4 @@ BF16_MAX_SLOWDOWN = 1.0  # bf16 only when it is at least as fast as float32 (nat
 def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
     """This machine's float32 matmul throughput now (median of `repeats` size^3 products), the yardstick
     that makes timings from different machines comparable (`cost_gflop_eq` = seconds x GFLOP/s)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
-    return round(2 * size**3 / float(np.median(times)) / 1e9, 1)
+    return round(2 * size**3 / _matmul_seconds(torch.float32, size, repeats) / 1e9, 1)
