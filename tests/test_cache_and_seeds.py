@@ -68,9 +68,11 @@ def _bundle(**keys) -> SimpleNamespace:
 
 
 def _tiny_model_folder(folder: Path, fill: float) -> None:
+    from safetensors.torch import save_file
+
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
-    (folder / "model.safetensors").write_bytes(bytes([int(fill * 100)]) * 64)
+    save_file({"w": torch.full((4, 4), fill)}, str(folder / "model.safetensors"))
 
 
 def test_a_run_key_changes_with_the_llm_files_features_and_code(tmp_path, monkeypatch):
@@ -83,7 +85,8 @@ def test_a_run_key_changes_with_the_llm_files_features_and_code(tmp_path, monkey
     monkeypatch.setenv("RELM_MODEL_SMOLLM2_135M_INSTRUCT", str(tmp_path / "B"))  # another model swapped in
     assert run_key(_bundle(), "re-llm", 0, preset, "teacher") != key_a
     monkeypatch.setenv("RELM_MODEL_SMOLLM2_135M_INSTRUCT", str(tmp_path / "A"))
-    (tmp_path / "A" / "model.safetensors").write_bytes(b"\x09" * 80)  # the same folder, new weights
+    _tiny_model_folder(tmp_path / "A", 0.3)  # the same folder, new weights
+    os.utime(tmp_path / "A" / "model.safetensors", ns=(10**18, 10**18))
     assert run_key(_bundle(), "re-llm", 0, preset, "teacher") != key_a
     key = run_key(_bundle(), "re-llm", 0, preset, "teacher")
     assert run_key(_bundle(whisper="w2"), "re-llm", 0, preset, "teacher") != key  # features recomputed
