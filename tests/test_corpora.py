@@ -147,3 +147,13 @@ def test_real_ravdess_subset():
         "class_not_in_set:fearful": 32,
     }
     assert set(info["per_split"]) == {"train", "val", "test"}
+
+
+def test_a_transcript_file_mixing_utf8_and_latin1_never_turns_into_mojibake(tmp_path):
+    from relm.data.corpora.esd import decode_transcripts
+
+    raw = "0011_000001\tCafé au lait.\tNeutral\n".encode() + "0011_000002\tCafé noir.\tHappy\n".encode("latin-1")
+    text, other = decode_transcripts(raw, tmp_path / "0011.txt", mandarin=False)
+    assert "Café au lait." in text and "Café noir." in text and "Ã" not in text and other == 1
+    legacy = "0011_000002\tCafé noir.\tHappy\n".encode("latin-1")
+    assert decode_transcripts(legacy, tmp_path / "0011.txt", mandarin=False) == ("0011_000002\tCafé noir.\tHappy\n", 0)

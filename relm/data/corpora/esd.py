@@ -31,20 +31,49 @@ FOLDS = {
 }
 
 
-def decode_transcripts(raw: bytes, path: Path, mandarin: bool) -> str:
-    """Sniff the encoding of a speaker's transcript file."""
+def decode_transcripts(raw: bytes, path: Path, mandarin: bool) -> tuple[str, int]:
+    """Sniff the encoding of a speaker's transcript file: (text, lines decoded in another encoding).
+
+    A file that is UTF-8 except for some lines (an edited copy) is decoded line by line: the UTF-8
+    lines as UTF-8, the others in the legacy encoding, and those are counted, so no UTF-8 line ever
+    turns into mojibake ("CafÃ©") unnoticed.
+    """
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16")
+        return raw.decode("utf-16"), 0
     if raw.startswith(b"\xef\xbb\xbf"):
-        return raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig"), 0
     if len(raw) > 4 and raw[1::2].count(0) > len(raw) // 4:  # BOM-less UTF-16LE
-        return raw.decode("utf-16-le")
-    for encoding in ("utf-8", "gb18030" if mandarin else "cp1252", "latin-1"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise RelmError(f"{path}: cannot decode transcript file")  # latin-1 never fails; kept for clarity
+        return raw.decode("utf-16-le"), 0
+    legacy = "gb18030" if mandarin else "cp1252"
+    try:
+        return raw.decode("utf-8"), 0
+    except UnicodeDecodeError:
+        pass
+    lines = raw.split(b"\n")
+    utf8_lines = sum(1 for ln in lines if not ln.isascii() and _is_utf8(ln))
+    if utf8_lines == 0:  # a legacy file throughout
+        for encoding in (legacy, "latin-1"):
+            try:
+                return raw.decode(encoding), 0
+            except UnicodeDecodeError:
+                continue
+        raise RelmError(f"{path}: cannot decode transcript file")  # latin-1 never fails; kept for clarity
+    out, other = [], 0
+    for ln in lines:
+        if _is_utf8(ln):
+            out.append(ln.decode("utf-8"))
+        else:
+            other += 1
+            out.append(ln.decode(legacy, errors="replace"))
+    return "\n".join(out), other
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def offset_split(utt_number: int) -> str:
@@ -71,7 +100,9 @@ class Esd(CorpusAdapter):
             raw = path.read_bytes()
         except OSError as exc:
             raise RelmError(f"{path}: unreadable transcript file ({exc.strerror})") from None
-        text = decode_transcripts(raw, path, mandarin=spk not in ENGLISH)
+        text, other = decode_transcripts(raw, path, mandarin=spk not in ENGLISH)
+        for _ in range(other):
+            manifest.skip("transcript_line_not_utf8_kept", str(path))  # counted; decoded in the legacy encoding
         out = {}
         for line in text.splitlines():
             if not line.strip():
