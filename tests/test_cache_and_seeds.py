@@ -14,7 +14,7 @@ import torch
 
 from relm.bench.stage0 import overlap, train_encoder
 from relm.bench.stages import Stage, parse_force
-from relm.bench.sweep import run_key
+from relm.bench.sweep import run_key, run_key_base
 from relm.bench.teacher import Teacher
 from relm.bench.training import build_module
 from relm.cli import main
@@ -67,6 +67,10 @@ def _bundle(**keys) -> SimpleNamespace:
     return SimpleNamespace(data_hash="d", feature_keys={"whisper": "w", "emotion_encoder": "e"} | keys, avd_source="x")
 
 
+def _key(bundle, preset, teacher: str) -> str:
+    return run_key(run_key_base(preset), bundle, "re-llm", 0, teacher)
+
+
 def _tiny_model_folder(folder: Path, fill: float) -> None:
     from safetensors.torch import save_file
 
@@ -80,20 +84,20 @@ def test_a_run_key_changes_with_the_llm_files_features_and_code(tmp_path, monkey
     _tiny_model_folder(tmp_path / "A", 0.1)
     _tiny_model_folder(tmp_path / "B", 0.2)
     monkeypatch.setenv("RELM_MODEL_SMOLLM2_135M_INSTRUCT", str(tmp_path / "A"))
-    key_a = run_key(_bundle(), "re-llm", 0, preset, "teacher")
-    assert run_key(_bundle(), "re-llm", 0, preset, "teacher") == key_a
+    key_a = _key(_bundle(), preset, "teacher")
+    assert _key(_bundle(), preset, "teacher") == key_a
     monkeypatch.setenv("RELM_MODEL_SMOLLM2_135M_INSTRUCT", str(tmp_path / "B"))  # another model swapped in
-    assert run_key(_bundle(), "re-llm", 0, preset, "teacher") != key_a
+    assert _key(_bundle(), preset, "teacher") != key_a
     monkeypatch.setenv("RELM_MODEL_SMOLLM2_135M_INSTRUCT", str(tmp_path / "A"))
     _tiny_model_folder(tmp_path / "A", 0.3)  # the same folder, new weights
     os.utime(tmp_path / "A" / "model.safetensors", ns=(10**18, 10**18))
-    assert run_key(_bundle(), "re-llm", 0, preset, "teacher") != key_a
-    key = run_key(_bundle(), "re-llm", 0, preset, "teacher")
-    assert run_key(_bundle(whisper="w2"), "re-llm", 0, preset, "teacher") != key  # features recomputed
-    assert run_key(_bundle(emotion_encoder="e2"), "re-llm", 0, preset, "teacher") != key  # new stage-0 encoder
-    assert run_key(_bundle(), "re-llm", 0, preset, "teacher2") != key
-    assert run_key(_bundle(), "re-llm", 0, load_preset("cpu", {"scorer": "minilm"}), "teacher") == key
-    assert run_key(_bundle(), "re-llm", 0, load_preset("cpu", {"train.lr": 0.1}), "teacher") != key
+    assert _key(_bundle(), preset, "teacher") != key_a
+    key = _key(_bundle(), preset, "teacher")
+    assert _key(_bundle(whisper="w2"), preset, "teacher") != key  # features recomputed
+    assert _key(_bundle(emotion_encoder="e2"), preset, "teacher") != key  # new stage-0 encoder
+    assert _key(_bundle(), preset, "teacher2") != key
+    assert _key(_bundle(), load_preset("cpu", {"scorer": "minilm"}), "teacher") == key
+    assert _key(_bundle(), load_preset("cpu", {"train.lr": 0.1}), "teacher") != key
 
 
 def test_force_redoes_a_stage_and_everything_downstream():

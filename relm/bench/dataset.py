@@ -41,6 +41,11 @@ class DatasetBundle:
         return self.manifest.df
 
     @property
+    def root(self) -> str:
+        """The corpus folder that was read, resolved (recorded; `relm evaluate` compares it)."""
+        return str(Path(self.manifest.root).resolve())
+
+    @property
     def protocol(self) -> str:
         return f"{self.name}:{self.manifest.protocol}"
 

@@ -46,13 +46,10 @@ def evaluate_run(
         weights = Path(recorded)
     bundle = prepare_dataset(dataset, root, preset, timer, progress=progress, stage0_weights=weights)
     own_root = res["data"][trained_on].get("root")
-    same_corpus = dataset == trained_on and own_root == str(Path(bundle.manifest.root).resolve())
+    same_corpus = dataset == trained_on and own_root == bundle.root
     split = split or ("test" if same_corpus else "all")
     test = bundle.items(split)
-    sweep_id = (
-        f"{res['sweep_id']}-eval-{dataset}-"
-        f"{content_key(str(Path(bundle.manifest.root).resolve()), bundle.data_hash, length=8)}"
-    )
+    sweep_id = f"{res['sweep_id']}-eval-{dataset}-{content_key(bundle.root, bundle.data_hash, length=8)}"
     sweep_dir = out_root / sweep_id
     results = new_results(
         sweep_id, res["preset"], res["preset_hash"], [dataset], res["systems"], res["seeds"], scorer_info
@@ -63,7 +60,7 @@ def evaluate_run(
         "data_hash": bundle.data_hash,
         "n": {split: len(test)},
         "split": split,
-        "root": str(Path(bundle.manifest.root).resolve()),
+        "root": bundle.root,
         "avd_targets": bundle.avd_source,
         "skipped": bundle.manifest.skipped,
         "emotion_encoder": bundle.emotion_encoder,

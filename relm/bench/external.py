@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from relm.bench.comparisons import adjust, compare_systems, comparison_name, proposed_vs_others
-from relm.bench.publish import finish, write_run
+from relm.bench.publish import close_dataset, finish, write_run
 from relm.bench.regression import load_results
 from relm.bench.scoring import load_scorer, score_rows
 from relm.bench.stages import Stage, StageTimer
@@ -19,7 +18,7 @@ from relm.io import read_jsonl
 from relm.keys import content_key
 from relm.models.system_table import SYSTEMS
 from relm.presets import preset_from_dict
-from relm.results import aggregate, new_results
+from relm.results import new_results
 from relm.scoring.response_files import read_system_answers
 
 
@@ -82,14 +81,7 @@ def evaluate_responses(
         ]
         with timer(Stage.SCORE):
             rows, metrics = score_rows(rows, scorer)
-        write_run(results, {}, sweep_dir, dataset, name, 0, rows, metrics)
-        rows_by_system[name] = [rows]
-    results["metrics"][dataset] = aggregate(results["metrics_by_seed"][dataset])
-    comparisons = proposed_vs_others(rows_by_system, res["systems"])
-    for name in external:
-        for other in res["systems"]:
-            comparisons[comparison_name(name, other)] = compare_systems(rows_by_system[name], rows_by_system[other])
-    results.setdefault("hypotheses", {})[dataset] = adjust(comparisons, res["systems"])
-    results["comparisons"][dataset] = comparisons
+        write_run(results, rows_by_system, sweep_dir, dataset, name, 0, rows, metrics)
+    close_dataset(results, dataset, rows_by_system, tuple(external))
     finish(results, timer, sweep_dir, out_root)
     return sweep_dir

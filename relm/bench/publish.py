@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from relm.bench.comparisons import adjust, proposed_vs_others
+from relm.bench.comparisons import adjust, compare_systems, comparison_name, proposed_vs_others
 from relm.bench.exports import write_exports
 from relm.bench.report import point_latest, write_report
 from relm.bench.stages import StageTimer
@@ -39,11 +39,18 @@ def write_run(
     add_run(results, dataset, system, metrics, folder)
 
 
-def close_dataset(results: Results, dataset: str, rows_by_system: dict[str, list[list[dict]]]) -> None:
-    """Mean metrics over seeds and the paired comparisons of one dataset."""
+def close_dataset(
+    results: Results, dataset: str, rows_by_system: dict[str, list[list[dict]]], external: tuple[str, ...] = ()
+) -> None:
+    """Mean metrics over seeds and the paired comparisons of one dataset: the proposed system against the
+    others, and each `external` system (`relm evaluate --responses`) against every system of the sweep."""
     results["metrics"][dataset] = aggregate(results["metrics_by_seed"][dataset])
-    comparisons = proposed_vs_others(rows_by_system, results["systems"])
-    results.setdefault("hypotheses", {})[dataset] = adjust(comparisons, results["systems"])
+    own = [s for s in results["systems"] if s not in external]
+    comparisons = proposed_vs_others(rows_by_system, own)
+    for name in external:
+        for other in own:
+            comparisons[comparison_name(name, other)] = compare_systems(rows_by_system[name], rows_by_system[other])
+    results.setdefault("hypotheses", {})[dataset] = adjust(comparisons, own)
     if comparisons:
         results["comparisons"][dataset] = comparisons
 

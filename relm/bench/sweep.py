@@ -94,53 +94,53 @@ class _LazyBar:
             self.bar.close()
 
 
-def run_key(bundle, system: str, seed: int, preset, teacher_key: str) -> str:
-    """The cache key of one run: its data, features, stage-0 encoder, teacher, LLM files, config, device, code."""
-    return content_key(
-        resolve_device(preset).type,
-        choose_precision(preset)[0],
-        bundle.data_hash,
-        bundle.feature_keys,
-        bundle.avd_source,
-        teacher_key,
-        system,
-        seed,
-        resolve(preset.llm.model).identity,
-        preset.hash(*RUN_SECTIONS),
-        TRAIN_VERSION,
-    )
+def run_key_base(preset) -> dict:
+    """What every run of a sweep shares in its cache key: device, precision, the LLM's files, config, code."""
+    return {
+        "device": resolve_device(preset).type,
+        "precision": choose_precision(preset)[0],
+        "llm": resolve(preset.llm.model).identity,
+        "preset": preset.hash(*RUN_SECTIONS),
+        "code": TRAIN_VERSION,
+    }
+
+
+def run_key(base: dict, bundle, system: str, seed: int, teacher_key: str) -> str:
+    """The cache key of one run: `run_key_base`, its data, features, stage-0 encoder, teacher, system and seed."""
+    return content_key(base, bundle.data_hash, bundle.feature_keys, bundle.avd_source, teacher_key, system, seed)
 
 
 def run_sweep(cfg: SweepConfig) -> Path:
     for system in cfg.systems:  # unknown names fail before any work
         get_system(system)
-    n_runs = len(cfg.datasets) * len(cfg.systems) * cfg.seeds
-    sweep_bar = _LazyBar(n_runs, cfg.progress)  # appears with the first run, so an early error stands alone
+    for dataset in cfg.datasets:
+        get_dataset(dataset)
+    if cfg.seeds < 1:
+        raise RelmError(f"seeds must be at least 1, got {cfg.seeds}")
+    force = parse_force(cfg.force)
+    preset = load_preset(cfg.preset, cfg.overrides)
+    device = preflight(preset)  # no device or model missing: one line naming each, before any work
+    torch.set_num_threads(preset.threads or max(1, os.cpu_count() or 1))
+    sweep_id = cfg.sweep_id or (
+        f"{preset.name}-{'+'.join(cfg.datasets)}-{content_key(cfg.systems, cfg.seeds, preset.hash(), length=8)}"
+    )
+    sweep_dir = cfg.out_root / sweep_id
+    # The sweep folder appears with its first run's files, so a sweep that fails before any run leaves none.
+    timer = StageTimer()
+    with timer(Stage.SCORE):
+        scorer, scorer_info = load_scorer(preset, cfg.epitome, Stage.SCORE in force)
+        other_scorer = load_agreement_scorer(preset, cfg.epitome)
+    results = new_results(
+        sweep_id, preset.to_dict(), preset.hash(), cfg.datasets, cfg.systems, list(range(cfg.seeds)), scorer_info
+    )
+    results["device"] = str(device)
+    precision, why = choose_precision(preset)
+    results["precision"] = {"train_and_generate": precision, "teacher_and_features": "32-true", "why": why}
+    zero_shot = systems_with_role("zero_shot", cfg.systems)
+    key_base = run_key_base(preset)
+    # The sweep bar appears with the first run, so an early error stands alone on its line.
+    sweep_bar = _LazyBar(len(cfg.datasets) * len(cfg.systems) * cfg.seeds, cfg.progress)
     try:
-        for dataset in cfg.datasets:
-            get_dataset(dataset)
-        if cfg.seeds < 1:
-            raise RelmError(f"seeds must be at least 1, got {cfg.seeds}")
-        force = parse_force(cfg.force)
-        preset = load_preset(cfg.preset, cfg.overrides)
-        device = preflight(preset)  # no device or model missing: one line naming each, before any work
-        torch.set_num_threads(preset.threads or max(1, os.cpu_count() or 1))
-        sweep_id = cfg.sweep_id or (
-            f"{preset.name}-{'+'.join(cfg.datasets)}-{content_key(cfg.systems, cfg.seeds, preset.hash(), length=8)}"
-        )
-        sweep_dir = cfg.out_root / sweep_id
-        # The sweep folder appears with its first run's files, so a sweep that fails before any run leaves none.
-        timer = StageTimer()
-        with timer(Stage.SCORE):
-            scorer, scorer_info = load_scorer(preset, cfg.epitome, Stage.SCORE in force)
-            other_scorer = load_agreement_scorer(preset, cfg.epitome)
-        results = new_results(
-            sweep_id, preset.to_dict(), preset.hash(), cfg.datasets, cfg.systems, list(range(cfg.seeds)), scorer_info
-        )
-        results["device"] = str(device)
-        precision, why = choose_precision(preset)
-        results["precision"] = {"train_and_generate": precision, "teacher_and_features": "32-true", "why": why}
-        zero_shot = systems_with_role("zero_shot", cfg.systems)
         for dataset in cfg.datasets:
             bundle = prepare_dataset(
                 dataset,
@@ -163,22 +163,22 @@ def run_sweep(cfg: SweepConfig) -> Path:
                 "teacher": teacher_info,
                 "skipped": bundle.manifest.skipped,
                 "manifest": bundle.manifest_path,
-                "root": str(Path(bundle.manifest.root).resolve()),
+                "root": bundle.root,
+            }
+            context = {  # what decides whether two W&B runs are comparable
+                "scorer": scorer_info.get("identity"),
+                "data_hash": bundle.data_hash,
+                "protocol": bundle.protocol,
+                "git_hash": results["provenance"]["git_hash"],
+                "git_dirty": results["provenance"]["git_dirty"],
             }
             items = {s: bundle.items(s, targets, cut) for s in SPLITS}
             rows_by_system: dict[str, list[list[dict]]] = {}
             for system in cfg.systems:
                 for seed in range(cfg.seeds):
-                    entry_key = run_key(bundle, system, seed, preset, teacher_info["cache_key"])
+                    entry_key = run_key(key_base, bundle, system, seed, teacher_info["cache_key"])
                     sweep_bar.describe(f"{dataset} {system} seed {seed}")
                     log_dir = sweep_dir / run_folder(dataset, system, seed) / "logs"
-                    context = {
-                        "scorer": scorer_info.get("identity"),
-                        "data_hash": bundle.data_hash,
-                        "protocol": bundle.protocol,
-                        "git_hash": results["provenance"]["git_hash"],
-                        "git_dirty": results["provenance"]["git_dirty"],
-                    }
                     run = (
                         tracking.start_run(cfg, sweep_id, dataset, system, seed, preset, context)
                         if cfg.tracking
