@@ -44,6 +44,13 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return load_file(str(path)), meta
 
 
+def dimensional_labels(df: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """(A/V/D per row, source): the corpus's annotations, else the documented per-category table."""
+    if df[AVD_COLUMNS].notna().all(axis=None):
+        return df[AVD_COLUMNS].to_numpy(np.float32), "annotations"
+    return category_avd(df["emotion"].tolist()), "pseudo: per-category table (relm.models.emotion_encoder.CATEGORY_AVD)"
+
+
 class FeatureStore:
     """Audio and frozen-encoder features of one corpus's manifest."""
 
@@ -108,12 +115,8 @@ class FeatureStore:
     def avd_targets(self, emotion_pred: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], str]:
         """A/V/D regression targets: annotations where the corpus has them, else pseudo-targets."""
         df = self.df
-        if df[AVD_COLUMNS].notna().all(axis=None):
-            vals = df[AVD_COLUMNS].to_numpy(np.float32)
-            source = "annotations"
-        elif self.preset.emotion_encoder.pseudo_avd == "encoder" and emotion_pred is not None:
+        annotated = bool(df[AVD_COLUMNS].notna().all(axis=None))
+        if not annotated and self.preset.emotion_encoder.pseudo_avd == "encoder" and emotion_pred is not None:
             return {u: emotion_pred[u] for u in df["utt_id"]}, "pseudo: emotion encoder predictions"
-        else:
-            vals = category_avd(df["emotion"].tolist())
-            source = "pseudo: per-category table (relm.models.emotion_encoder.CATEGORY_AVD)"
+        vals, source = dimensional_labels(df)
         return {u: torch.from_numpy(v) for u, v in zip(df["utt_id"], vals)}, source

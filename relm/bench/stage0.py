@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from relm.bench.features import AVD_COLUMNS, FeatureStore, load_tensors, save_tensors
+from relm.bench.features import FeatureStore, dimensional_labels, load_tensors, save_tensors
 from relm.bench.manifest import read_manifest
 from relm.bench.stages import Stage
 from relm.config import EmotionEncoderCfg, Preset
@@ -26,7 +26,7 @@ from relm.data.corpora import get_dataset
 from relm.data.manifest_store import data_hash
 from relm.errors import RelmError
 from relm.keys import content_key
-from relm.models.emotion_encoder import EMOTION_ENCODERS, build_emotion_encoder, category_avd
+from relm.models.emotion_encoder import EMOTION_ENCODERS, build_emotion_encoder
 from relm.models.sources import resolve
 from relm.runtime import resolve_device
 from relm.scoring.epitome_data import norm_text
@@ -47,12 +47,6 @@ def overlap(benchmark: str, bench_df: pd.DataFrame, pretrain: str, pre_df: pd.Da
         norm_text(t).lower() for t in pre_df["transcript"].dropna() if t
     }
     return {"speakers": len(speakers), "sentences": len(sentences)}
-
-
-def _targets(df: pd.DataFrame) -> tuple[np.ndarray, str]:
-    if df[AVD_COLUMNS].notna().all(axis=None):
-        return df[AVD_COLUMNS].to_numpy(np.float32), "annotations"
-    return category_avd(df["emotion"].tolist()), "per-category table (relm.models.emotion_encoder.CATEGORY_AVD)"
 
 
 def train_encoder(
@@ -83,7 +77,7 @@ def train_encoder(
         return encoder.to(resolve_device(preset)).eval().requires_grad_(False), key, meta | {"overlap": shared}
     store = FeatureStore(cfg.pretrain_corpus, manifest.df, pre_hash, preset)
     train, val = (manifest.df[manifest.df["split"] == s] for s in ("train", "val"))
-    targets, source = _targets(train)
+    targets, source = dimensional_labels(train)
     torch.manual_seed(STAGE0_SEED)
     encoder = build_emotion_encoder(cfg).to(resolve_device(preset))
     losses = encoder.fit(
@@ -101,7 +95,7 @@ def train_encoder(
     }
     if len(val):
         pred = encoder.embed(store.waves(val["utt_id"].tolist()))[1].numpy()
-        meta["val_mse"] = float(np.mean((pred - _targets(val)[0]) ** 2))
+        meta["val_mse"] = float(np.mean((pred - dimensional_labels(val)[0]) ** 2))
     save_tensors(path, {k: v.detach() for k, v in encoder.state_dict().items()}, meta)
     return encoder, key, meta | {"overlap": shared}
 
