@@ -25,9 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"relm {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    from relm.commands import bench, data, ls, models, scorer
+    from relm.commands import bench, cache, data, ls, models, scorer
 
-    for command in (bench, data, models, scorer, ls):
+    for command in (bench, data, models, scorer, cache, ls):
         command.register(sub)
     return parser
 

@@ -70,6 +70,26 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def safetensors_problem(path: Path) -> str | None:
+    """What is wrong with a safetensors file, read cheaply (its header gives every tensor's extent); None if sound."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if n < 0 or 8 + n > size:
+            return f"{path.name} is truncated (its header does not fit in {size} bytes)"
+        try:
+            header = json.loads(fh.read(n))
+        except (ValueError, UnicodeDecodeError):
+            return f"{path.name} has an unreadable header"
+    if not isinstance(header, dict):
+        return f"{path.name} has an unreadable header"
+    ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__" and isinstance(t, dict)]
+    if ends and 8 + n + max(ends) > size:
+        return f"{path.name} is truncated ({size} bytes, its header needs {8 + n + max(ends)})"
+    return None
+
+
 def jsonl_text(rows: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 

@@ -161,6 +161,8 @@ class Results(TypedDict, total=False):
     """Each stage's share of the sweep's time."""
     peak_gpu_memory_gib: float | None
     """Peak CUDA memory allocated by torch (`torch.cuda.max_memory_allocated`), null without a GPU."""
+    cache_entries: list[str]
+    """Every cache entry (`<stage>/<key>` under RELM_CACHE) the sweep read or wrote; `relm cache gc` keeps these."""
     device: str
     """The device every stage ran on (`runtime.device` resolved)."""
     precision: dict[str, str]

@@ -112,8 +112,10 @@ def test_teacher_cache_holds_raw_outputs_cleaned_when_read(tmp_cache):
     cfg = load_preset("smoke").teacher
     teacher = Teacher(cfg, None, None, "template")
     key = teacher.item_key("hello", "sad")
-    teacher.path.parent.mkdir(parents=True, exist_ok=True)
-    teacher.path.write_text(json.dumps({key: {"raw": ' "Oh no. How are you?"\nextra line', "truncated": False}}))
+    with teacher.entry([("hello", "sad")]).write() as folder:
+        (folder / "responses.json").write_text(
+            json.dumps({key: {"raw": ' "Oh no. How are you?"\nextra line', "truncated": False}})
+        )
     again = Teacher(cfg, None, None, "template")
     assert again.responses([("hello", "sad")], progress=False) == {key: ("Oh no. How are you?", False)}
 

@@ -6,7 +6,6 @@ or trained in stage 0, or the one a run was trained with) -> emotion embeddings 
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,15 +99,13 @@ def prepare_dataset(
         manifest_path = save_manifest(manifest)
     store = FeatureStore(name, manifest.df, dhash, preset)
     with timer(Stage.FEATURES):
-        if Stage.FEATURES in force:
-            shutil.rmtree(store.folder, ignore_errors=True)
-        frames = store.whisper_frames(progress)
+        frames = store.whisper_frames(progress, force=Stage.FEATURES in force)
     with timer(Stage.STAGE0):
         encoder, encoder_key, encoder_meta = frozen_encoder(
             preset, name, manifest.df, progress, Stage.STAGE0 in force, stage0_weights
         )
     with timer(Stage.FEATURES):
-        emb, avd_pred = store.emotion(encoder, encoder_key, progress)
+        emb, avd_pred = store.emotion(encoder, encoder_key, progress, force=Stage.FEATURES in force)
     avd, avd_source = store.avd_targets(avd_pred)
     if not (manifest.df.split == "test").any():
         raise RelmError(f"{name}: the test split is empty")

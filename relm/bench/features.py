@@ -1,8 +1,9 @@
 """Frozen-encoder features, computed once per utterance and shared by every system and seed.
 
-Cache layout: `<cache>/features/<dataset>-<data hash>/<encoder>-<key>.safetensors`, one tensor
-per utterance id, written atomically. The key holds the encoder's identity and config (for a
-stage-0 encoder: its weights' key), so another model or preset never reads stale features.
+Cache layout: one entry (`relm.cache`) per corpus and encoder,
+`<cache>/features/<dataset>-<data hash>-<encoder>-<key>/features.safetensors`, one tensor per
+utterance id. The key holds the encoder's identity and config (for a stage-0 encoder: its weights'
+key), so another model or preset never reads stale features.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from torch import nn
 from tqdm import tqdm
 
 from relm.bench.stages import Stage
+from relm.cache import CacheEntry, load_or_compute
 from relm.config import Preset
 from relm.data.audio import AudioBounds, load_audio
+from relm.errors import RelmError
 from relm.io import atomic_write_bytes
 from relm.keys import content_key
 from relm.models.emotion_encoder import category_avd
@@ -30,6 +33,7 @@ from relm.runtime import resolve_device
 
 AVD_COLUMNS = ["arousal", "valence", "dominance"]
 FEATURES_VERSION = 1  # bump when feature extraction changes what it produces
+FEATURES_FILE = "features.safetensors"
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
@@ -58,7 +62,7 @@ class FeatureStore:
         self, dataset: str, df: pd.DataFrame, data_hash: str, preset: Preset, bounds: AudioBounds = AudioBounds()
     ):
         self.df, self.preset, self.bounds = df, preset, bounds
-        self.folder = Stage.FEATURES.folder() / f"{dataset}-{data_hash}"
+        self.prefix = f"{dataset}-{data_hash}"
         self._waves: dict[str, np.ndarray] = {}
 
     def waves(self, ids: list[str]) -> list[np.ndarray]:
@@ -72,45 +76,66 @@ class FeatureStore:
         cfg = self.preset.speech_encoder
         return content_key(cfg.model, cfg.pad_to_30s, cfg.tiny, resolve(cfg.model).identity, FEATURES_VERSION)
 
-    def whisper_frames(self, progress: bool = True) -> dict[str, torch.Tensor]:
+    def whisper_entry(self) -> CacheEntry:
+        return CacheEntry(Stage.FEATURES.value, f"{self.prefix}-whisper-{self.whisper_key()}")
+
+    def emotion_entry(self, encoder_key: str) -> CacheEntry:
+        return CacheEntry(Stage.FEATURES.value, f"{self.prefix}-emotion-{content_key(encoder_key, FEATURES_VERSION)}")
+
+    def whisper_frames(self, progress: bool = True, force: bool = False) -> dict[str, torch.Tensor]:
         cfg = self.preset.speech_encoder
-        path = self.folder / f"whisper-{self.whisper_key()}.safetensors"
-        if path.is_file():
-            return load_tensors(path)[0]
-        encoder = WhisperFrames.build(cfg).to(resolve_device(self.preset))
-        ids = self.df["utt_id"].tolist()
-        out: dict[str, torch.Tensor] = {}
-        bs = 16
-        for i in tqdm(range(0, len(ids), bs), desc="features: whisper", unit="batch", disable=not progress):
-            chunk = ids[i : i + bs]
-            for utt, frames in zip(chunk, encoder(self.waves(chunk))):
-                out[utt] = frames.half()
-        save_tensors(path, out, {"model": cfg.model, "pad_to_30s": cfg.pad_to_30s})
-        return out
+
+        def compute(folder: Path) -> dict[str, torch.Tensor]:
+            encoder = WhisperFrames.build(cfg).to(resolve_device(self.preset))
+            ids = self.df["utt_id"].tolist()
+            out: dict[str, torch.Tensor] = {}
+            bs = 16
+            for i in tqdm(range(0, len(ids), bs), desc="features: whisper", unit="batch", disable=not progress):
+                chunk = ids[i : i + bs]
+                for utt, frames in zip(chunk, encoder(self.waves(chunk))):
+                    out[utt] = frames.half()
+            save_tensors(folder / FEATURES_FILE, out, {"model": cfg.model, "pad_to_30s": cfg.pad_to_30s})
+            return out
+
+        entry = self.whisper_entry()
+        frames = load_or_compute(entry, self._read, compute, force=force, inputs={"model": cfg.model})
+        return self._complete(entry, frames)
 
     def emotion(
-        self, encoder: nn.Module, encoder_key: str, progress: bool = True
+        self, encoder: nn.Module, encoder_key: str, progress: bool = True, force: bool = False
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Utterance emotion embeddings and A/V/D predictions of a frozen encoder, cached by its key."""
-        path = self.folder / f"emotion-{content_key(encoder_key, FEATURES_VERSION)}.safetensors"
-        if path.is_file():
-            tensors, _ = load_tensors(path)
-            emb = {k[4:]: v for k, v in tensors.items() if k.startswith("emb/")}
-            avd = {k[4:]: v for k, v in tensors.items() if k.startswith("avd/")}
-            return emb, avd
-        ids = self.df["utt_id"].tolist()
-        emb, avd = {}, {}
-        for i in tqdm(range(0, len(ids), 32), desc="features: emotion", unit="batch", disable=not progress):
-            chunk = ids[i : i + 32]
-            e, a = encoder.embed(self.waves(chunk))
-            for j, utt in enumerate(chunk):
-                emb[utt], avd[utt] = e[j].float(), a[j].float()
-        save_tensors(
-            path,
-            {f"emb/{k}": v for k, v in emb.items()} | {f"avd/{k}": v for k, v in avd.items()},
-            {"encoder_key": encoder_key},
-        )
+
+        def compute(folder: Path) -> dict[str, torch.Tensor]:
+            ids = self.df["utt_id"].tolist()
+            out = {}
+            for i in tqdm(range(0, len(ids), 32), desc="features: emotion", unit="batch", disable=not progress):
+                chunk = ids[i : i + 32]
+                e, a = encoder.embed(self.waves(chunk))
+                for j, utt in enumerate(chunk):
+                    out[f"emb/{utt}"], out[f"avd/{utt}"] = e[j].float(), a[j].float()
+            save_tensors(folder / FEATURES_FILE, out, {"encoder_key": encoder_key})
+            return out
+
+        entry = self.emotion_entry(encoder_key)
+        tensors = load_or_compute(entry, self._read, compute, force=force, inputs={"encoder_key": encoder_key})
+        emb = {k[4:]: v for k, v in tensors.items() if k.startswith("emb/")}
+        avd = {k[4:]: v for k, v in tensors.items() if k.startswith("avd/")}
+        self._complete(entry, emb)
         return emb, avd
+
+    @staticmethod
+    def _read(folder: Path) -> dict[str, torch.Tensor]:
+        return load_tensors(folder / FEATURES_FILE)[0]
+
+    def _complete(self, entry: CacheEntry, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        missing = set(self.df["utt_id"]) - tensors.keys()
+        if missing:  # the key covers the manifest, so this is damage the manifest could not see
+            raise RelmError(
+                f"cache entry {entry.name} lacks {len(missing)} utterance(s), e.g. {sorted(missing)[0]}; "
+                "rerun with `--force features`"
+            )
+        return tensors
 
     def avd_targets(self, emotion_pred: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], str]:
         """A/V/D regression targets: annotations where the corpus has them, else pseudo-targets."""

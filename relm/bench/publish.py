@@ -11,7 +11,8 @@ from relm.bench.comparisons import adjust, compare_systems, comparison_name, pro
 from relm.bench.exports import write_exports
 from relm.bench.report import point_latest, write_report
 from relm.bench.stages import StageTimer
-from relm.io import atomic_write_json, atomic_write_text, jsonl_text
+from relm.cache import path_lock, used_entries
+from relm.io import atomic_write_bytes, atomic_write_json, atomic_write_text, jsonl_text
 from relm.results import Results, add_run, aggregate
 from relm.runtime import matmul_gflops, peak_gpu_memory_gib
 
@@ -30,11 +31,15 @@ def write_run(
     seed: int,
     rows: list[dict],
     metrics: dict,
+    curves: Path | None = None,
 ) -> None:
-    """Write one run's responses and metrics, and file them in the results being built."""
+    """Write one run's responses, metrics and training curves (`logs/metrics.csv`, a copy of the cache
+    entry's), and file them in the results being built."""
     folder = run_folder(dataset, system, seed)
     atomic_write_text(sweep_dir / folder / "responses.jsonl", jsonl_text(rows))
     atomic_write_json(sweep_dir / folder / "metrics.json", metrics)
+    if curves is not None and curves.is_file():
+        atomic_write_bytes(sweep_dir / folder / "logs" / curves.name, curves.read_bytes())
     rows_by_system.setdefault(system, []).append(rows)
     add_run(results, dataset, system, metrics, folder)
 
@@ -69,7 +74,9 @@ def finish(results: Results, timer: StageTimer, sweep_dir: Path, out_root: Path)
     results["cost_share"] = {k: round(v / total, 3) for k, v in timer.seconds.items()} if total else {}
     results["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     results["peak_gpu_memory_gib"] = peak_gpu_memory_gib()
-    atomic_write_json(sweep_dir / "results.json", results)
-    write_report(sweep_dir, dict(results))
-    write_exports(sweep_dir, dict(results))
-    point_latest(out_root, sweep_dir)
+    results["cache_entries"] = used_entries(reset=True)
+    with path_lock(sweep_dir):  # results, report and exports of one process, never a mix of two
+        atomic_write_json(sweep_dir / "results.json", results)
+        write_report(sweep_dir, dict(results))
+        write_exports(sweep_dir, dict(results))
+        point_latest(out_root, sweep_dir)

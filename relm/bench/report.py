@@ -248,7 +248,7 @@ def write_report(run_dir: Path, results: dict) -> None:
 
 def point_latest(out_root: Path, run_dir: Path) -> None:
     link = out_root / "latest"
-    tmp = out_root / ".latest.tmp"
+    tmp = out_root / f".latest.{os.getpid()}.tmp"  # one per process: concurrent sweeps never share it
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
     tmp.symlink_to(run_dir.name)

@@ -5,8 +5,8 @@ the encoder never sees the benchmark: it trains on the preset's `pretrain_corpus
 speakers and sentences must be disjoint from the benchmark's (checked, and recorded as
 `overlap`). Its targets are dimensional (A/V/D annotations, or the documented per-category
 table of the pre-training corpus's own labels). One cache entry per (encoder config,
-pre-training data, seed): `<cache>/stage0/<key>.safetensors` holds the frozen weights and, in
-its metadata, what it was trained on and the loss per epoch.
+pre-training data, seed): `<cache>/stage0/<key>/encoder.safetensors` (a `relm.cache` entry) holds
+the frozen weights and, in its metadata, what it was trained on and the loss per epoch.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from torch import nn
 from relm.bench.features import FeatureStore, dimensional_labels, load_tensors, save_tensors
 from relm.bench.manifest import read_manifest
 from relm.bench.stages import Stage
+from relm.cache import CacheEntry, folder_problem, load_or_compute
 from relm.config import EmotionEncoderCfg, Preset
 from relm.data.corpora import get_dataset
 from relm.data.manifest_store import data_hash
@@ -32,6 +33,7 @@ from relm.runtime import resolve_device
 from relm.scoring.epitome_data import norm_text
 
 STAGE0_VERSION = 2  # bump when the training code changes what it produces (v2: a separate pre-training corpus)
+ENCODER_FILE = "encoder.safetensors"
 STAGE0_SEED = 0  # stage 0 is shared by every system and seed of a sweep; its seed is fixed and recorded
 
 
@@ -69,46 +71,53 @@ def train_encoder(
         )
     pre_hash = data_hash(manifest.df)
     key = content_key(cfg, encoder_identity(cfg), pre_hash, STAGE0_SEED, STAGE0_VERSION)
-    path = Stage.STAGE0.folder() / f"{key}.safetensors"
-    if path.is_file() and not force:
+    entry = CacheEntry(Stage.STAGE0.value, key)
+
+    def read(folder: Path) -> tuple[nn.Module, dict]:
         encoder = build_emotion_encoder(cfg)
-        state, meta = load_tensors(path)
+        state, meta = load_tensors(folder / ENCODER_FILE)
         encoder.load_state_dict(state)
-        return encoder.to(resolve_device(preset)).eval().requires_grad_(False), key, meta | {"overlap": shared}
-    store = FeatureStore(cfg.pretrain_corpus, manifest.df, pre_hash, preset)
-    train, val = (manifest.df[manifest.df["split"] == s] for s in ("train", "val"))
-    targets, source = dimensional_labels(train)
-    torch.manual_seed(STAGE0_SEED)
-    encoder = build_emotion_encoder(cfg).to(resolve_device(preset))
-    losses = encoder.fit(
-        store.waves(train["utt_id"].tolist()), targets, cfg.epochs, cfg.lr, seed=STAGE0_SEED, progress=progress
-    )
-    meta = {
-        "kind": cfg.kind,
-        "trained_on": cfg.pretrain_corpus,
-        "pretrain_data_hash": pre_hash,
-        "n_train": len(train),
-        "seed": STAGE0_SEED,
-        "targets": source,
-        "loss_per_epoch": losses,
-        "weights": str(path),
-    }
-    if len(val):
-        pred = encoder.embed(store.waves(val["utt_id"].tolist()))[1].numpy()
-        meta["val_mse"] = float(np.mean((pred - dimensional_labels(val)[0]) ** 2))
-    save_tensors(path, {k: v.detach() for k, v in encoder.state_dict().items()}, meta)
+        return encoder.to(resolve_device(preset)).eval().requires_grad_(False), meta
+
+    def compute(folder: Path) -> tuple[nn.Module, dict]:
+        store = FeatureStore(cfg.pretrain_corpus, manifest.df, pre_hash, preset)
+        train, val = (manifest.df[manifest.df["split"] == s] for s in ("train", "val"))
+        targets, source = dimensional_labels(train)
+        torch.manual_seed(STAGE0_SEED)
+        encoder = build_emotion_encoder(cfg).to(resolve_device(preset))
+        losses = encoder.fit(
+            store.waves(train["utt_id"].tolist()), targets, cfg.epochs, cfg.lr, seed=STAGE0_SEED, progress=progress
+        )
+        meta = {
+            "kind": cfg.kind,
+            "trained_on": cfg.pretrain_corpus,
+            "pretrain_data_hash": pre_hash,
+            "n_train": len(train),
+            "seed": STAGE0_SEED,
+            "targets": source,
+            "loss_per_epoch": losses,
+            "weights": str(entry.folder / ENCODER_FILE),
+        }
+        if len(val):
+            pred = encoder.embed(store.waves(val["utt_id"].tolist()))[1].numpy()
+            meta["val_mse"] = float(np.mean((pred - dimensional_labels(val)[0]) ** 2))
+        save_tensors(folder / ENCODER_FILE, {k: v.detach() for k, v in encoder.state_dict().items()}, meta)
+        return encoder.eval().requires_grad_(False), meta
+
+    encoder, meta = load_or_compute(entry, read, compute, force=force, inputs={"pretrain_corpus": cfg.pretrain_corpus})
     return encoder, key, meta | {"overlap": shared}
 
 
 def load_encoder(cfg: EmotionEncoderCfg, weights: Path, device: torch.device) -> tuple[nn.Module, str]:
     """A stage-0 encoder trained earlier (`relm evaluate` embeds another corpus with a run's encoder)."""
+    again = "rerun the sweep with `--force stage0`"
     if not weights.is_file():
-        raise RelmError(
-            f"{weights}: the stage-0 emotion encoder is not in the cache; rerun the sweep with `--force stage0`"
-        )
+        raise RelmError(f"{weights}: the stage-0 emotion encoder is not in the cache; {again}")
+    if problem := folder_problem(weights.parent):
+        raise RelmError(f"{weights}: the stage-0 cache entry is damaged ({problem}); {again}")
     encoder = build_emotion_encoder(cfg)
     encoder.load_state_dict(load_tensors(weights)[0])
-    return encoder.to(device).eval().requires_grad_(False), weights.stem
+    return encoder.to(device).eval().requires_grad_(False), weights.parent.name
 
 
 def frozen_encoder(

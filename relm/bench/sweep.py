@@ -178,7 +178,6 @@ def run_sweep(cfg: SweepConfig) -> Path:
                 for seed in range(cfg.seeds):
                     entry_key = run_key(key_base, bundle, system, seed, teacher_info["cache_key"])
                     sweep_bar.describe(f"{dataset} {system} seed {seed}")
-                    log_dir = sweep_dir / run_folder(dataset, system, seed) / "logs"
                     run = (
                         tracking.start_run(cfg, sweep_id, dataset, system, seed, preset, context)
                         if cfg.tracking
@@ -186,22 +185,23 @@ def run_sweep(cfg: SweepConfig) -> Path:
                     )
                     try:
                         with timer(Stage.TRAIN, system):
-                            rows, info = train_and_answer(
+                            out = train_and_answer(
                                 system,
                                 seed,
                                 preset,
                                 items,
                                 bundle.dims,
                                 entry_key,
-                                log_dir,
                                 Stage.TRAIN in force,
                                 cfg.progress,
                                 tracking.loggers(run),
                             )
                         with timer(Stage.SCORE):
-                            rows, metrics = score_rows(rows, scorer)
-                        metrics["train"] = info
-                        write_run(results, rows_by_system, sweep_dir, dataset, system, seed, rows, metrics)
+                            rows, metrics = score_rows(out.rows, scorer)
+                        metrics["train"] = out.info
+                        write_run(results, rows_by_system, sweep_dir, dataset, system, seed, rows, metrics, out.curves)
+                        curves = sweep_dir / run_folder(dataset, system, seed) / "logs" / out.curves.name
+                        tracking.log_curves(run, curves, out.cached)
                         tracking.log_run(run, dataset, metrics, rows)
                     finally:
                         tracking.finish(run)

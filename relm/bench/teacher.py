@@ -3,27 +3,34 @@
 The preset states the prompt (`teacher.system`, `teacher.user`, `teacher.examples`): the
 paper's continuation prompt (paper), or worked examples (cpu), or a fixed reply per emotion
 (`template`, smoke's random models). Outputs go through the paper's cleaning rules (`clean`);
-a dropped output leaves its utterance without a response target (counted). Results are
-cached per (teacher identity, prompt, decoding) and per (transcript, emotion): resumable, and
-the same sentence in the same emotion is generated once.
+a dropped output leaves its utterance without a response target (counted). Raw outputs are one
+cache entry (`relm.cache`) per (teacher identity, prompt, decoding) and set of (transcript,
+emotion) pairs, `<cache>/teacher/<key>/responses.json`; the same sentence in the same emotion is
+generated once. Until the entry is complete, each finished batch is appended to
+`<cache>/partial/teacher-<key>.jsonl`, so a killed sweep resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 
 import pandas as pd
 import torch
 from tqdm import tqdm
 
 from relm.bench.stages import Stage
+from relm.cache import CacheEntry, load_or_compute
 from relm.config import Preset, TeacherCfg
 from relm.io import atomic_write_json
 from relm.keys import content_key
 from relm.models.llm import load_llm
+from relm.paths import cache_dir
 from relm.runtime import resolve_device
 
+RESPONSES_FILE = "responses.json"
 TEACHER_VERSION = 2  # bump when generation changes what it produces (v2: raw outputs cached, cleaned on read)
 DROP_PREFIXES = ("I'm sorry, but I cannot", "I'm sorry, but I'm not sure")
 DROP_CONTAINS = ("as an ai language model", "i'm sorry, but i")
@@ -60,14 +67,16 @@ class Teacher:
         self.key = content_key(
             identity, cfg.prompt, cfg.max_new_tokens, cfg.repetition_penalty, prompt, TEACHER_VERSION
         )
-        self.path = Stage.TEACHER.folder() / f"{self.key}.json"
-        self.cache: dict = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.cache: dict = {}
         if self.tok is not None:
             self.tok.padding_side = "left"
 
     @staticmethod
     def item_key(text: str, emotion: str) -> str:
         return content_key(emotion, text)
+
+    def entry(self, pairs: list[tuple[str, str]]) -> CacheEntry:
+        return CacheEntry(Stage.TEACHER.value, content_key(self.key, sorted({self.item_key(t, e) for t, e in pairs})))
 
     @torch.no_grad()
     def _generate(self, pairs: list[tuple[str, str]]) -> list[tuple[str, bool]]:
@@ -93,21 +102,73 @@ class Teacher:
         eos = {self.tok.eos_token_id, self.tok.convert_tokens_to_ids("<|im_end|>")}
         return [(t, not any(int(x) in eos for x in row)) for t, row in zip(texts, new)]
 
-    def responses(self, pairs: list[tuple[str, str]], progress: bool = True) -> dict[str, tuple[str | None, bool]]:
-        """{item_key: (cleaned response or None, whether generation hit the token limit)} for (transcript, emotion)."""
-        todo = sorted({(t, e) for t, e in pairs if self.item_key(t, e) not in self.cache})
+    def _generate_all(self, pairs: list[tuple[str, str]], partial: Path, progress: bool) -> dict:
+        """Raw outputs for every pair, resuming from (and appending each batch to) the partial file."""
+        done = read_partial(partial)
+        todo = sorted({(t, e) for t, e in pairs if self.item_key(t, e) not in done})
         bs = self.cfg.batch_size
-        for i in tqdm(range(0, len(todo), bs), desc="step 1: teacher", unit="batch", disable=not progress):
-            batch = todo[i : i + bs]
-            for (t, e), (raw, truncated) in zip(batch, self._generate(batch)):
-                self.cache[self.item_key(t, e)] = {"raw": raw, "truncated": truncated}
-            atomic_write_json(self.path, self.cache)  # resumable after every batch
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        with open(partial, "a", encoding="utf-8") as fh:
+            for i in tqdm(range(0, len(todo), bs), desc="step 1: teacher", unit="batch", disable=not progress):
+                batch = todo[i : i + bs]
+                for (t, e), (raw, truncated) in zip(batch, self._generate(batch)):
+                    done[self.item_key(t, e)] = {"raw": raw, "truncated": truncated}
+                    fh.write(json.dumps({"item": self.item_key(t, e), "raw": raw, "truncated": truncated}) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())  # resumable after every batch
+        return {self.item_key(t, e): done[self.item_key(t, e)] for t, e in pairs}
+
+    def responses(
+        self, pairs: list[tuple[str, str]], progress: bool = True, force: bool = False
+    ) -> dict[str, tuple[str | None, bool]]:
+        """{item_key: (cleaned response or None, whether generation hit the token limit)} for (transcript, emotion)."""
+        entry = self.entry(pairs)
+        partial = cache_dir() / "partial" / f"teacher-{entry.key}.jsonl"
+        if force:
+            partial.unlink(missing_ok=True)
+
+        def compute(folder: Path) -> dict:
+            raw = self._generate_all(pairs, partial, progress)
+            atomic_write_json(folder / RESPONSES_FILE, raw)
+            return raw
+
+        self.cache = load_or_compute(
+            entry,
+            lambda folder: read_responses(folder, pairs, self.item_key),
+            compute,
+            force=force,
+            inputs={"teacher": self.key, "n_pairs": len(set(pairs))},
+        )
+        partial.unlink(missing_ok=True)
         # Raw outputs are cached and cleaned here, so a change to the cleaning rules always takes effect.
         out = {}
         for t, e in pairs:
-            entry = self.cache[self.item_key(t, e)]
-            out[self.item_key(t, e)] = (clean(entry["raw"], entry["truncated"]), bool(entry["truncated"]))
+            item = self.cache[self.item_key(t, e)]
+            out[self.item_key(t, e)] = (clean(item["raw"], item["truncated"]), bool(item["truncated"]))
         return out
+
+
+def read_partial(path: Path) -> dict:
+    """The batches a killed run finished; a line cut by the kill is dropped (and generated again)."""
+    done: dict = {}
+    if not path.is_file():
+        return done
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+            done[row["item"]] = {"raw": str(row["raw"]), "truncated": bool(row["truncated"])}
+        except (ValueError, KeyError, TypeError):
+            continue
+    return done
+
+
+def read_responses(folder: Path, pairs: list[tuple[str, str]], item_key) -> dict:
+    raw = json.loads((folder / RESPONSES_FILE).read_text(encoding="utf-8"))
+    for t, e in pairs:
+        item = raw[item_key(t, e)]  # KeyError: damaged, recomputed
+        if not isinstance(item.get("raw"), str):
+            raise ValueError(f"{RESPONSES_FILE}: item {item_key(t, e)} has no raw text")
+    return raw
 
 
 def teacher_targets(
@@ -122,10 +183,8 @@ def teacher_targets(
         llm, tok, identity = load_llm(llm_cfg)
         llm = llm.to(resolve_device(preset))
     teacher = Teacher(cfg, llm, tok, identity)
-    if force:
-        teacher.cache = {}
     pairs = list(zip(df["transcript"].fillna(""), df["emotion"]))
-    out = teacher.responses(pairs, progress=progress)
+    out = teacher.responses(pairs, progress=progress, force=force)
     targets = {u: out[teacher.item_key(t, e)][0] for u, (t, e) in zip(df["utt_id"], pairs)}
     # As released: a target whose generation hit the limit gets no end-of-turn token, so models do not learn
     # to stop wherever the teacher was cut off.
@@ -139,6 +198,7 @@ def teacher_targets(
             "hit_token_limit": len(cut),
             "prompt": cfg.prompt,
             "cache_key": teacher.key,
+            "entry": teacher.entry(pairs).name,
             "dropped_by_cleaning": dropped,
             "n": len(targets),
         },

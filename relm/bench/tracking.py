@@ -77,6 +77,24 @@ def loggers(run) -> list:
     return [WandbLogger(experiment=run)]
 
 
+def log_curves(run, curves: Path, cached: bool) -> None:
+    """Training curves reach each W&B run once: live through Lightning's logger when the run trains,
+    else (a cached run) from its stored CSV log. A marker next to the run's copy of the log says it is done."""
+    if run is None or not curves.is_file():
+        return
+    marker = curves.parent / f".wandb-curves-{run.id}"
+    if marker.exists():
+        return
+    if cached:
+        import pandas as pd
+
+        for record in pd.read_csv(curves).to_dict("records"):
+            values = {k: v for k, v in record.items() if k not in ("step", "epoch") and pd.notna(v)}
+            if values:
+                run.log(values | {"trainer/global_step": int(record["step"]), "epoch": record.get("epoch")})
+    marker.touch()
+
+
 def log_run(run, dataset: str, metrics: dict, rows: list[dict]) -> None:
     if run is None:
         return

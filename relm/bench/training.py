@@ -7,6 +7,7 @@ import gc
 import json
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -18,6 +19,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from relm.bench.stages import Stage
+from relm.cache import CacheEntry, load_or_compute
 from relm.config import Preset
 from relm.io import atomic_write_json, atomic_write_text, jsonl_text, read_jsonl
 from relm.models.llm import load_llm
@@ -180,6 +182,24 @@ def answer(module: SystemLitModule, items: list[dict], preset: Preset, progress:
     return rows
 
 
+ANSWERS_FILE, INFO_FILE, CHECKPOINT_FILE, LOGS = "answers.jsonl", "train.json", "trained.safetensors", "logs"
+
+
+@dataclass
+class RunOutput:
+    """What one run produced: its answers, its training record, its cache entry and whether that was reused."""
+
+    rows: list[dict]
+    info: dict
+    entry: CacheEntry
+    cached: bool
+
+    @property
+    def curves(self) -> Path:
+        """Lightning's CSV log of the training curves (absent for zero-shot systems)."""
+        return self.entry.folder / LOGS / "metrics.csv"
+
+
 def train_and_answer(
     system: str,
     seed: int,
@@ -187,25 +207,41 @@ def train_and_answer(
     items: dict[str, list[dict]],
     dims: tuple[int, int],
     entry_key: str,
-    log_dir: Path,
     force: bool,
     progress: bool,
     loggers=(),
-) -> tuple[list[dict], dict]:
-    """One run: train (or reuse) one system/seed and answer the test split; one cache entry per `entry_key`."""
-    folder = Stage.TRAIN.folder() / entry_key
-    if not force and (folder / "answers.jsonl").is_file() and (folder / "train.json").is_file():
-        return read_jsonl(folder / "answers.jsonl"), json.loads((folder / "train.json").read_text())
-    module, info = train_system(system, preset, items["train"], items["val"], *dims, seed, log_dir, loggers, progress)
-    start = time.perf_counter()
-    rows = answer(module, items["test"], preset, progress)
-    info["generate_seconds"] = round(time.perf_counter() - start, 1)
-    folder.mkdir(parents=True, exist_ok=True)
-    if module.spec.trains:
-        module.save_trained(folder / "trained.safetensors")
-        info["checkpoint"] = str(folder / "trained.safetensors")
-    atomic_write_json(folder / "train.json", info)
-    atomic_write_text(folder / "answers.jsonl", jsonl_text(rows))  # last: its presence marks the entry done
-    del module
-    gc.collect()
-    return rows, info
+) -> RunOutput:
+    """One run: train (or reuse) one system/seed and answer the test split; one cache entry per `entry_key`.
+
+    The entry (`relm.cache`) holds the answers, the training record, the trained parts and Lightning's CSV
+    log, all written into the entry's own temporary folder: two processes never share a log file.
+    """
+    entry = CacheEntry(Stage.TRAIN.value, entry_key)
+    cached = True
+
+    def read(folder: Path) -> tuple[list[dict], dict]:
+        rows, info = read_jsonl(folder / ANSWERS_FILE), json.loads((folder / INFO_FILE).read_text())
+        if not isinstance(info, dict) or not all(isinstance(r, dict) and "id" in r for r in rows):
+            raise ValueError("answers or train record of the wrong shape")
+        return rows, info
+
+    def compute(folder: Path) -> tuple[list[dict], dict]:
+        nonlocal cached
+        cached = False
+        module, info = train_system(
+            system, preset, items["train"], items["val"], *dims, seed, folder / LOGS, loggers, progress
+        )
+        start = time.perf_counter()
+        rows = answer(module, items["test"], preset, progress)
+        info["generate_seconds"] = round(time.perf_counter() - start, 1)
+        if module.spec.trains:
+            module.save_trained(folder / CHECKPOINT_FILE)
+            info["checkpoint"] = str(entry.folder / CHECKPOINT_FILE)
+        atomic_write_json(folder / INFO_FILE, info)
+        atomic_write_text(folder / ANSWERS_FILE, jsonl_text(rows))
+        del module
+        gc.collect()
+        return rows, info
+
+    rows, info = load_or_compute(entry, read, compute, force=force, inputs={"system": system, "seed": seed})
+    return RunOutput(rows, info, entry, cached)

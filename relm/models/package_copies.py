@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relm.errors import RelmError
-from relm.io import atomic_dir
+from relm.io import atomic_dir, safetensors_problem
 from relm.keys import file_sha256
 from relm.paths import cache_dir
 
@@ -92,19 +92,8 @@ def folder_problem(path: Path) -> str | None:
     except (ValueError, UnicodeDecodeError) as exc:
         return f"config.json is not valid JSON ({exc})"
     for weights in sorted(path.glob("*.safetensors")):
-        size = weights.stat().st_size
-        with open(weights, "rb") as fh:
-            head = fh.read(8)
-            n = int.from_bytes(head, "little") if len(head) == 8 else -1
-            if n < 0 or 8 + n > size:
-                return f"{weights.name} is truncated (its header does not fit in {size} bytes)"
-            try:
-                header = json.loads(fh.read(n))
-            except (ValueError, UnicodeDecodeError):
-                return f"{weights.name} has an unreadable header"
-        ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
-        if ends and 8 + n + max(ends) > size:
-            return f"{weights.name} is truncated ({size} bytes, its header needs {8 + n + max(ends)})"
+        if problem := safetensors_problem(weights):
+            return problem
     return None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -16,9 +17,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from relm.cache import MANIFEST, folder_problem
 from relm.config import Preset
 from relm.data.schema import LABELS
 from relm.errors import RelmError
+from relm.io import safetensors_problem
 from relm.models.adapter import SubsamplingAdapter
 from relm.models.llm import PromptParts, add_lora, end_of_turn_ids, prompt_parts, restrict_lora_to_speech
 from relm.models.system_table import get_system
@@ -221,6 +224,14 @@ class SystemLitModule(L.LightningModule):
         )
 
     def load_trained(self, path) -> None:
+        """Load a run's trained parts; a missing, damaged or foreign checkpoint is one error naming it."""
+        again = "rerun its sweep with `--force train`"
+        if not Path(path).is_file():
+            raise RelmError(f"{path}: checkpoint not found; {again}")
+        if (Path(path).parent / MANIFEST).is_file() and (problem := folder_problem(Path(path).parent)):
+            raise RelmError(f"{path}: the run's cache entry is damaged ({problem}); {again}")
+        if problem := safetensors_problem(Path(path)):
+            raise RelmError(f"{path}: damaged checkpoint ({problem}); {again}")
         with safe_open(str(path), "pt") as fh:
             meta = fh.metadata() or {}
         identity = json.loads(meta.get("identity", "{}"))

@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from relm.cache import READ_ERRORS, CacheEntry, note_use
 from relm.errors import RelmError
 from relm.paths import cache_dir
 from relm.registry import Registry
 from relm.scoring.empathy_base import FORMAT_VERSION, EmpathyScorer, evaluate, scorer_identity
 from relm.scoring.epitome_data import EpitomeData, pair_key, split_by_seeker
 
+SCORER_STAGE = "scorers"  # the cache folder of trained scorers
 SCORERS: Registry[type[EmpathyScorer]] = Registry("scorer kind")
 SCORERS.register("tfidf", lazy="relm.scoring.empathy_tfidf:TfidfScorer")
 SCORERS.register("minilm", lazy="relm.scoring.empathy_neural:MiniLMScorer")
@@ -45,7 +47,7 @@ def load_folder(folder: Path) -> EmpathyScorer:
 
 
 def scorer_dir(identity: str) -> Path:
-    return cache_dir() / "scorers" / identity
+    return CacheEntry(SCORER_STAGE, identity).folder
 
 
 def train(kind: str, data: EpitomeData, seed: int = 0, val_fraction: float = 0.2, **params) -> EmpathyScorer:
@@ -76,12 +78,20 @@ def train(kind: str, data: EpitomeData, seed: int = 0, val_fraction: float = 0.2
 
 
 def load_or_train(kind: str, data: EpitomeData, seed: int = 0, force: bool = False, **params) -> EmpathyScorer:
-    """The scorer of exactly this kind, parameters, training data and seed: from the cache, else trained now."""
+    """The scorer of exactly this kind, parameters, training data and seed: from the cache (a `relm.cache`
+    entry, checked on read), else trained now; a damaged one is quarantined and trained again."""
     identity = scorer_identity(kind, build(kind, **params).params, data.data_hash, seed)
-    folder = scorer_dir(identity)
-    if not force and (folder / "meta.json").is_file():
-        return load_folder(folder)
-    return train(kind, data, seed, **params)
+    entry = CacheEntry(SCORER_STAGE, identity)
+    note_use(entry)
+    with entry.lock():
+        if force:
+            entry.discard()
+        elif entry.ready():
+            try:
+                return load_folder(entry.folder)
+            except READ_ERRORS as exc:
+                entry.quarantine(f"unreadable: {type(exc).__name__}: {str(exc)[:120]}")
+        return train(kind, data, seed, **params)
 
 
 def load_trained(kind: str | None = None, data_hash: str | None = None) -> EmpathyScorer:
@@ -90,7 +100,8 @@ def load_trained(kind: str | None = None, data_hash: str | None = None) -> Empat
     for k in kinds:
         metas = [
             json.loads(p.read_text()) | {"_folder": p.parent}
-            for p in (cache_dir() / "scorers").glob(f"{k}-*/meta.json")
+            for p in (cache_dir() / SCORER_STAGE).glob(f"{k}-*/meta.json")
+            if CacheEntry(SCORER_STAGE, p.parent.name).ready()
         ]
         metas = [
             m for m in metas if m.get("format") == FORMAT_VERSION and (not data_hash or m["data_hash"] == data_hash)

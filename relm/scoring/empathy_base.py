@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
+from relm.cache import write_manifest
 from relm.errors import RelmError
 from relm.io import atomic_dir
 from relm.keys import content_key
@@ -58,6 +59,7 @@ class EmpathyScorer(ABC):
         with atomic_dir(folder) as tmp:
             self._save(tmp)
             (tmp / "meta.json").write_text(json.dumps(self.meta, indent=2, sort_keys=True))
+            write_manifest(tmp, folder.parent.name, folder.name, {"kind": self.kind, "params": self.params})
         return folder
 
     @property
