@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stderr.close()
         return 0
+    except OSError as exc:  # disk full, read-only folder, a file where a folder belongs: one line naming the path
+        if debug:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"relm: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("relm: interrupted; finished stages are kept, run the command again to resume", file=sys.stderr)
         return 130

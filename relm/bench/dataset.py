@@ -16,6 +16,7 @@ from relm.bench.features import FeatureStore
 from relm.bench.manifest import read_manifest
 from relm.bench.stage0 import frozen_encoder
 from relm.bench.stages import Stage, StageTimer
+from relm.cache import warn
 from relm.config import Preset
 from relm.data.manifest_store import data_hash, save_manifest
 from relm.data.schema import LABELS, SPLITS, Manifest
@@ -91,10 +92,15 @@ def prepare_dataset(
     progress: bool = True,
     stage0_weights: Path | None = None,
     verify: bool = False,
+    strict_audio: bool = False,
 ) -> DatasetBundle:
     """Manifest, frozen features, the emotion encoder and A/V/D targets of one dataset."""
     with timer(Stage.MANIFEST):
-        manifest = read_manifest(name, root, preset.max_utterances, protocol, progress)
+        manifest = read_manifest(name, root, preset.max_utterances, protocol, progress, strict_audio)
+        if manifest.skipped:
+            counts = ", ".join(f"{reason} {n}" for reason, n in sorted(manifest.skipped.items()))
+            example = next(iter(manifest.skipped_examples.values()), [""])[0]
+            warn(f"{name}: skipped {sum(manifest.skipped.values())} file(s) or row(s) ({counts}), e.g. {example}")
         dhash = data_hash(manifest.df, verify)
         manifest_path = save_manifest(manifest)
     store = FeatureStore(name, manifest.df, dhash, preset)

@@ -24,7 +24,7 @@ from relm.cache import CacheEntry, load_or_compute
 from relm.config import Preset
 from relm.data.audio import AudioBounds, load_audio
 from relm.errors import RelmError
-from relm.io import atomic_write_bytes
+from relm.io import atomic_write_bytes, check_free_space
 from relm.keys import content_key
 from relm.models.emotion_encoder import category_avd
 from relm.models.sources import resolve
@@ -76,6 +76,16 @@ class FeatureStore:
         cfg = self.preset.speech_encoder
         return content_key(cfg.model, cfg.pad_to_30s, cfg.tiny, resolve(cfg.model).identity, FEATURES_VERSION)
 
+    def whisper_bytes(self) -> int:
+        """About what the Whisper frames take on disk (float16), with a margin: checked before computing them."""
+        cfg = self.preset.speech_encoder
+        res = resolve(cfg.model)
+        config = cfg.tiny if res.source == "random" else json.loads((Path(res.path) / "config.json").read_text())
+        width = int(config.get("d_model", 1280))
+        seconds = self.df["duration"].fillna(30.0).clip(upper=30.0) if "duration" in self.df else 30.0
+        frames = 1500 * len(self.df) if cfg.pad_to_30s else float((seconds * 50 + 1).sum())
+        return int(frames * width * 2 * 1.1) + 64 * 2**20
+
     def whisper_entry(self) -> CacheEntry:
         return CacheEntry(Stage.FEATURES.value, f"{self.prefix}-whisper-{self.whisper_key()}")
 
@@ -86,6 +96,7 @@ class FeatureStore:
         cfg = self.preset.speech_encoder
 
         def compute(folder: Path) -> dict[str, torch.Tensor]:
+            check_free_space(folder, self.whisper_bytes(), "the Whisper features")
             encoder = WhisperFrames.build(cfg).to(resolve_device(self.preset))
             ids = self.df["utt_id"].tolist()
             out: dict[str, torch.Tensor] = {}

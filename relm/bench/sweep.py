@@ -26,9 +26,11 @@ from relm.bench.training import train_and_answer
 from relm.data.corpora import DEFAULT_DATASET, get_dataset
 from relm.data.schema import SPLITS
 from relm.errors import RelmError
+from relm.io import check_writable_folder
 from relm.keys import content_key
 from relm.models.sources import resolve
 from relm.models.system_table import default_systems, get_system, systems_with_role
+from relm.paths import cache_dir
 from relm.presets import load_preset
 from relm.results import new_results
 from relm.runtime import choose_precision, preflight, resolve_device
@@ -50,6 +52,7 @@ class SweepConfig:
     progress: bool = True
     tracking: bool = True
     verify: bool = False  # key cache entries on audio content (sha256) instead of size and mtime
+    strict_audio: bool = False  # a bad audio file stops the sweep instead of being skipped and counted
     wandb_project: str | None = None  # default: WANDB_PROJECT, else relm
     wandb_tags: tuple[str, ...] = ()
 
@@ -117,6 +120,8 @@ def run_sweep(cfg: SweepConfig) -> Path:
         get_dataset(dataset)
     if cfg.seeds < 1:
         raise RelmError(f"seeds must be at least 1, got {cfg.seeds}")
+    check_writable_folder(cfg.out_root, "--out")
+    check_writable_folder(cache_dir(), "the cache (RELM_CACHE)")
     force = parse_force(cfg.force)
     preset = load_preset(cfg.preset, cfg.overrides)
     device = preflight(preset)  # no device or model missing: one line naming each, before any work
@@ -151,6 +156,7 @@ def run_sweep(cfg: SweepConfig) -> Path:
                 force=force,
                 progress=cfg.progress,
                 verify=cfg.verify,
+                strict_audio=cfg.strict_audio,
             )
             with timer(Stage.TEACHER):
                 targets, cut, teacher_info = teacher_targets(preset, bundle.df, cfg.progress, Stage.TEACHER in force)

@@ -70,6 +70,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         tracking=not args.no_wandb,
         verify=args.verify,
+        strict_audio=args.strict_audio,
         wandb_project=args.wandb_project,
         wandb_tags=tuple(_csv(args.wandb_tags or "")),
     )
@@ -155,6 +156,11 @@ def register(sub) -> None:
         "--verify",
         action="store_true",
         help="key cache entries on each audio file's sha256 instead of its size and mtime (slower)",
+    )
+    p.add_argument(
+        "--strict-audio",
+        action="store_true",
+        help="a bad audio file (NaN, silent, too short/long, unreadable) stops the sweep instead of being skipped",
     )
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("compare", help=cmd_compare.__doc__, description=cmd_compare.__doc__)

@@ -18,7 +18,12 @@ def _read(args: argparse.Namespace):
         strict_audio=args.strict_audio,
         bounds=AudioBounds(min_seconds=args.min_seconds, max_seconds=args.max_seconds),
     )
-    return adapter.read(root, options)
+    manifest = adapter.read(root, options)
+    if getattr(args, "check_audio", True):
+        from relm.data.audio_checks import drop_bad_audio
+
+        drop_bad_audio(manifest, options.bounds, options.strict_audio)  # the policy a sweep applies
+    return manifest
 
 
 def cmd_describe(args: argparse.Namespace) -> int:

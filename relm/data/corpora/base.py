@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from relm.data.audio import AudioBounds, AudioError, check_duration, probe
+from relm.data.audio_checks import skip_reason
 from relm.data.schema import LABELS, Manifest, check_manifest, make_frame
 from relm.errors import RelmError
 
@@ -73,8 +74,7 @@ class CorpusAdapter(ABC):
         except AudioError as exc:
             if options.strict_audio:
                 raise
-            reason = "too_short_or_long" if "too " in str(exc) else "unreadable_audio"
-            manifest.skip(reason, str(exc))
+            manifest.skip(skip_reason(str(exc)), str(exc))
             return False
         return True
 
