@@ -19,8 +19,15 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+class RelmParser(argparse.ArgumentParser):
+    """argparse with relm's error form: one `relm: error:` line naming the command, exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"relm: error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="relm", description=__doc__.splitlines()[0])
+    parser = RelmParser(prog="relm", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument("--version", action="version", version=f"relm {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -34,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed as one line
+        return int(exc.code or 0)
     debug = args.debug or os.environ.get("RELM_DEBUG") == "1"
     try:
         return int(args.func(args) or 0)

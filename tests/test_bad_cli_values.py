@@ -6,35 +6,105 @@ import pytest
 
 from relm.cli import main
 
+# `relm bench` values: (arguments after the smoke sweep's own, the message's distinctive part).
 CASES = [
     (["--set", "train.max_steps"], "expected KEY=VALUE"),
     (["--set", "train.max_steps=abc"], "train.max_steps: expected int, got 'abc'"),
     (["--set", "train.max_steps=-10"], "train.max_steps must be positive"),
+    (["--set", "train.max_steps=-5"], "train.max_steps must be positive"),
     (["--set", "train.lr=0"], "train.lr must be positive"),
+    (["--set", "train.lr=abc"], "train.lr: expected float, got 'abc'"),
     (["--set", "train.lr=[1"], "not valid YAML"),
+    (["--set", "train.precision=fp8"], "train.precision must be one of"),
+    (["--set", "generate.max_new_tokens=0"], "generate.max_new_tokens must be positive"),
     (["--set", "name.x=1"], "'name' is not a section"),
+    (["--set", "train=5"], "train: expected a mapping, got int"),
     (["--set", "train.bogus=1"], "unknown key(s) ['bogus']"),
     (["--set", "scorer=tfidf,minilm"], "scorer must name one scorer kind"),
+    (["--set", "runtime.device=gpu"], "runtime.device: expected auto, cpu or cuda[:N], got 'gpu'"),
+    (["--device", "tpu"], "runtime.device: expected auto, cpu or cuda[:N], got 'tpu'"),
     (["--seeds", "0"], "--seeds must be at least 1"),
     (["--seeds", "-1"], "--seeds must be at least 1"),
+    (["--seeds", "x"], "argument --seeds: invalid int value: 'x'"),
     (["--root-for", "synth-esd"], "expected NAME=DIR"),
     (["--systems", "text,text"], "at most once"),
     (["--systems", "rellm"], "did you mean 're-llm'"),
     (["--dataset", "esdd"], "did you mean 'esd'"),
+    (["--dataset", ","], "--dataset: name each at least once"),
+    (["--dataset", "esd,iemocap", "--root", "{tmp}/empty"], "--root needs a single --dataset"),
+    (["--dataset", "esd", "--root", "{tmp}/nope"], "esd: corpus not found (looked in {tmp}/nope"),
+    (["--dataset", "esd", "--root", "{tmp}/empty"], "esd: corpus root {tmp}/empty is empty"),
+    (["--protocol", "bogus"], "unknown protocol 'bogus'"),
     (["--preset", "smok"], "did you mean 'smoke'"),
     (["--preset", "missing.yaml"], "preset file not found"),
+    (["--preset", "{tmp}/list.yaml"], "a preset is a mapping of sections, got list"),
+    (["--preset", "{tmp}/typo.yaml"], "unknown key(s) ['trainn']"),
     (["--force", "everything"], "--force takes stages"),
+    (["--epitome", "{tmp}/nope"], "--epitome {tmp}/nope: no such folder"),
+    (["--out", "{tmp}/file"], "--out {tmp}/file: is a file, not a folder"),
+    (["--out", "{tmp}/file/runs"], "{tmp}/file is a file, not a folder"),
 ]
+# Other commands: (the whole argument list, the message's distinctive part).
+OTHER_COMMANDS = [
+    (["check", "{tmp}/nope.json", "--baseline", "{tmp}/good.json"], "{tmp}/nope.json: no results.json"),
+    (["check", "{tmp}/file", "--baseline", "{tmp}/good.json"], "{tmp}/file: not valid JSON"),
+    (["compare", "{tmp}/nope", "{tmp}/good.json"], "{tmp}/nope: no results.json"),
+    (["evaluate", "--run", "{tmp}/good.json"], "needs --dataset (another corpus) or --responses"),
+    (["evaluate", "--run", "{tmp}/good.json", "--responses", "x"], "--responses 'x': expected NAME=FILE.jsonl"),
+    (["evaluate", "--run", "{tmp}/good.json", "--dataset", "ravdess"], "not a relm results file"),
+    (["evaluate", "--run", "{tmp}/good.json", "--split", "dev"], "argument --split: invalid choice: 'dev'"),
+    (["data", "describe", "--dataset", "esd", "--root", "{tmp}/nope"], "esd: corpus not found"),
+    (["data", "describe", "--dataset", "esdd"], "argument --dataset: invalid choice: 'esdd'"),
+    (["models", "fetch", "nonexistent-model"], "unknown model 'nonexistent-model'"),
+    (["models", "fetch"], "name at least one model"),
+    (["scorer", "train", "--kind", "bogus"], "argument --kind: invalid choice: 'bogus'"),
+    (["scorer", "train", "--kind", "tfidf", "--data", "{tmp}/empty"], "missing EPITOME file for ER"),
+    (["cache", "verify", "--stage", "bogus"], "--stage takes"),
+    (["cache", "gc", "--runs", "{tmp}/nope"], "{tmp}/nope: no such folder of sweeps"),
+    (["ls", "bogus"], "argument what: invalid choice: 'bogus'"),
+    (["bogus"], "argument command: invalid choice: 'bogus'"),
+]
+
+
+def _inputs(tmp_path) -> None:
+    """The bad inputs the cases point at; nothing else may appear next to them."""
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    (tmp_path / "typo.yaml").write_text("name: mine\ntrainn:\n  lr: 1\n")
+    (tmp_path / "good.json").write_text('{"metrics": {"d": {"s": {"ua": 0.5}}}, "preset": {}, "scorer": {}}')
+
+
+def _fmt(items: list[str], tmp_path) -> list[str]:
+    return [a.replace("{tmp}", str(tmp_path)) for a in items]
+
+
+def _assert_one_line_and_nothing_written(rc, capsys, message, tmp_path, tmp_cache) -> None:
+    out, err = capsys.readouterr()
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert rc == 2, (rc, err)
+    assert "Traceback" not in err + out
+    assert len(lines) == 1 and lines[0].startswith("relm: error:") and message in lines[0], lines
+    assert not tmp_cache.exists()  # nothing computed or cached
+    assert {p.name for p in tmp_path.iterdir()} == {"empty", "file", "good.json", "list.yaml", "typo.yaml"}
+    assert not any((tmp_path / "empty").iterdir()) and (tmp_path / "file").read_text() == "x"
 
 
 @pytest.mark.parametrize(("args", "message"), CASES, ids=[" ".join(a) for a, _ in CASES])
 def test_bad_value_is_one_line_before_any_work(args, message, tmp_path, tmp_cache, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    _inputs(tmp_path)
     base = ["bench", "--preset", "smoke", "--no-wandb", "--quiet", "--out", str(tmp_path / "runs")]
-    assert main([*base, *args]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("relm: error:") and message in err[0], err
-    assert not (tmp_path / "datasets").exists() and not tmp_cache.exists()  # nothing generated or cached
+    rc = main([*base, *_fmt(args, tmp_path)])
+    _assert_one_line_and_nothing_written(rc, capsys, message.replace("{tmp}", str(tmp_path)), tmp_path, tmp_cache)
+
+
+@pytest.mark.parametrize(("args", "message"), OTHER_COMMANDS, ids=[" ".join(a) for a, _ in OTHER_COMMANDS])
+def test_bad_input_to_any_command_is_one_line(args, message, tmp_path, tmp_cache, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _inputs(tmp_path)
+    rc = main(_fmt(args, tmp_path))
+    _assert_one_line_and_nothing_written(rc, capsys, message.replace("{tmp}", str(tmp_path)), tmp_path, tmp_cache)
 
 
 def test_a_sweep_that_fails_before_any_run_leaves_no_folder(tmp_path, tmp_cache, monkeypatch, capsys):

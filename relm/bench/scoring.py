@@ -11,6 +11,7 @@ import numpy as np
 
 from relm.config import Preset
 from relm.data.schema import LABELS
+from relm.errors import RelmError
 from relm.metrics.table import EMPATHY_MECHANISMS, METRICS, metric_names
 from relm.results import ScorerInfo
 from relm.scoring import empathy, stats
@@ -26,6 +27,8 @@ def load_scorer(preset: Preset, epitome: str | None, force: bool = False) -> tup
     """(scorer or None, info): the preset's one scorer kind, trained once when EPITOME data is found."""
     empathy.SCORERS.get(preset.scorer)  # an unknown kind fails here, with a suggestion
     folder = Path(epitome) if epitome else default_dir()
+    if epitome and not folder.is_dir():
+        raise RelmError(f"--epitome {folder}: no such folder (it holds the three EPITOME CSVs)")
     if not folder.is_dir():
         return None, {
             "available": False,

@@ -77,6 +77,7 @@ def train_encoder(
         encoder = build_emotion_encoder(cfg)
         state, meta = load_tensors(folder / ENCODER_FILE)
         encoder.load_state_dict(state)
+        meta["weights"] = str(entry.folder / ENCODER_FILE)  # where the entry is now
         return encoder.to(resolve_device(preset)).eval().requires_grad_(False), meta
 
     def compute(folder: Path) -> tuple[nn.Module, dict]:

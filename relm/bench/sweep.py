@@ -23,7 +23,8 @@ from relm.bench.scoring import load_agreement_scorer, load_scorer, score_rows, t
 from relm.bench.stages import Stage, StageTimer, parse_force
 from relm.bench.teacher import teacher_targets
 from relm.bench.training import train_and_answer
-from relm.data.corpora import DEFAULT_DATASET, get_dataset
+from relm.cache import warn
+from relm.data.corpora import DEFAULT_DATASET, get_adapter
 from relm.data.schema import SPLITS
 from relm.errors import RelmError
 from relm.io import check_writable_folder
@@ -117,7 +118,9 @@ def run_sweep(cfg: SweepConfig) -> Path:
     for system in cfg.systems:  # unknown names fail before any work
         get_system(system)
     for dataset in cfg.datasets:
-        get_dataset(dataset)
+        protocols = get_adapter(dataset).protocols  # an unknown dataset fails here, with a suggestion
+        if cfg.protocol and cfg.protocol not in protocols:
+            raise RelmError(f"{dataset}: unknown protocol {cfg.protocol!r}; choose from {list(protocols)}")
     if cfg.seeds < 1:
         raise RelmError(f"seeds must be at least 1, got {cfg.seeds}")
     check_writable_folder(cfg.out_root, "--out")
@@ -158,6 +161,8 @@ def run_sweep(cfg: SweepConfig) -> Path:
                 verify=cfg.verify,
                 strict_audio=cfg.strict_audio,
             )
+            if scorer is None and dataset == cfg.datasets[0]:  # after the corpus checks, so an error stands alone
+                warn(scorer_info.get("reason", "no empathy scorer"))
             with timer(Stage.TEACHER):
                 targets, cut, teacher_info = teacher_targets(preset, bundle.df, cfg.progress, Stage.TEACHER in force)
             results["protocols"][dataset] = bundle.protocol

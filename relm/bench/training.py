@@ -223,6 +223,8 @@ def train_and_answer(
         rows, info = read_jsonl(folder / ANSWERS_FILE), json.loads((folder / INFO_FILE).read_text())
         if not isinstance(info, dict) or not all(isinstance(r, dict) and "id" in r for r in rows):
             raise ValueError("answers or train record of the wrong shape")
+        if info.get("checkpoint"):  # where the entry is now (the cache may have moved since it was written)
+            info["checkpoint"] = str(entry.folder / CHECKPOINT_FILE)
         return rows, info
 
     def compute(folder: Path) -> tuple[list[dict], dict]:

@@ -81,6 +81,10 @@ POSITIVE = {
 }
 
 
+# Lightning's precision names relm accepts, plus auto (bf16 only where this machine runs it natively).
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true")
+
+
 def _check(preset: Preset, where: str) -> Preset:
     for section, names in POSITIVE.items():
         for name in names:
@@ -92,6 +96,8 @@ def _check(preset: Preset, where: str) -> Preset:
         raise RelmError(
             f"{where}: train.max_steps must be positive (or -1 to count epochs), got {preset.train.max_steps}"
         )
+    if preset.train.precision not in PRECISIONS:
+        raise RelmError(f"{where}: train.precision must be one of {list(PRECISIONS)}, got {preset.train.precision!r}")
     if not preset.scorer.strip() or "," in preset.scorer:
         raise RelmError(f"{where}: scorer must name one scorer kind (`relm ls scorers`), got {preset.scorer!r}")
     empty = [k for k in REQUIRED_PROMPTS if not getattr(preset.prompts, k).strip()]

@@ -1,0 +1,445 @@
+"""Fault injection on the smoke sweep: damaged cache entries, interruptions and kills at many moments,
+concurrent sweeps, unwritable and full folders. Every case must end with the clean run's metrics or
+one `relm: error:` line, never a traceback, a half-written entry or an empty run folder."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from relm.bench.baseline import SMOKE_PRETRAIN, SMOKE_SYNTH
+from relm.cli import main
+from relm.data.synth import generate
+from relm.io import read_jsonl
+from tests.conftest import need_tool, shared_data
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """The smoke corpora and one clean sweep: its cache (copied by each test) and its metrics."""
+    need_tool("espeak-ng")
+    need_tool("sox")
+    base = tmp_path_factory.mktemp("faults")
+    generate(base / "synth", SMOKE_SYNTH, progress=False)
+    generate(base / "pretrain", SMOKE_PRETRAIN, progress=False)
+    world = {
+        "base": base,
+        "epitome": str(shared_data("epitome")),
+        "cache": base / "clean-cache",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RELM_SYNTH_PRETRAIN_ROOT", str(base / "pretrain"))
+        mp.setenv("RELM_CACHE", str(world["cache"]))
+        assert main(_args(world, base / "clean-runs")) == 0
+    world["metrics"] = _metrics(base / "clean-runs")
+    return world
+
+
+def _args(world, out: Path, *extra: str) -> list[str]:
+    return [
+        "bench",
+        "--preset",
+        "smoke",
+        "--root",
+        str(world["base"] / "synth"),
+        "--epitome",
+        world["epitome"],
+        "--no-wandb",
+        "--quiet",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def _results(out: Path) -> Path:
+    (results,) = [p for p in out.glob("*/results.json") if p.parent.name != "latest"]
+    return results
+
+
+def _metrics(out: Path) -> dict:
+    results = _results(out)
+    return json.loads(results.read_text())["metrics_by_seed"]
+
+
+def _scores(metrics: dict) -> dict:
+    """The metrics without the training record (its timings differ between runs)."""
+    return {
+        d: {s: [{k: v for k, v in run.items() if k != "train"} for run in runs] for s, runs in by.items()}
+        for d, by in metrics.items()
+    }
+
+
+@pytest.fixture
+def cache(world, tmp_path, monkeypatch):
+    """A copy of the clean sweep's cache for one test."""
+    cache = tmp_path / "cache"
+    shutil.copytree(world["cache"], cache)
+    monkeypatch.setenv("RELM_CACHE", str(cache))
+    monkeypatch.setenv("RELM_SYNTH_PRETRAIN_ROOT", str(world["base"] / "pretrain"))
+    return cache
+
+
+def _no_leftovers(cache: Path) -> None:
+    """No temporary folder, half-written file or entry without its manifest."""
+    stray = [p for p in cache.rglob("*") if p.name.endswith(".tmp")]
+    assert not stray, stray
+    for stage in ("features", "stage0", "teacher", "train", "scorers"):
+        for entry in (cache / stage).iterdir() if (cache / stage).is_dir() else ():
+            assert (entry / "ENTRY.json").is_file(), entry
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert "Traceback" not in err, err
+    errors = [line for line in lines if line.startswith("relm: error:")]
+    assert len(errors) == 1, lines
+    return errors[0]
+
+
+# ---- 12 kinds of damage to a cache entry: each detected, quarantined and recomputed ----------------
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _zero(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def _cut_mid_line(path: Path) -> None:
+    text = path.read_text()
+    path.write_text(text[: text.rindex("\n", 0, len(text) - 1) + 12])
+
+
+def _drop_last_lines(path: Path) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-2]))
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+# (what, entries it can hit, file in the entry, damage); the two groups each damage distinct entries, so one
+# rerun per group shows every damage detected, quarantined and recomputed.
+DAMAGE_GROUPS = {
+    "first": [
+        ("whisper features truncated", "features/*-whisper-*", "features.safetensors", _truncate),
+        ("emotion features zero bytes", "features/*-emotion-*", "features.safetensors", _zero),
+        ("teacher responses truncated", "teacher/*", "responses.json", _truncate),
+        ("answers cut mid-line", "train/*", "answers.jsonl", _cut_mid_line),
+        ("train record truncated", "train/*", "train.json", _truncate),
+        ("checkpoint truncated", "train/*", "trained.safetensors", _truncate),
+        ("scorer arrays truncated", "scorers/*", "tfidf.npz", _truncate),
+        ("stage-0 encoder truncated", "stage0/*", "encoder.safetensors", _truncate),
+    ],
+    "second": [
+        ("whisper features zero bytes", "features/*-whisper-*", "features.safetensors", _zero),
+        ("emotion features truncated", "features/*-emotion-*", "features.safetensors", _truncate),
+        ("teacher responses zero bytes", "teacher/*", "responses.json", _zero),
+        ("answers last lines dropped", "train/*", "answers.jsonl", _drop_last_lines),
+        ("checkpoint with a flipped byte", "train/*", "trained.safetensors", _flip_a_byte),
+        ("scorer meta truncated", "scorers/*", "meta.json", _truncate),
+    ],
+}
+
+
+@pytest.mark.parametrize("group", list(DAMAGE_GROUPS))
+def test_damaged_cache_entries_are_quarantined_and_recomputed(world, cache, tmp_path, capsys, group):
+    hit: dict[str, str] = {}  # entry -> what was done to it
+    for what, entries, name, damage in DAMAGE_GROUPS[group]:
+        target = next(p / name for p in sorted(cache.glob(entries)) if (p / name).is_file() and p.name not in hit)
+        damage(target)
+        hit[target.parent.name] = what
+    assert main(_args(world, tmp_path / "runs")) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    for entry, what in hit.items():
+        assert f"/{entry} damaged" in err, (what, err)
+    assert len(list((cache / "quarantine").iterdir())) == len(hit)
+    assert _scores(_metrics(tmp_path / "runs")) == _scores(world["metrics"])
+    _no_leftovers(cache)
+
+
+def test_force_recovers_from_any_damage(world, cache, tmp_path, capsys):
+    for path in cache.glob("*/*/*"):
+        if path.is_file() and path.parts[-3] in ("features", "stage0", "teacher", "train", "scorers"):
+            _zero(path)
+    assert main(_args(world, tmp_path / "runs", "--force", "features,stage0,teacher,train,score")) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    assert _scores(_metrics(tmp_path / "runs")) == _scores(world["metrics"])
+    _no_leftovers(cache)
+
+
+def test_cache_verify_hashes_everything_and_gc_keeps_what_sweeps_name(world, cache, tmp_path, capsys):
+    assert main(["cache", "verify", "--quiet"]) == 0
+    _flip_a_byte(sorted(cache.glob("train/*/trained.safetensors"))[0])  # same size: only a full hash sees it
+    assert main(["cache", "verify", "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "1 damaged" in out and "does not match its sha256" in out
+    stale = cache / "train" / "0123456789abcdef"
+    shutil.copytree(sorted(cache.glob("train/*"))[0], stale)  # an entry no sweep names
+    (cache / "train" / ".abc.xyz.tmp").mkdir()  # a killed writer's temporary folder
+    assert main(["cache", "gc", "--runs", str(world["base"] / "clean-runs")]) == 0
+    assert not stale.exists() and not (cache / "train" / ".abc.xyz.tmp").exists()
+    assert not (cache / "quarantine").exists()
+    named = json.loads(_results(world["base"] / "clean-runs").read_text())["cache_entries"]
+    left = {f"{p.parent.name}/{p.name}" for p in cache.glob("*/*") if (p / "ENTRY.json").is_file()}
+    assert left == set(named) - {n for n in named if not (cache / n).exists()}
+
+
+def test_evaluate_on_a_damaged_checkpoint_is_one_line(world, cache, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(_args(world, runs)) == 0
+    _truncate(sorted(cache.glob("train/*/trained.safetensors"))[0])
+    results = _results(runs)
+    rc = main(["evaluate", "--run", str(results), "--dataset", "synth-esd", "--root", str(world["base"] / "synth")])
+    assert rc == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "trained.safetensors" in line and "--force train" in line
+
+
+# ---- interruptions: at 10 moments in-process, and real signals in a subprocess ---------------------
+
+
+def _count_commits(world, tmp_path, monkeypatch) -> int:
+    calls = [0]
+    real = os.replace
+
+    def counting(*a, **k):
+        calls[0] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(os, "replace", counting)
+    assert main(_args(world, tmp_path / "count")) == 0
+    monkeypatch.setattr(os, "replace", real)
+    return calls[0]
+
+
+@pytest.mark.slow
+def test_an_interruption_at_any_of_10_moments_resumes_to_identical_metrics(world, tmp_path, monkeypatch, capsys):
+    """Ctrl-C just before the k-th atomic commit (features, stage 0, teacher, each run, scorer, report):
+    relm's one line and exit 130, then a rerun ends with the clean metrics and no leftovers."""
+    monkeypatch.setenv("RELM_SYNTH_PRETRAIN_ROOT", str(world["base"] / "pretrain"))
+    monkeypatch.setenv("RELM_CACHE", str(tmp_path / "count-cache"))
+    total = _count_commits(world, tmp_path, monkeypatch)
+    moments = sorted({max(1, round(i * total / 11)) for i in range(1, 11)})
+    assert len(moments) == 10, (total, moments)
+    real = os.replace
+    for k in moments:
+        cache = tmp_path / f"cache-{k}"
+        monkeypatch.setenv("RELM_CACHE", str(cache))
+        calls = [0]
+
+        def interrupted(*a, _k=k, _calls=calls, **kw):
+            _calls[0] += 1
+            if _calls[0] == _k:
+                raise KeyboardInterrupt
+            return real(*a, **kw)
+
+        monkeypatch.setattr(os, "replace", interrupted)
+        assert main(_args(world, tmp_path / f"runs-{k}")) == 130, k
+        monkeypatch.setattr(os, "replace", real)
+        assert "relm: interrupted; finished stages are kept" in capsys.readouterr().err
+        _no_leftovers(cache)
+        assert main(_args(world, tmp_path / f"runs-{k}")) == 0, k
+        assert _scores(_metrics(tmp_path / f"runs-{k}")) == _scores(world["metrics"]), k
+
+
+def _cli(world, cache: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "relm.cli", *_args(world, out)]
+
+
+def _env(world, cache: Path) -> dict:
+    return os.environ | {
+        "RELM_CACHE": str(cache),
+        "RELM_SYNTH_PRETRAIN_ROOT": str(world["base"] / "pretrain"),
+        "HF_HUB_OFFLINE": "1",
+        "WANDB_MODE": "disabled",
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "after_s"), [(signal.SIGKILL, 6.0), (signal.SIGKILL, 10.0), (signal.SIGINT, 8.0)])
+def test_a_killed_sweep_resumes_to_identical_metrics(world, tmp_path, sig, after_s):
+    cache, out = tmp_path / "cache", tmp_path / "runs"
+    proc = subprocess.Popen(_cli(world, cache, out), env=_env(world, cache), stderr=subprocess.PIPE, text=True)
+    time.sleep(after_s)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    if sig == signal.SIGINT and proc.returncode != 0:
+        assert proc.returncode == 130 and "relm: interrupted" in err and "Traceback" not in err, err
+    done = subprocess.run(_cli(world, cache, out), env=_env(world, cache), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert _scores(_metrics(out)) == _scores(world["metrics"])
+    gc = [sys.executable, "-m", "relm.cli", "cache", "gc", "--runs", str(out), "--quiet"]
+    assert subprocess.run(gc, env=_env(world, cache)).returncode == 0  # removes what a kill -9 left behind
+    _no_leftovers(cache)
+
+
+@pytest.mark.slow
+def test_two_sweeps_started_together_both_finish_with_identical_metrics(world, tmp_path):
+    cache, out = tmp_path / "cache", tmp_path / "runs"
+    procs = [
+        subprocess.Popen(_cli(world, cache, out), env=_env(world, cache), stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    assert all("Traceback" not in e for e in errs)
+    assert _scores(_metrics(out)) == _scores(world["metrics"])
+    _no_leftovers(cache)
+    assert len(list(cache.glob("train/*"))) == 4  # each run computed once, the other process reused it
+
+
+# ---- disks and permissions ---------------------------------------------------------------------------
+
+
+def test_a_full_disk_during_a_run_is_one_line_and_leaves_no_partial_entry(world, tmp_path, monkeypatch, capsys):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RELM_CACHE", str(cache))
+    monkeypatch.setenv("RELM_SYNTH_PRETRAIN_ROOT", str(world["base"] / "pretrain"))
+    import relm.io
+
+    real = relm.io.atomic_write_bytes
+
+    def full(path, data):
+        if "answers.jsonl" in str(path):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(relm.io, "atomic_write_bytes", full)
+    assert main(_args(world, tmp_path / "runs")) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "No space left on device" in line and "answers.jsonl" in line
+    _no_leftovers(cache)
+    assert not list(cache.glob("train/*"))
+    assert not (tmp_path / "runs").exists()  # no empty sweep folder
+
+
+def test_too_little_free_disk_for_the_features_is_one_line_before_computing(world, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RELM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("RELM_SYNTH_PRETRAIN_ROOT", str(world["base"] / "pretrain"))
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    assert main(_args(world, tmp_path / "runs")) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "GiB free" in line and "Whisper features" in line
+    _no_leftovers(tmp_path / "cache")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_output_folder_is_one_line_before_any_work(world, tmp_path, capsys):
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        assert main(_args(world, out / "runs")) == 2
+        assert "is not writable" in _one_error_line(capsys.readouterr().err)
+    finally:
+        out.chmod(0o755)
+
+
+def test_a_read_only_folder_met_during_a_run_is_one_line(world, tmp_path, monkeypatch, capsys):
+    """What root meets on a read-only mount: EROFS from the first write into the sweep folder."""
+    monkeypatch.setenv("RELM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("RELM_SYNTH_PRETRAIN_ROOT", str(world["base"] / "pretrain"))
+    import relm.io
+
+    real = relm.io.atomic_write_bytes
+
+    def read_only(path, data):
+        if "responses.jsonl" in str(path):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(relm.io, "atomic_write_bytes", read_only)
+    assert main(_args(world, tmp_path / "runs")) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "Read-only file system" in line and "responses.jsonl" in line
+    _no_leftovers(tmp_path / "cache")
+
+
+def test_out_pointing_at_a_file_is_one_line_before_any_work(world, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(_args(world, tmp_path / "file")) == 2
+    assert "is a file, not a folder" in _one_error_line(capsys.readouterr().err)
+
+
+# ---- one policy for bad audio, cached or not ------------------------------------------------------------
+
+
+BAD_AUDIO = {"silent": "silent_audio", "nan": "nan_audio", "text": "unreadable_audio"}
+
+
+def _corrupt_copy(world, tmp_path: Path, kinds: list[str]) -> tuple[Path, list[str]]:
+    """A copy of the smoke corpus with one used test utterance damaged per kind; the root and the files."""
+    import numpy as np
+    import pandas as pd
+    import soundfile as sf
+
+    root = tmp_path / "synth"
+    shutil.copytree(world["base"] / "synth", root)
+    used = pd.read_parquet(
+        json.loads(_results(world["base"] / "clean-runs").read_text())["data"]["synth-esd"]["manifest"]
+    )
+    wavs = [root / Path(p).relative_to(world["base"] / "synth") for p in used[used.split == "test"].path]
+    for how, wav in zip(kinds, wavs):
+        wave, sr = sf.read(wav, dtype="float32")
+        if how == "silent":
+            sf.write(wav, np.zeros_like(wave), sr, subtype="FLOAT")
+        elif how == "nan":
+            wave[len(wave) // 2] = np.nan
+            sf.write(wav, wave, sr, subtype="FLOAT")
+        else:
+            wav.write_text("not audio")
+    return root, [str(w) for w in wavs[: len(kinds)]]
+
+
+def test_bad_audio_is_skipped_and_counted_whether_features_are_cached_or_not(
+    world, cache, tmp_path, monkeypatch, capsys
+):
+    """The issue's case: damaged files under a warm cache must not reuse the clean results, and must be
+    treated exactly as with a fresh cache (skipped, counted with their reasons, said in the output)."""
+    root, wavs = _corrupt_copy(world, tmp_path, list(BAD_AUDIO))
+    seen = []
+    for name, cache_dir in (("warm", cache), ("fresh", tmp_path / "fresh-cache")):
+        monkeypatch.setenv("RELM_CACHE", str(cache_dir))
+        args = _args(world, tmp_path / f"runs-{name}")
+        args[args.index("--root") + 1] = str(root)
+        assert main(args) == 0
+        err = capsys.readouterr().err
+        assert "skipped 3 file" in err and "Traceback" not in err, err
+        data = json.loads(_results(tmp_path / f"runs-{name}").read_text())["data"]["synth-esd"]
+        seen.append((data["skipped"], data["n"], data["data_hash"], _scores(_metrics(tmp_path / f"runs-{name}"))))
+    assert seen[0] == seen[1]
+    assert {reason: seen[0][0].get(reason) for reason in BAD_AUDIO.values()} == dict.fromkeys(BAD_AUDIO.values(), 1)
+    answered = {
+        r["id"] for p in (tmp_path / "runs-fresh").glob("*/synth-esd/*/seed0/responses.jsonl") for r in read_jsonl(p)
+    }
+    assert answered and not answered & {Path(w).stem for w in wavs}  # no damaged utterance reached a system
+
+
+def test_bad_audio_with_strict_audio_is_one_line(world, tmp_path, monkeypatch, capsys):
+    root, (wav,) = _corrupt_copy(world, tmp_path, ["silent"])
+    monkeypatch.setenv("RELM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("RELM_SYNTH_PRETRAIN_ROOT", str(world["base"] / "pretrain"))
+    args = _args(world, tmp_path / "runs", "--strict-audio")
+    args[args.index("--root") + 1] = str(root)
+    assert main(args) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert wav in line and "silent" in line
+    assert not (tmp_path / "runs").exists()
