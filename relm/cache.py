@@ -174,7 +174,11 @@ class CacheEntry:
 
     @contextlib.contextmanager
     def write(self, inputs: Any = None) -> Iterator[Path]:
-        """A temporary folder that becomes the entry, with its manifest, only when the block succeeds."""
+        """A temporary folder that becomes the entry, with its manifest, only when the block succeeds.
+
+        Called under the entry's lock, so a temporary folder of this key left by a killed process is removed."""
+        for stale in self.folder.parent.glob(f".{self.key}.*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
         with atomic_dir(self.folder) as tmp:
             yield tmp
             write_manifest(tmp, self.stage, self.key, inputs)
