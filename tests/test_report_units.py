@@ -97,18 +97,31 @@ def test_teacher_clean(raw, truncated, expected):
     assert clean(raw, truncated) == expected
 
 
-def test_check_fails_on_another_test_set_and_warns_on_another_preset(tmp_path, capsys):
+def test_check_refuses_another_preset_data_or_scorer_and_fails_on_another_test_set(tmp_path, capsys):
     import json
 
     from relm.cli import main
 
-    base = {"preset_hash": "aaa", "scorer": {"identity": "s"}, "metrics": {"d": {"x": {"ua": 0.5, "n": 12}}}}
-    run = {"preset_hash": "bbb", "scorer": {"identity": "s"}, "metrics": {"d": {"x": {"ua": 0.6, "n": 15}}}}
+    base = {
+        "preset_hash": "aaa",
+        "scorer": {"identity": "s"},
+        "data": {"d": {"content_hash": "c1"}},
+        "metrics": {"d": {"x": {"ua": 0.5, "n": 12}}},
+    }
+    run = json.loads(json.dumps(base)) | {"preset_hash": "bbb"}
+    run["data"]["d"]["content_hash"] = "c2"
     (tmp_path / "b.json").write_text(json.dumps(base))
     (tmp_path / "r.json").write_text(json.dumps(run))
-    assert main(["check", str(tmp_path / "r.json"), "--baseline", str(tmp_path / "b.json")]) == 1
+    args = ["check", str(tmp_path / "r.json"), "--baseline", str(tmp_path / "b.json")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "preset bbb vs the baseline's aaa" in err[0] and "d data c2 vs the baseline's c1" in err[0]
+    run["metrics"]["d"]["x"] |= {"n": 15, "ua": 0.6}
+    (tmp_path / "r.json").write_text(json.dumps(run))
+    assert main([*args, "--allow-provenance-change"]) == 1  # gated anyway: the test set differs
     out = capsys.readouterr().out
-    assert "answered 15 test utterances, the baseline 12" in out and "warning: the run's preset (bbb)" in out
+    assert "answered 15 test utterances, the baseline 12" in out and "warning: preset bbb" in out
+    run |= {"preset_hash": "aaa", "data": base["data"]}
     run["metrics"]["d"]["x"]["n"] = 12
     (tmp_path / "r.json").write_text(json.dumps(run))
-    assert main(["check", str(tmp_path / "r.json"), "--baseline", str(tmp_path / "b.json")]) == 0
+    assert main(args) == 0

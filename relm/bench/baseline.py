@@ -1,8 +1,11 @@
-"""The committed smoke baseline that `relm check` gates CI on, and the sweep that makes it.
+"""The committed smoke baselines that `relm check` gates on, and the sweeps that make them.
 
-`python scripts/make_smoke_baseline.py` reruns that sweep (the same small synth corpus,
-smoke preset and EPITOME data the tests use) and rewrites the file; commit it when a
-change is meant to move the metrics.
+- `smoke-synth-esd.json`: the documented command, `make bench PRESET=smoke` (the default generated
+  synth-esd corpus); `make check-smoke` runs it and gates it, `make smoke-baseline` rewrites the file.
+- `smoke-synth-esd-tests.json`: the small synth corpus the test suite sweeps;
+  `python scripts/make_smoke_baseline.py` rewrites it.
+
+Commit a baseline when a change is meant to move the metrics.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from pathlib import Path
 
 from relm.data.synth import PRETRAIN, SynthConfig
 
-BASELINE = Path(__file__).resolve().parents[2] / "results" / "baselines" / "smoke-synth-esd.json"
+BASELINES = Path(__file__).resolve().parents[2] / "results" / "baselines"
+BASELINE = BASELINES / "smoke-synth-esd-tests.json"  # the test suite's sweep
+MAKE_BENCH_BASELINE = BASELINES / "smoke-synth-esd.json"  # `make bench PRESET=smoke`
 SMOKE_SYNTH = SynthConfig(speakers=["0011", "0015"], n_val=2, n_test=4, n_train=6)
 # The smoke preset's stage-0 pre-training corpus: 2 other voices x 6 other sentences x 5 emotions.
 SMOKE_PRETRAIN = replace(PRETRAIN, speakers=["0014", "0018"], n_val=1, n_test=1, n_train=4)
@@ -27,6 +32,7 @@ def write_baseline(sweep_dir: Path, path: Path = BASELINE) -> None:
         "sweep_id": res["sweep_id"],
         "preset_hash": res["preset_hash"],
         "metrics": res["metrics"],
+        "data": {d: {"content_hash": info.get("content_hash"), "n": info.get("n")} for d, info in res["data"].items()},
         "scorer": {"identity": res["scorer"].get("identity")},
         "provenance": {"git_hash": res["provenance"]["git_hash"]},
         "tolerances": TOLERANCES,

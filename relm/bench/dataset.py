@@ -18,7 +18,7 @@ from relm.bench.stage0 import frozen_encoder
 from relm.bench.stages import Stage, StageTimer
 from relm.cache import warn
 from relm.config import Preset
-from relm.data.manifest_store import data_hash, save_manifest
+from relm.data.manifest_store import content_hash, data_hash, save_manifest
 from relm.data.schema import LABELS, SPLITS, Manifest
 from relm.errors import RelmError
 
@@ -35,6 +35,7 @@ class DatasetBundle:
     emotion_encoder: dict  # kind and, for a stage-0 encoder, its weights, targets and losses
     manifest_path: str = ""
     feature_keys: dict[str, str] = field(default_factory=dict)  # upstream keys of every run's cache entry
+    content_hash: str = ""  # the data wherever it lies (no paths or mtimes): what `relm check` compares
 
     @property
     def df(self) -> pd.DataFrame:
@@ -113,7 +114,10 @@ def prepare_dataset(
     with timer(Stage.FEATURES):
         emb, avd_pred = store.emotion(encoder, encoder_key, progress, force=Stage.FEATURES in force)
     avd, avd_source = store.avd_targets(avd_pred)
-    if not (manifest.df.split == "test").any():
+    df = manifest.df
+    if not (df.split == "test").any():
         raise RelmError(f"{name}: the test split is empty")
     keys = {"whisper": store.whisper_key(), "emotion_encoder": encoder_key}
-    return DatasetBundle(name, manifest, dhash, frames, emb, avd, avd_source, encoder_meta, str(manifest_path), keys)
+    return DatasetBundle(
+        name, manifest, dhash, frames, emb, avd, avd_source, encoder_meta, str(manifest_path), keys, content_hash(df)
+    )

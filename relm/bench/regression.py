@@ -64,17 +64,37 @@ def tolerances(baseline: dict, given: list[str] | None) -> dict[str, float]:
     return tol
 
 
+def provenance_differences(current: dict, baseline: dict) -> list[str]:
+    """What makes a run and a baseline incomparable: another preset, other data, another empathy scorer."""
+    out = []
+    ours, theirs = current.get("preset_hash"), baseline.get("preset_hash")
+    if ours and theirs and ours != theirs:
+        out.append(f"preset {ours} vs the baseline's {theirs}")
+    for dataset, info in (baseline.get("data") or {}).items():
+        theirs = (info or {}).get("content_hash")
+        ours = ((current.get("data") or {}).get(dataset) or {}).get("content_hash")
+        if ours and theirs and ours != theirs:
+            out.append(f"{dataset} data {ours} vs the baseline's {theirs}")
+    ours, theirs = (current.get("scorer") or {}).get("identity"), (baseline.get("scorer") or {}).get("identity")
+    if ours != theirs:
+        out.append(
+            f"scored by {ours or 'no scorer'}, the baseline by {theirs or 'no recorded scorer'} "
+            "(ER/IP/EX are not comparable)"
+        )
+    return out
+
+
 def check(
-    run: Path, baseline_path: Path, tolerance_args: list[str] | None = None, allow_scorer_change: bool = False
+    run: Path, baseline_path: Path, tolerance_args: list[str] | None = None, allow_provenance_change: bool = False
 ) -> tuple[bool, str]:
-    """Every (dataset, system, metric) of the baseline must not fall by more than its tolerance."""
+    """Every (dataset, system, metric) of the baseline must not fall by more than its tolerance; a run whose
+    preset, data or scorer differs from the baseline's is refused (`allow_provenance_change` gates anyway)."""
     current, baseline = load_results(run, ("metrics",)), load_results(baseline_path, ("metrics",))
-    ours, theirs = current.get("scorer", {}).get("identity"), baseline.get("scorer", {}).get("identity")
-    if ours != theirs and not allow_scorer_change:
+    differences = provenance_differences(current, baseline)
+    if differences and not allow_provenance_change:
         raise RelmError(
-            f"{run}: scored by {ours or 'no scorer'}, the baseline {baseline_path} by "
-            f"{theirs or 'no recorded scorer'}; ER/IP/EX are not comparable (--allow-scorer-change "
-            "compares anyway)"
+            f"{run}: not comparable with the baseline {baseline_path}: {'; '.join(differences)} "
+            "(--allow-provenance-change gates anyway)"
         )
     tol = tolerances(baseline, tolerance_args)
     lines = [
@@ -83,11 +103,7 @@ def check(
     ]
     ok = True
     notes = []
-    if baseline.get("preset_hash") and current.get("preset_hash") and baseline["preset_hash"] != current["preset_hash"]:
-        notes.append(
-            f"warning: the run's preset ({current['preset_hash']}) is not the baseline's "
-            f"({baseline['preset_hash']}); the metrics may differ for that reason alone"
-        )
+    notes += [f"warning: {d}; gated anyway (--allow-provenance-change)" for d in differences]
     for dataset, systems in baseline["metrics"].items():
         for system, metrics in systems.items():
             n_base = metrics.get("n")

@@ -168,6 +168,7 @@ def run_sweep(cfg: SweepConfig) -> Path:
             results["protocols"][dataset] = bundle.protocol
             results["data"][dataset] = {
                 "data_hash": bundle.data_hash,
+                "content_hash": bundle.content_hash,
                 "n": bundle.split_sizes(),
                 "avd_targets": bundle.avd_source,
                 "emotion_encoder": bundle.emotion_encoder,

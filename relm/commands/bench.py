@@ -92,7 +92,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Exit 1 with a table of every metric that fell below the baseline beyond its tolerance."""
     from relm.bench.regression import check
 
-    ok, table = check(Path(args.run), Path(args.baseline), args.tolerance, args.allow_scorer_change)
+    ok, table = check(Path(args.run), Path(args.baseline), args.tolerance, args.allow_provenance_change)
     print(table)
     return 0 if ok else 1
 
@@ -177,9 +177,10 @@ def register(sub) -> None:
         help="absolute tolerance per metric (default: the baseline's own, else 0.05)",
     )
     p.add_argument(
+        "--allow-provenance-change",
         "--allow-scorer-change",
         action="store_true",
-        help="compare even when the run and the baseline were scored by different empathy scorers",
+        help="gate even when the run's preset, data (content hash) or empathy scorer differ from the baseline's",
     )
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("evaluate", help=cmd_evaluate.__doc__, description=cmd_evaluate.__doc__)

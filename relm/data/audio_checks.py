@@ -16,10 +16,10 @@ from tqdm import tqdm
 
 from relm.data.audio import AudioBounds, AudioError, load_audio
 from relm.io import atomic_write_json
-from relm.keys import content_key
+from relm.keys import content_key, file_sha256
 from relm.paths import cache_dir
 
-CHECKS_VERSION = 1
+CHECKS_VERSION = 2  # v2: each record also holds the file's sha256
 
 
 def skip_reason(message: str) -> str:
@@ -43,23 +43,37 @@ def _signature(path: str) -> str:
     return f"{path}|{st.st_size}:{st.st_mtime_ns}"
 
 
-def audio_problems(paths: list[str], bounds: AudioBounds, progress: bool = True) -> dict[str, str]:
-    """{path: AudioError message} for each file that cannot be used as speech."""
+def audio_records(paths: list[str], bounds: AudioBounds, progress: bool = True) -> dict[str, dict]:
+    """{path: {"problem": AudioError message or None, "sha256": content digest}}, each file read once per
+    signature (the records are kept in RELM_CACHE/audio-checks/)."""
     store = cache_dir() / "audio-checks" / f"{content_key(bounds, CHECKS_VERSION)}.json"
     try:
-        known: dict[str, str | None] = json.loads(store.read_text()) if store.is_file() else {}
+        known: dict[str, dict] = json.loads(store.read_text()) if store.is_file() else {}
     except (ValueError, OSError):
         known = {}  # a damaged record only costs a re-check
-    todo = [p for p in paths if _signature(p) not in known]
+    todo = [p for p in paths if not isinstance(known.get(_signature(p)), dict)]
     for path in tqdm(todo, desc="audio checks", unit="file", disable=not progress or len(todo) < 50):
         try:
             load_audio(path, bounds=bounds)
-            known[_signature(path)] = None
+            problem = None
         except AudioError as exc:
-            known[_signature(path)] = str(exc)
+            problem = str(exc)
+        digest = file_sha256(path) if os.path.isfile(path) else "missing"
+        known[_signature(path)] = {"problem": problem, "sha256": digest}
     if todo:
         atomic_write_json(store, known)
-    return {p: msg for p in paths if (msg := known.get(_signature(p)))}
+    return {p: known[_signature(p)] for p in paths}
+
+
+def audio_problems(paths: list[str], bounds: AudioBounds, progress: bool = True) -> dict[str, str]:
+    """{path: AudioError message} for each file that cannot be used as speech."""
+    return {p: r["problem"] for p, r in audio_records(paths, bounds, progress).items() if r["problem"]}
+
+
+def audio_digests(paths: list[str], bounds: AudioBounds = AudioBounds()) -> list[str]:
+    """Each file's sha256 (from the records, so a warm rerun reads no audio)."""
+    records = audio_records(paths, bounds, progress=False)
+    return [records[p]["sha256"] for p in paths]
 
 
 def drop_bad_audio(manifest, bounds: AudioBounds, strict: bool, progress: bool = True) -> None:
