@@ -154,6 +154,30 @@ def summary_keys(results: dict) -> dict:
     return out
 
 
+def confusion_matrices(results: dict) -> dict:
+    """`confusion/<dataset>/<system>`: W&B confusion matrices of the SER answers, pooled over seeds."""
+    import wandb
+
+    out = {}
+    for d, systems in results["metrics_by_seed"].items():
+        for system, runs in systems.items():
+            matrices = [r["confusion"] for r in runs if r.get("confusion")]
+            if not matrices:
+                continue
+            counts = [
+                [sum(m[i][j] for m in matrices) for j in range(len(matrices[0][0]))] for i in range(len(matrices[0]))
+            ]
+            y_true = [i for i, row in enumerate(counts) for j, n in enumerate(row) for _ in range(n)]
+            preds = [j for row in counts for j, n in enumerate(row) for _ in range(n)]
+            out[f"confusion/{d}/{system}"] = wandb.plot.confusion_matrix(
+                y_true=y_true,
+                preds=preds,
+                class_names=[*runs[0]["labels"], "unparseable"],
+                title=f"{d} {system}: SER answers, {len(runs)} seed(s) pooled",
+            )
+    return out
+
+
 def log_sweep(cfg, sweep_id: str, sweep_dir: Path, results: dict, table: list[str]) -> None:
     """The sweep's summary run: every mean and test as summary keys, the report table, plots, results.json."""
     if _mode() == "disabled":
@@ -184,8 +208,11 @@ def log_sweep(cfg, sweep_id: str, sweep_dir: Path, results: dict, table: list[st
         rows = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]]
         run.log({"results_table": wandb.Table(columns=header, data=rows)})
         run.log({f"plots/{p.stem}": wandb.Image(str(p)) for p in sorted((sweep_dir / "plots").glob("*.png"))})
+        run.log(confusion_matrices(results))
         art = wandb.Artifact(run_id("results", sweep_id), type="results")
-        art.add_file(str(sweep_dir / "results.json"))
+        for name in ("results.json", "report.md", "report.html", "report.tex"):
+            if (sweep_dir / name).is_file():
+                art.add_file(str(sweep_dir / name))
         run.log_artifact(art)
     finally:
         run.finish()
