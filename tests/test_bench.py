@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -287,3 +288,30 @@ def test_wandb_runs_have_deterministic_ids_and_the_sweep_run_has_its_summary(swe
     # The runs came from the cache: their stored training curves reach W&B once, not on every rerun.
     assert b"train/response_ce" in first and b"trainer/global_step" in first
     assert b"train/response_ce" not in second
+
+
+def test_report_html_renders_in_a_real_browser(sweep, tmp_path):
+    """Headless Chromium loads report.html as one file: tables, embedded plots, no Markdown left raw."""
+    import subprocess
+
+    import numpy as np
+    from matplotlib.image import imread
+
+    chromium = need_tool("chromium")
+    _, run_dir, _ = sweep
+    page = f"file://{run_dir / 'report.html'}"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files"]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
+    assert dom.count("<table") >= 3 and dom.count('src="data:image/png;base64,') >= 3
+    text = re.sub(r"<[^>]+>", " ", re.sub(r"<(code|pre)>.*?</\1>", " ", dom, flags=re.S))
+    raw = re.findall(r"(?s).{0,60}(?:`|\{'|\*\*(?=\w)).{0,60}", text)  # Markdown or a Python repr left raw
+    assert not raw, raw
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [chromium, *flags, f"--screenshot={shot}", "--window-size=1280,2400", page], capture_output=True, timeout=120
+    )
+    pixels = imread(shot)[..., :3]
+    assert pixels.shape[:2] == (2400, 1280)
+    ink = (pixels.mean(axis=2) < 0.9).mean()  # share of non-white pixels: text, tables and plots
+    assert 0.02 < ink < 0.6, ink
+    assert np.std(pixels) > 0.05

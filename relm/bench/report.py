@@ -99,7 +99,8 @@ def _data_lines(results: dict) -> list[str]:
     out = []
     for d, info in results["data"].items():
         teacher = info.get("teacher")
-        line = f"- {d}: {info['n']} utterances, A/V/D targets: {info['avd_targets']}"
+        sizes = " / ".join(f"{n} {split}" for split, n in info["n"].items())
+        line = f"- {d}: {sizes} utterances, A/V/D targets: {info['avd_targets']}"
         if teacher:
             line += (
                 f"; teacher `{teacher['identity']}` ({teacher['prompt']} prompt), "
@@ -189,7 +190,8 @@ def markdown(results: dict, plot_files: list[Path]) -> str:
             f"This machine's float32 matmul: {cal['matmul_gflops']} GFLOP/s ({cal['threads']} threads); "
             f"cost {results['cost_gflop_eq']:,} GFLOP-equivalents (seconds x GFLOP/s, comparable across machines).",
         ]
-    out += ["", "## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in sorted(plot_files)]
+    # In the order made: per dataset the metric bars first, then confusion matrices, then the A/V/D fit.
+    out += ["", "## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plot_files]
     return "\n".join(out) + "\n"
 
 
