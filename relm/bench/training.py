@@ -47,6 +47,28 @@ class KeepBestTrained(Callback):
                     own[k].copy_(v)
 
 
+class StepBar(Callback):
+    """One tqdm bar per training run over its optimizer-step budget, with the latest loss (Lightning's own
+    bar counts epochs, meaningless under a step budget: it read "Epoch 2/-2")."""
+
+    def __init__(self, name: str, steps: int):
+        self.name, self.steps, self.bar = name, steps, None
+
+    def on_train_start(self, trainer, module):
+        self.bar = tqdm(total=self.steps, desc=f"train: {self.name}", unit="step")
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if self.bar is not None and trainer.global_step > self.bar.n:
+            self.bar.update(trainer.global_step - self.bar.n)
+            loss = trainer.callback_metrics.get("train/loss")
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{float(loss):.3f}")
+
+    def on_train_end(self, trainer, module):
+        if self.bar is not None:
+            self.bar.close()
+
+
 def training_items(items: list[dict], ser_fraction: float, seed: int) -> tuple[list[dict], dict]:
     """Response items (with a teacher target) plus a seeded share of SER-prompt items."""
     rng = np.random.default_rng(seed)
@@ -127,7 +149,7 @@ def train_system(
         strategy=t.strategy,
         devices=t.devices,
         logger=[CSVLogger(str(log_dir), name="", version=""), *loggers],
-        callbacks=[keep],
+        callbacks=[keep, *([StepBar(f"{system} seed {seed}", steps)] if progress else [])],
         enable_checkpointing=False,
         num_sanity_val_steps=0,
         log_every_n_steps=5,
@@ -135,7 +157,7 @@ def train_system(
         limit_val_batches=1.0 if val else 0,
         default_root_dir=str(log_dir),
         enable_model_summary=False,
-        enable_progress_bar=progress,
+        enable_progress_bar=False,  # StepBar instead
     )
     start = time.perf_counter()
     _without_lightnings_exit(trainer.fit, module, train_loader, val_loader if val else None)
