@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +39,18 @@ ENTRY_STAGES = ("features", "stage0", "teacher", "train", "scorers")
 
 T = TypeVar("T")
 _used: set[str] = set()  # entries this process read or wrote; a sweep records them for `relm cache gc`
+_compute_refused_because = ""  # set by `relm bench --assemble`: every entry must already be in the cache
+
+
+@contextlib.contextmanager
+def only_cached(reason: str) -> Iterator[None]:
+    """Within the block, an entry that would have to be computed is an error naming it and `reason`."""
+    global _compute_refused_because
+    before, _compute_refused_because = _compute_refused_because, reason
+    try:
+        yield
+    finally:
+        _compute_refused_because = before
 
 
 def note_use(entry: CacheEntry) -> None:
@@ -73,6 +86,7 @@ def write_manifest(folder: Path, stage: str, key: str, inputs: Any) -> None:
         "key": key,
         "inputs": inputs,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "writer": {"host": socket.gethostname(), "pid": os.getpid()},
         "files": files,
     }
     atomic_write_json(folder / MANIFEST, manifest)
@@ -200,6 +214,14 @@ with contextlib.suppress(ImportError):
     READ_ERRORS += (SafetensorError,)
 
 
+def refuse_compute(entry: CacheEntry) -> None:
+    """RelmError when computing is refused (`only_cached`)."""
+    if _compute_refused_because:
+        from relm.errors import RelmError
+
+        raise RelmError(f"cache entry {entry.name} is not in the cache: {_compute_refused_because}")
+
+
 def load_or_compute(
     entry: CacheEntry,
     read: Callable[[Path], T],
@@ -221,6 +243,7 @@ def load_or_compute(
                 return read(entry.folder)
             except READ_ERRORS as exc:
                 entry.quarantine(f"unreadable: {type(exc).__name__}: {str(exc)[:120]}")
+        refuse_compute(entry)
         with entry.write(inputs) as tmp:
             return compute(tmp)
 

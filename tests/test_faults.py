@@ -478,3 +478,41 @@ def test_bad_audio_with_strict_audio_is_one_line(world, tmp_path, monkeypatch, c
     line = _one_error_line(capsys.readouterr().err)
     assert wav in line and "silent" in line
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_two_shards_at_once_then_assemble_give_the_unsharded_metrics(world, tmp_path):
+    """[speed] --shard I/N: two shards started together share the cache (locks), each trains only its own
+    runs, and --assemble writes the results from the cache without computing anything."""
+    cache, out = tmp_path / "cache", tmp_path / "runs"
+    procs = [
+        subprocess.Popen(
+            [*_cli(world, cache, out), "--shard", f"{i}/2"], env=_env(world, cache), stderr=subprocess.PIPE, text=True
+        )
+        for i in range(2)
+    ]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    assert not any(out.glob("*/results.json"))  # a shard writes runs, not results
+    writers = {}
+    for manifest in cache.glob("train/*/ENTRY.json"):
+        entry = json.loads(manifest.read_text())
+        writers[(entry["inputs"]["system"], entry["inputs"]["seed"])] = entry["writer"]["pid"]
+    assert len(writers) == 4  # every run trained exactly once
+    pids = [p.pid for p in procs]
+    assert [writers[(s, 0)] for s in ("text-zs", "text", "speech", "re-llm")] == [pids[0], pids[1], pids[0], pids[1]]
+    before = {p: p.stat().st_mtime_ns for p in cache.rglob("ENTRY.json")}
+    done = subprocess.run(
+        [*_cli(world, cache, out), "--assemble"], env=_env(world, cache), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("ENTRY.json")} == before  # nothing computed
+    assert _scores(_metrics(out)) == _scores(world["metrics"])
+
+
+def test_assemble_refuses_when_a_shard_has_not_finished(world, cache, tmp_path, capsys):
+    shutil.rmtree(sorted(cache.glob("train/*"))[0])
+    assert main(_args(world, tmp_path / "runs", "--assemble")) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "is not in the cache: a shard has not finished" in line
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*/results.json"))

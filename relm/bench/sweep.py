@@ -23,7 +23,7 @@ from relm.bench.scoring import load_agreement_scorer, load_scorer, score_rows, t
 from relm.bench.stages import Stage, StageTimer, parse_force
 from relm.bench.teacher import teacher_targets
 from relm.bench.training import train_and_answer
-from relm.cache import warn
+from relm.cache import only_cached, warn
 from relm.data.corpora import DEFAULT_DATASET, get_adapter
 from relm.data.schema import SPLITS
 from relm.errors import RelmError
@@ -54,6 +54,8 @@ class SweepConfig:
     tracking: bool = True
     verify: bool = False  # key cache entries on audio content (sha256) instead of size and mtime
     strict_audio: bool = False  # a bad audio file stops the sweep instead of being skipped and counted
+    shard: tuple[int, int] | None = None  # (I, N): run only the I-th of N disjoint parts of the runs
+    assemble: bool = False  # compute nothing: every entry must be in the cache (written by the shards)
     wandb_project: str | None = None  # default: WANDB_PROJECT, else relm
     wandb_tags: tuple[str, ...] = ()
 
@@ -114,7 +116,30 @@ def run_key(base: dict, bundle, system: str, seed: int, teacher_key: str) -> str
     return content_key(base, bundle.data_hash, bundle.feature_keys, bundle.avd_source, teacher_key, system, seed)
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """`I/N` -> (I, N) with 0 <= I < N."""
+    index, sep, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if not sep or n < 1 or not 0 <= i < n:
+        raise RelmError(f"--shard {text!r}: expected I/N with 0 <= I < N, e.g. 0/8")
+    return i, n
+
+
 def run_sweep(cfg: SweepConfig) -> Path:
+    """Run a sweep (or, with `shard`, its part; with `assemble`, only from the cache) and write its results."""
+    if cfg.shard and cfg.assemble:
+        raise RelmError("--shard runs a part of the sweep and --assemble collects them: give one of the two")
+    if cfg.assemble:
+        command = "a shard has not finished (or failed); rerun it, or drop --assemble to compute what is missing"
+        with only_cached(command):
+            return _run_sweep(cfg)
+    return _run_sweep(cfg)
+
+
+def _run_sweep(cfg: SweepConfig) -> Path:
     for system in cfg.systems:  # unknown names fail before any work
         get_system(system)
     for dataset in cfg.datasets:
@@ -147,9 +172,15 @@ def run_sweep(cfg: SweepConfig) -> Path:
     zero_shot = systems_with_role("zero_shot", cfg.systems)
     key_base = run_key_base(preset)
     # The sweep bar appears with the first run, so an early error stands alone on its line.
-    sweep_bar = _LazyBar(len(cfg.datasets) * len(cfg.systems) * cfg.seeds, cfg.progress)
+    shard_index, shard_count = cfg.shard or (0, 1)
+    per_dataset = len(cfg.systems) * cfg.seeds
+    # Runs are numbered over datasets x systems x seeds; shard I of N takes those numbered I, I + N, ...
+    mine = {k for k in range(len(cfg.datasets) * per_dataset) if k % shard_count == shard_index}
+    sweep_bar = _LazyBar(len(mine), cfg.progress)
     try:
-        for dataset in cfg.datasets:
+        for d_index, dataset in enumerate(cfg.datasets):
+            if not mine & set(range(d_index * per_dataset, (d_index + 1) * per_dataset)):
+                continue  # this shard has no run of this dataset: it need not prepare it
             bundle = prepare_dataset(
                 dataset,
                 cfg.roots.get(dataset),
@@ -186,8 +217,10 @@ def run_sweep(cfg: SweepConfig) -> Path:
             }
             items = {s: bundle.items(s, targets, cut) for s in SPLITS}
             rows_by_system: dict[str, list[list[dict]]] = {}
-            for system in cfg.systems:
+            for s_index, system in enumerate(cfg.systems):
                 for seed in range(cfg.seeds):
+                    if d_index * per_dataset + s_index * cfg.seeds + seed not in mine:
+                        continue
                     entry_key = run_key(key_base, bundle, system, seed, teacher_info["cache_key"])
                     sweep_bar.describe(f"{dataset} {system} seed {seed}")
                     run = (
@@ -218,6 +251,8 @@ def run_sweep(cfg: SweepConfig) -> Path:
                     finally:
                         tracking.finish(run)
                     sweep_bar.update()
+            if cfg.shard:
+                continue  # comparisons and the report need every run: `--assemble` writes them
             close_dataset(results, dataset, rows_by_system)
             if other_scorer is not None and scorer is not None:
                 with timer(Stage.SCORE):
@@ -228,6 +263,8 @@ def run_sweep(cfg: SweepConfig) -> Path:
                 results.setdefault("teacher_reference", {})[dataset] = ref | {"against": zero_shot[0]}
     finally:
         sweep_bar.close()
+    if cfg.shard:
+        return sweep_dir
     finish(results, timer, sweep_dir, cfg.out_root)
     if cfg.tracking:
         tracking.log_sweep(cfg, sweep_id, sweep_dir, results, table_rows(results))

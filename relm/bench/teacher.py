@@ -12,10 +12,12 @@ generated once. Until the entry is complete, each finished batch is appended to
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -29,6 +31,9 @@ from relm.keys import content_key
 from relm.models.llm import load_llm
 from relm.paths import cache_dir
 from relm.runtime import resolve_device
+
+if TYPE_CHECKING:
+    from transformers import DynamicCache
 
 RESPONSES_FILE = "responses.json"
 TEACHER_VERSION = 2  # bump when generation changes what it produces (v2: raw outputs cached, cleaned on read)
@@ -78,40 +83,82 @@ class Teacher:
     def entry(self, pairs: list[tuple[str, str]]) -> CacheEntry:
         return CacheEntry(Stage.TEACHER.value, content_key(self.key, sorted({self.item_key(t, e) for t, e in pairs})))
 
-    @torch.no_grad()
-    def _generate(self, pairs: list[tuple[str, str]]) -> list[tuple[str, bool]]:
-        if self.cfg.prompt == "template":
-            return [(self.cfg.templates[e], False) for _, e in pairs]
+    def _prompt_ids(self, pairs: list[tuple[str, str]]) -> list[list[int]]:
         prompts = [
             self.tok.apply_chat_template(messages_for(self.cfg, t, e), tokenize=False, add_generation_prompt=True)
             for t, e in pairs
         ]
-        enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        return self.tok(prompts, add_special_tokens=False)["input_ids"]
+
+    def _prefix_cache(self, ids: list[list[int]]) -> tuple[int, DynamicCache | None]:
+        """(P, KV cache of the first P tokens): the longest token prefix every prompt shares (the system
+        prompt and the worked examples), computed once instead of once per item."""
+        length = min(len(x) for x in ids) - 1  # at least one token of each prompt is left to run
+        first = ids[0]
+        for other in ids[1:]:
+            length = next((i for i in range(length) if other[i] != first[i]), length)
+        if length < 1:
+            return 0, None
+        with torch.no_grad():
+            out = self.model(torch.tensor([first[:length]], device=self.model.device), use_cache=True)
+        return length, out.cache
+
+    @torch.no_grad()
+    def _generate(
+        self, pairs: list[tuple[str, str]], prefix: tuple[int, DynamicCache | None] = (0, None)
+    ) -> list[tuple[str, bool]]:
+        """Greedy replies for a batch; with `prefix`, its shared tokens come from the cache, not recomputed."""
+        if self.cfg.prompt == "template":
+            return [(self.cfg.templates[e], False) for _, e in pairs]
+        ids = self._prompt_ids(pairs)
+        shared, cache = prefix
+        rest = [x[shared:] for x in ids]
+        width = max(len(x) for x in rest)
+        pad = self.tok.pad_token_id
+        # The shared prefix, then each item's own tokens left-padded: pads sit between the two, masked out.
+        input_ids = torch.tensor([ids[0][:shared] + [pad] * (width - len(x)) + x for x in rest])
+        mask = torch.tensor([[1] * shared + [0] * (width - len(x)) + [1] * len(x) for x in rest])
+        kwargs = {}
+        if cache is not None:
+            batch_cache = copy.deepcopy(cache)
+            batch_cache.batch_repeat_interleave(len(pairs))
+            kwargs["cache"] = batch_cache
         self.model.eval()
         out = self.model.generate(
-            **enc,
+            input_ids=input_ids.to(self.model.device),
+            attention_mask=mask.to(self.model.device),
             max_new_tokens=self.cfg.max_new_tokens,
             min_new_tokens=1,
             do_sample=False,
             num_beams=1,
             repetition_penalty=self.cfg.repetition_penalty,
-            pad_token_id=self.tok.pad_token_id,
+            pad_token_id=pad,
+            **kwargs,
         )
-        new = out[:, enc["input_ids"].shape[1] :]
+        new = out[:, input_ids.shape[1] :]
         texts = self.tok.batch_decode(new, skip_special_tokens=True)
         eos = {self.tok.eos_token_id, self.tok.convert_tokens_to_ids("<|im_end|>")}
         return [(t, not any(int(x) in eos for x in row)) for t, row in zip(texts, new)]
 
+    def plan(self, todo: list[tuple[str, str]], fast: bool = True) -> tuple[list[tuple[str, str]], tuple]:
+        """(the items in generation order, the shared prefix): sorted by prompt length so batches carry little
+        padding, and the prefix computed once (`fast`); else sorted by text, recomputing it per batch."""
+        if not fast or self.tok is None or len(todo) < 2:
+            return todo, (0, None)
+        ids = self._prompt_ids(todo)
+        order = sorted(range(len(todo)), key=lambda i: (len(ids[i]), todo[i]))
+        return [todo[i] for i in order], self._prefix_cache(ids)
+
     def _generate_all(self, pairs: list[tuple[str, str]], partial: Path, progress: bool) -> dict:
         """Raw outputs for every pair, resuming from (and appending each batch to) the partial file."""
         done = read_partial(partial)
-        todo = sorted({(t, e) for t, e in pairs if self.item_key(t, e) not in done})
+        todo, prefix = self.plan(sorted({(t, e) for t, e in pairs if self.item_key(t, e) not in done}))
         bs = self.cfg.batch_size
         partial.parent.mkdir(parents=True, exist_ok=True)
         with open(partial, "a", encoding="utf-8") as fh:
             for i in tqdm(range(0, len(todo), bs), desc="step 1: teacher", unit="batch", disable=not progress):
                 batch = todo[i : i + bs]
-                for (t, e), (raw, truncated) in zip(batch, self._generate(batch)):
+                for (t, e), (raw, truncated) in zip(batch, self._generate(batch, prefix)):
                     done[self.item_key(t, e)] = {"raw": raw, "truncated": truncated}
                     fh.write(json.dumps({"item": self.item_key(t, e), "raw": raw, "truncated": truncated}) + "\n")
                 fh.flush()

@@ -27,7 +27,7 @@ def _csv(text: str) -> list[str]:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run datasets x systems x seeds: manifest, features, teacher, train, generate, score, test, report."""
-    from relm.bench.sweep import SweepConfig, run_sweep
+    from relm.bench.sweep import SweepConfig, parse_shard, run_sweep
 
     if args.help_preset:
         print(help_text())
@@ -71,10 +71,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
         tracking=not args.no_wandb,
         verify=args.verify,
         strict_audio=args.strict_audio,
+        shard=parse_shard(args.shard) if args.shard else None,
+        assemble=args.assemble,
         wandb_project=args.wandb_project,
         wandb_tags=tuple(_csv(args.wandb_tags or "")),
     )
     run_dir = run_sweep(cfg)
+    if cfg.shard:
+        i, n = cfg.shard
+        print(
+            f"shard {i}/{n} done: its runs are in the cache and under {run_dir}; when all {n} shards have "
+            "finished, run the same command with --assemble instead of --shard"
+        )
+        return 0
     print((run_dir / "report.md").read_text().split("## Paired comparisons")[0])
     print(f"results: {run_dir}/results.json  report: {run_dir}/report.md (.html)")
     return 0
@@ -156,6 +165,17 @@ def register(sub) -> None:
         "--verify",
         action="store_true",
         help="key cache entries on each audio file's sha256 instead of its size and mtime (slower)",
+    )
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run only the I-th of N disjoint parts of the sweep's runs (0 <= I < N); shards share the cache "
+        "and its locks, so they may run at once on one machine or a cluster (docs/slurm.md)",
+    )
+    p.add_argument(
+        "--assemble",
+        action="store_true",
+        help="write results and report from the cache after every shard has finished; computes nothing",
     )
     p.add_argument(
         "--strict-audio",

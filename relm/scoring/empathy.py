@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from relm.cache import READ_ERRORS, CacheEntry, note_use
+from relm.cache import READ_ERRORS, CacheEntry, note_use, refuse_compute
 from relm.errors import RelmError
 from relm.paths import cache_dir
 from relm.registry import Registry
@@ -91,6 +91,7 @@ def load_or_train(kind: str, data: EpitomeData, seed: int = 0, force: bool = Fal
                 return load_folder(entry.folder)
             except READ_ERRORS as exc:
                 entry.quarantine(f"unreadable: {type(exc).__name__}: {str(exc)[:120]}")
+        refuse_compute(entry)
         return train(kind, data, seed, **params)
 
 
