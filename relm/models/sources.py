@@ -11,13 +11,16 @@ randomly initialised instance of its own architecture from the preset's `tiny` s
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from relm.errors import RelmError
+from relm.io import atomic_dir
 from relm.keys import content_key
-from relm.models import convert
+from relm.models import convert, qwen_v1
 from relm.models.package_copies import (
     PackageCopy,
     Resolved,
@@ -27,7 +30,7 @@ from relm.models.package_copies import (
     package_source,
     prepare,
 )
-from relm.paths import hub_offline
+from relm.paths import cache_dir, hub_offline
 from relm.registry import Registry
 
 
@@ -179,15 +182,49 @@ def _hub(spec: ModelSpec) -> Resolved | None:
     return Resolved(spec.name, Path(path), "hub", f"hf:{spec.hub_id}@{Path(path).name}")
 
 
+def native_dir(hit: Resolved) -> Path:
+    return cache_dir() / "models" / f"{hit.name}-native" / content_key(hit.identity, qwen_v1.CONVERTER_VERSION)
+
+
+def _native(hit: Resolved, prepare: bool = True, force: bool = False) -> Resolved:
+    """A Qwen v1 folder (remote code) is served as its native Qwen2 conversion, made once and cached by the
+    source's identity; any other folder as it is."""
+    config = hit.path / "config.json"
+    if not config.is_file() or not qwen_v1.is_qwen_v1(json.loads(config.read_text())):
+        return hit
+    out = native_dir(hit)
+    if force or not (out / "relm-conversion.json").is_file() or folder_problem(out):
+        if not prepare:
+            raise RelmError(f"model {hit.name!r}: Qwen v1 at {hit.path}; run `relm models convert {hit.name}`")
+        print(f"relm: converting {hit.name} (Qwen v1, {hit.path}) to a native Qwen2 folder, once", file=sys.stderr)
+        with atomic_dir(out) as tmp:
+            qwen_v1.convert_folder(hit.path, tmp)
+    return Resolved(hit.name, out, f"{hit.source}+native", f"native:{hit.identity}#v{qwen_v1.CONVERTER_VERSION}")
+
+
+def convert_native(name: str, force: bool = False) -> Resolved:
+    """`relm models convert NAME`: the native folder of a model published as remote code (Qwen v1)."""
+    spec = get_spec(name)
+    hit = _local(spec, None) or _hf_cache(spec) or (None if hub_offline() else _hub(spec))
+    if hit is None:
+        raise RelmError(
+            f"model {name!r} ({spec.hub_id}): no checkpoint to convert; download it or set {_env_name(name)}"
+        )
+    out = _native(hit, prepare=True, force=force)
+    if out is hit:
+        raise RelmError(f"model {name!r} at {hit.path} is already native; nothing to convert")
+    return out
+
+
 def resolve(name: str, local_dir: str | os.PathLike | None = None, prepare: bool = True) -> Resolved:
     """Find `name`'s weights; convert a package copy on first use when `prepare`."""
     spec = get_spec(name)
     if spec.random:
         return Resolved(spec.name, Path(), "random", f"random:{spec.name}")
     if (hit := _local(spec, local_dir)) or (hit := _hf_cache(spec)):
-        return hit
+        return _native(hit, prepare)
     if not hub_offline() and (hit := _hub(spec)):
-        return hit
+        return _native(hit, prepare)
     if spec.package is not None:
         if prepare:
             return prepare_package_copy(spec, download=False)
