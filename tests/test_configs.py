@@ -15,7 +15,7 @@ SHIPPED = [PRESETS.get(name) for name in PRESETS]
 
 
 def test_the_three_presets_ship():
-    assert {p.stem for p in SHIPPED} >= {"smoke", "cpu", "paper"}
+    assert {p.stem for p in SHIPPED} >= {"smoke", "cpu", "paper", "paper-tiny"}
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
@@ -61,3 +61,19 @@ def test_every_preset_field_has_help():
         if not line.rstrip().endswith(":"):  # a section heading
             assert line.split("): ", 1)[1].strip(), f"no docstring: {line}"
     assert "max_steps (default -1): The training budget in optimizer steps" in text
+
+
+def test_paper_tiny_is_the_paper_preset_at_toy_width():
+    """Every setting that decides the code path is the paper's; only sizes, models and budgets shrink."""
+    paper, tiny = load_preset("paper"), load_preset("paper-tiny")
+    assert tiny.speech_encoder.pad_to_30s == paper.speech_encoder.pad_to_30s is True
+    assert tiny.prompts == paper.prompts and tiny.teacher.prompt == paper.teacher.prompt == "paper"
+    assert (tiny.teacher.system, tiny.teacher.user) == (paper.teacher.system, paper.teacher.user)
+    assert tiny.lora.scope == paper.lora.scope == "audio" and tiny.train.precision == paper.train.precision
+    assert (tiny.adapter.kernel, tiny.adapter.stride, tiny.adapter.n_conv) == (
+        paper.adapter.kernel,
+        paper.adapter.stride,
+        paper.adapter.n_conv,
+    )
+    assert paper.runtime.device == "cuda" and tiny.runtime.device == "auto"
+    assert not paper.llm.trust_remote_code  # Qwen v1 runs as its native conversion

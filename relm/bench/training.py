@@ -21,6 +21,7 @@ from tqdm import tqdm
 from relm.bench.stages import Stage
 from relm.cache import CacheEntry, load_or_compute
 from relm.config import Preset
+from relm.errors import RelmError
 from relm.io import atomic_write_json, atomic_write_text, jsonl_text, read_jsonl
 from relm.models.llm import load_llm
 from relm.models.system_table import get_system
@@ -117,6 +118,12 @@ def train_system(
 ) -> tuple[SystemLitModule, dict]:
     spec = get_system(system)
     items, counts = training_items(train_items, preset.train.ser_prompt_fraction, seed)
+    if spec.trains and not items:
+        raise RelmError(
+            f"{system}: nothing to train on: none of the {len(train_items)} training utterances has a teacher "
+            f"response (all were dropped by cleaning or are missing) and train.ser_prompt_fraction is "
+            f"{preset.train.ser_prompt_fraction}"
+        )
     val, _ = training_items(val_items, preset.train.ser_prompt_fraction, seed + 1)
     cap = preset.train.max_val_items
     if 0 < cap < len(val):
