@@ -315,3 +315,34 @@ def test_report_html_renders_in_a_real_browser(sweep, tmp_path):
     ink = (pixels.mean(axis=2) < 0.9).mean()  # share of non-white pixels: text, tables and plots
     assert 0.02 < ink < 0.6, ink
     assert np.std(pixels) > 0.05
+
+
+def test_compare_two_2_seed_sweeps_prints_the_config_difference_and_clustered_tests(sweep, tmp_path, capsys):
+    from dataclasses import replace
+
+    cfg, _, _ = sweep
+    a = run_sweep(replace(cfg, seeds=2, systems=["text", "re-llm"], out_root=tmp_path / "a"))
+    b = run_sweep(
+        replace(cfg, seeds=2, systems=["text", "re-llm"], out_root=tmp_path / "b", overrides={"train.lr": 0.02})
+    )
+    capsys.readouterr()
+    assert main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "train.lr" in out and "0.01" in out and "0.02" in out  # the config difference, first
+    assert "| synth-esd | re-llm | ua |" in out and "20 x (2, 2) |" in out  # every seed, clustered by utterance
+    assert main(["compare", str(a), str(b), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    row = next(r for r in data["rows"] if (r["system"], r["metric"]) == ("re-llm", "ua"))
+    assert row["n_items"] == 20 and row["n_seeds"] == [2, 2] and row["test"] == "permutation"
+    assert any("train.lr" in line for line in data["config_difference"])
+
+
+def test_compare_refuses_sweeps_with_different_test_sets(sweep, tmp_path, capsys):
+    _, run_dir, _ = sweep
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    for path in other.glob("synth-esd/*/seed0/responses.jsonl"):
+        path.write_text("".join(path.read_text().splitlines(keepends=True)[:-3]))
+    assert main(["compare", str(run_dir), str(other)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not the same test set" in err[0]

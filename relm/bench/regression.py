@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from relm.bench.comparisons import compare_systems
+from relm.bench.report import fmt_p
 from relm.errors import RelmError
 from relm.io import read_jsonl
 from relm.metrics.table import METRICS, metric_names
@@ -135,18 +136,10 @@ def check(
     return ok, "\n".join(lines + ["", *notes, verdict])
 
 
-def compare_runs(run_a: Path, run_b: Path) -> str:
+def compare_data(run_a: Path, run_b: Path) -> dict:
     """Two sweeps metric by metric: means over seeds, and utterance-clustered paired tests over all seeds
-    where both answered the same test utterances (BH-adjusted over the table), plus their config difference."""
+    (BH-adjusted over the table), plus their config difference. Refused when their test sets differ."""
     a, b = load_results(run_a, ("metrics",)), load_results(run_b, ("metrics",))
-    lines = [
-        f"A = {a['sweep_id']} ({str(a['provenance'].get('git_hash'))[:10]}), "
-        f"B = {b['sweep_id']} ({str(b['provenance'].get('git_hash'))[:10]})",
-        "",
-        *config_difference(a, b),
-        "| dataset | system | metric | A | B | A-B | 95% CI of A-B | p (paired) | p (BH) | utterances x seeds |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
     rows, ps = [], []
     for dataset in sorted(set(a["metrics"]) & set(b["metrics"])):
         for system in sorted(set(a["metrics"][dataset]) & set(b["metrics"][dataset])):
@@ -157,17 +150,56 @@ def compare_runs(run_a: Path, run_b: Path) -> str:
                     continue
                 test = paired.get(metric, {})
                 p = METRICS.get(metric).primary_p(test)
-                rows.append((dataset, system, metric, va, vb, test, p))
+                ci = test.get("ci95") or [None, None]
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "system": system,
+                        "metric": metric,
+                        "a": va,
+                        "b": vb,
+                        "difference": va - vb,
+                        "ci95": ci if ci[0] is not None else None,
+                        "p": p,
+                        "p_bh": None,
+                        "test": METRICS.get(metric).primary_test if test else None,
+                        "n_items": test.get("n_items"),
+                        "n_seeds": [test.get("n_seeds_a"), test.get("n_seeds_b")] if test else None,
+                    }
+                )
                 if p is not None:
                     ps.append(p)
     adjusted = iter(benjamini_hochberg(ps))
-    for dataset, system, metric, va, vb, test, p in rows:
-        ci = test.get("ci95") or [None, None]
-        size = f"{test['n_items']} x ({test['n_seeds_a']}, {test['n_seeds_b']})" if test else "unpaired"
+    for row in rows:
+        if row["p"] is not None:
+            row["p_bh"] = next(adjusted)
+    return {
+        "a": {"path": str(run_a), "sweep_id": a.get("sweep_id"), "git_hash": a.get("provenance", {}).get("git_hash")},
+        "b": {"path": str(run_b), "sweep_id": b.get("sweep_id"), "git_hash": b.get("provenance", {}).get("git_hash")},
+        "config_difference": config_difference(a, b),
+        "rows": rows,
+    }
+
+
+def compare_runs(run_a: Path, run_b: Path) -> str:
+    """`compare_data` as a Markdown table, the config difference first."""
+    data = compare_data(run_a, run_b)
+    lines = [
+        f"A = {data['a']['sweep_id']} ({str(data['a']['git_hash'])[:10]}), "
+        f"B = {data['b']['sweep_id']} ({str(data['b']['git_hash'])[:10]})",
+        "",
+        *data["config_difference"],
+        "| dataset | system | metric | A | B | A-B | 95% CI of A-B | p (paired) | p (BH) | utterances x seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in data["rows"]:
+        ci = r["ci95"]
+        size = f"{r['n_items']} x ({r['n_seeds'][0]}, {r['n_seeds'][1]})" if r["n_seeds"] else "unpaired"
         lines.append(
-            f"| {dataset} | {system} | {metric} | {va:.3f} | {vb:.3f} | {va - vb:+.3f} | "
-            + ("n/a" if ci[0] is None else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]")
-            + f" | {'n/a' if p is None else f'{p:.4f}'} | {'n/a' if p is None else f'{next(adjusted):.4f}'} | {size} |"
+            f"| {r['dataset']} | {r['system']} | {r['metric']} | {r['a']:.3f} | {r['b']:.3f} | "
+            f"{r['difference']:+.3f} | "
+            + ("n/a" if ci is None else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]")
+            + f" | {fmt_p(r['p'])} | {fmt_p(r['p_bh'])} | {size} |"
         )
     return "\n".join(lines)
 
@@ -209,6 +241,12 @@ def _paired(run_a: Path, run_b: Path, a: dict, b: dict, dataset: str, system: st
         return [read_jsonl(p) for p in paths]
 
     ra, rb = runs(run_a, a), runs(run_b, b)
-    if not ra or not rb or sorted(r["id"] for r in ra[0]) != sorted(r["id"] for r in rb[0]):
-        return {}
+    if not ra or not rb:
+        return {}  # a results file without its run folders (a baseline): means only
+    ids_a, ids_b = sorted(r["id"] for r in ra[0]), sorted(r["id"] for r in rb[0])
+    if ids_a != ids_b:
+        raise RelmError(
+            f"{dataset} {system}: A answered {len(ids_a)} test utterances and B {len(ids_b)} "
+            f"({len(set(ids_a) ^ set(ids_b))} not shared): not the same test set, so not comparable"
+        )
     return compare_systems(ra, rb, n_resamples=5000)

@@ -91,9 +91,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare two runs metric by metric (paired tests where their test sets match)."""
-    from relm.bench.regression import compare_runs
+    import json
 
-    print(compare_runs(Path(args.run_a), Path(args.run_b)))
+    from relm.bench.regression import compare_data, compare_runs
+
+    if args.json:
+        print(json.dumps(compare_data(Path(args.run_a), Path(args.run_b)), indent=2))
+    else:
+        print(compare_runs(Path(args.run_a), Path(args.run_b)))
     return 0
 
 
@@ -186,6 +191,7 @@ def register(sub) -> None:
     p = sub.add_parser("compare", help=cmd_compare.__doc__, description=cmd_compare.__doc__)
     p.add_argument("run_a", help="sweep folder (or its results.json): A")
     p.add_argument("run_b", help="sweep folder (or its results.json): B")
+    p.add_argument("--json", action="store_true", help="machine-readable output: config difference and every row")
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("check", help=cmd_check.__doc__, description=cmd_check.__doc__)
     p.add_argument("run", help="run folder or its results.json")
