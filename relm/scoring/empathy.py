@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from relm.cache import READ_ERRORS, CacheEntry, note_use, refuse_compute
+from relm.cache import CacheEntry, load_or_compute
 from relm.errors import RelmError
 from relm.paths import cache_dir
 from relm.registry import Registry
@@ -50,8 +50,10 @@ def scorer_dir(identity: str) -> Path:
     return CacheEntry(SCORER_STAGE, identity).folder
 
 
-def train(kind: str, data: EpitomeData, seed: int = 0, val_fraction: float = 0.2, **params) -> EmpathyScorer:
-    """Train a scorer on a seeker-grouped split, validate on held-out seekers, save it."""
+def train(
+    kind: str, data: EpitomeData, seed: int = 0, val_fraction: float = 0.2, save: bool = True, **params
+) -> EmpathyScorer:
+    """Train a scorer on a seeker-grouped split, validate on held-out seekers, and (`save`) cache it."""
     random.seed(seed)
     np.random.seed(seed)
     train_df, val_df = split_by_seeker(data.table, val_fraction, seed)
@@ -73,7 +75,8 @@ def train(kind: str, data: EpitomeData, seed: int = 0, val_fraction: float = 0.2
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "format": FORMAT_VERSION,
     }
-    scorer.save(scorer_dir(scorer.identity))
+    if save:
+        scorer.save(scorer_dir(scorer.identity))
     return scorer
 
 
@@ -81,18 +84,13 @@ def load_or_train(kind: str, data: EpitomeData, seed: int = 0, force: bool = Fal
     """The scorer of exactly this kind, parameters, training data and seed: from the cache (a `relm.cache`
     entry, checked on read), else trained now; a damaged one is quarantined and trained again."""
     identity = scorer_identity(kind, build(kind, **params).params, data.data_hash, seed)
-    entry = CacheEntry(SCORER_STAGE, identity)
-    note_use(entry)
-    with entry.lock():
-        if force:
-            entry.discard()
-        elif entry.ready():
-            try:
-                return load_folder(entry.folder)
-            except READ_ERRORS as exc:
-                entry.quarantine(f"unreadable: {type(exc).__name__}: {str(exc)[:120]}")
-        refuse_compute(entry)
-        return train(kind, data, seed, **params)
+
+    def compute(folder: Path) -> EmpathyScorer:
+        scorer = train(kind, data, seed, save=False, **params)
+        scorer.write_files(folder)
+        return scorer
+
+    return load_or_compute(CacheEntry(SCORER_STAGE, identity), load_folder, compute, force=force)
 
 
 def load_trained(kind: str | None = None, data_hash: str | None = None) -> EmpathyScorer:

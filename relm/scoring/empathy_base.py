@@ -55,10 +55,14 @@ class EmpathyScorer(ABC):
         responses = [str(r) for r in responses]
         return {m: np.asarray(v, dtype=int) for m, v in self._predict(seekers, responses).items()}
 
+    def write_files(self, folder: Path) -> None:
+        """The scorer's own files and meta.json, into an existing folder."""
+        self._save(folder)
+        (folder / "meta.json").write_text(json.dumps(self.meta, indent=2, sort_keys=True))
+
     def save(self, folder: Path) -> Path:
         with atomic_dir(folder) as tmp:
-            self._save(tmp)
-            (tmp / "meta.json").write_text(json.dumps(self.meta, indent=2, sort_keys=True))
+            self.write_files(tmp)
             write_manifest(tmp, folder.parent.name, folder.name, {"kind": self.kind, "params": self.params})
         return folder
 
