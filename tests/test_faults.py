@@ -326,16 +326,22 @@ def test_a_killed_sweep_resumes_to_identical_metrics(world, tmp_path, sig, momen
     _no_leftovers(cache)
 
 
+def _together(world, cache: Path, out: Path, *extras: list[str]) -> list[subprocess.Popen]:
+    """Start one `relm bench` per argument list at once on one cache; each must exit 0 without a traceback."""
+    procs = [
+        subprocess.Popen([*_cli(world, cache, out), *extra], env=_env(world, cache), stderr=subprocess.PIPE, text=True)
+        for extra in extras
+    ]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * len(procs), errs
+    assert all("Traceback" not in e for e in errs)
+    return procs
+
+
 @pytest.mark.slow
 def test_two_sweeps_started_together_both_finish_with_identical_metrics(world, tmp_path):
     cache, out = tmp_path / "cache", tmp_path / "runs"
-    procs = [
-        subprocess.Popen(_cli(world, cache, out), env=_env(world, cache), stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
-    errs = [p.communicate(timeout=300)[1] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], errs
-    assert all("Traceback" not in e for e in errs)
+    _together(world, cache, out, [], [])
     assert _scores(_metrics(out)) == _scores(world["metrics"])
     _no_leftovers(cache)
     assert len(list(cache.glob("train/*"))) == 4  # each run computed once, the other process reused it
@@ -485,14 +491,7 @@ def test_two_shards_at_once_then_assemble_give_the_unsharded_metrics(world, tmp_
     """[speed] --shard I/N: two shards started together share the cache (locks), each trains only its own
     runs, and --assemble writes the results from the cache without computing anything."""
     cache, out = tmp_path / "cache", tmp_path / "runs"
-    procs = [
-        subprocess.Popen(
-            [*_cli(world, cache, out), "--shard", f"{i}/2"], env=_env(world, cache), stderr=subprocess.PIPE, text=True
-        )
-        for i in range(2)
-    ]
-    errs = [p.communicate(timeout=300)[1] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], errs
+    procs = _together(world, cache, out, ["--shard", "0/2"], ["--shard", "1/2"])
     assert not any(out.glob("*/results.json"))  # a shard writes runs, not results
     writers = {}
     for manifest in cache.glob("train/*/ENTRY.json"):
