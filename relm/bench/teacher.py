@@ -105,9 +105,13 @@ class Teacher:
 
     @torch.no_grad()
     def _generate(
-        self, pairs: list[tuple[str, str]], prefix: tuple[int, DynamicCache | None] = (0, None)
+        self,
+        pairs: list[tuple[str, str]],
+        prefix: tuple[int, DynamicCache | None] = (0, None),
+        sampling: dict | None = None,
     ) -> list[tuple[str, bool]]:
-        """Greedy replies for a batch; with `prefix`, its shared tokens come from the cache, not recomputed."""
+        """Greedy replies for a batch (or sampled ones, with `sampling` = generate's temperature/top_p); with
+        `prefix`, its shared tokens come from the cache, not recomputed."""
         if self.cfg.prompt == "template":
             return [(self.cfg.templates[e], False) for _, e in pairs]
         ids = self._prompt_ids(pairs)
@@ -129,11 +133,12 @@ class Teacher:
             attention_mask=mask.to(self.model.device),
             max_new_tokens=self.cfg.max_new_tokens,
             min_new_tokens=1,
-            do_sample=False,
+            do_sample=sampling is not None,
             num_beams=1,
             repetition_penalty=self.cfg.repetition_penalty,
             pad_token_id=pad,
             **kwargs,
+            **(sampling or {}),
         )
         new = out[:, input_ids.shape[1] :]
         texts = self.tok.batch_decode(new, skip_special_tokens=True)
