@@ -350,7 +350,17 @@ def test_two_sweeps_started_together_both_finish_with_identical_metrics(world, t
 # ---- disks and permissions ---------------------------------------------------------------------------
 
 
-def test_a_full_disk_during_a_run_is_one_line_and_leaves_no_partial_entry(world, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    ("code", "file", "message"),
+    [
+        (errno.ENOSPC, "answers.jsonl", "No space left on device"),  # a full cache disk
+        (errno.EROFS, "responses.jsonl", "Read-only file system"),  # what root meets on a read-only mount
+    ],
+    ids=["full-disk", "read-only"],
+)
+def test_a_write_failing_during_a_run_is_one_line_and_leaves_nothing_half_written(
+    world, tmp_path, monkeypatch, capsys, code, file, message
+):
     cache = tmp_path / "cache"
     monkeypatch.setenv("RELM_CACHE", str(cache))
     monkeypatch.setenv("RELM_SYNTH_PRETRAIN_ROOT", str(world["base"] / "pretrain"))
@@ -358,18 +368,19 @@ def test_a_full_disk_during_a_run_is_one_line_and_leaves_no_partial_entry(world,
 
     real = relm.io.atomic_write_bytes
 
-    def full(path, data):
-        if "answers.jsonl" in str(path):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    def failing(path, data):
+        if file in str(path):
+            raise OSError(code, os.strerror(code), str(path))
         return real(path, data)
 
-    monkeypatch.setattr(relm.io, "atomic_write_bytes", full)
+    monkeypatch.setattr(relm.io, "atomic_write_bytes", failing)
     assert main(_args(world, tmp_path / "runs")) == 2
     line = _one_error_line(capsys.readouterr().err)
-    assert "No space left on device" in line and "answers.jsonl" in line
+    assert message in line and file in line
     _no_leftovers(cache)
-    assert not list(cache.glob("train/*"))
-    assert not (tmp_path / "runs").exists()  # no empty sweep folder
+    if file == "answers.jsonl":  # the cache write failed: no run entry, no sweep folder
+        assert not list(cache.glob("train/*"))
+        assert not (tmp_path / "runs").exists()
 
 
 def test_too_little_free_disk_for_the_features_is_one_line_before_computing(world, tmp_path, monkeypatch, capsys):
@@ -392,26 +403,6 @@ def test_a_read_only_output_folder_is_one_line_before_any_work(world, tmp_path, 
         assert "is not writable" in _one_error_line(capsys.readouterr().err)
     finally:
         out.chmod(0o755)
-
-
-def test_a_read_only_folder_met_during_a_run_is_one_line(world, tmp_path, monkeypatch, capsys):
-    """What root meets on a read-only mount: EROFS from the first write into the sweep folder."""
-    monkeypatch.setenv("RELM_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("RELM_SYNTH_PRETRAIN_ROOT", str(world["base"] / "pretrain"))
-    import relm.io
-
-    real = relm.io.atomic_write_bytes
-
-    def read_only(path, data):
-        if "responses.jsonl" in str(path):
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
-        return real(path, data)
-
-    monkeypatch.setattr(relm.io, "atomic_write_bytes", read_only)
-    assert main(_args(world, tmp_path / "runs")) == 2
-    line = _one_error_line(capsys.readouterr().err)
-    assert "Read-only file system" in line and "responses.jsonl" in line
-    _no_leftovers(tmp_path / "cache")
 
 
 def test_out_pointing_at_a_file_is_one_line_before_any_work(world, tmp_path, capsys):
