@@ -266,7 +266,7 @@ def test_wandb_runs_have_deterministic_ids_and_the_sweep_run_has_its_summary(swe
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wb"))
     monkeypatch.setenv("WANDB_SILENT", "true")
-    tracked = replace(cfg, tracking=True, out_root=tmp_path / "runs")
+    tracked = replace(cfg, tracking=True, out_root=tmp_path / "runs", wandb_entity="relm-lab", wandb_tags=("ci",))
     for _ in range(2):
         sweep_dir = run_sweep(tracked)
     folders = sorted((tmp_path / "wb" / "wandb").glob("offline-run-*"))
@@ -283,7 +283,7 @@ def test_wandb_runs_have_deterministic_ids_and_the_sweep_run_has_its_summary(swe
     first, second = (
         next(f.glob("*.wandb")).read_bytes() for f in folders if f.name.endswith("re-llm-s0")
     )  # sorted by time
-    for key in (b"data_hash", b"protocol", b"synth-esd:official", b"sweep_id", b"git_dirty", b"tfidf-"):
+    for key in (b"data_hash", b"protocol", b"synth-esd:official", b"sweep_id", b"git_dirty", b"tfidf-", b"relm-lab"):
         assert key in first, key
     # The runs came from the cache: their stored training curves reach W&B once, not on every rerun.
     assert b"train/response_ce" in first and b"trainer/global_step" in first

@@ -57,6 +57,7 @@ class SweepConfig:
     shard: tuple[int, int] | None = None  # (I, N): run only the I-th of N disjoint parts of the runs
     assemble: bool = False  # compute nothing: every entry must be in the cache (written by the shards)
     wandb_project: str | None = None  # default: WANDB_PROJECT, else relm
+    wandb_entity: str | None = None  # default: WANDB_ENTITY, else W&B's default for the login
     wandb_tags: tuple[str, ...] = ()
 
 

@@ -35,6 +35,7 @@ def _init(cfg, sweep_id: str, folder: str, **kwargs):
     group = os.environ.get("WANDB_RUN_GROUP") or sweep_id  # the user's group wins
     return wandb.init(
         project=cfg.wandb_project or os.environ.get("WANDB_PROJECT", "relm"),
+        entity=cfg.wandb_entity or os.environ.get("WANDB_ENTITY") or None,
         group=group,
         tags=list(cfg.wandb_tags),
         mode=_mode(),

@@ -74,6 +74,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         shard=parse_shard(args.shard) if args.shard else None,
         assemble=args.assemble,
         wandb_project=args.wandb_project,
+        wandb_entity=args.wandb_entity,
         wandb_tags=tuple(_csv(args.wandb_tags or "")),
     )
     run_dir = run_sweep(cfg)
@@ -162,6 +163,7 @@ def register(sub) -> None:
     p.add_argument("--out", default="results/runs", help="folder of sweep folders (default: results/runs)")
     p.add_argument("--sweep-id", help="run folder name (default: preset-datasets-confighash, so reruns resume)")
     p.add_argument("--wandb-project", help="W&B project (default: WANDB_PROJECT, else relm)")
+    p.add_argument("--wandb-entity", help="W&B entity (team or user; default: WANDB_ENTITY)")
     p.add_argument("--wandb-tags", help="comma-separated W&B tags for every run of the sweep")
     p.add_argument("--no-wandb", action="store_true", help="skip W&B (the CSV logs stay)")
     p.add_argument("--quiet", action="store_true", help="print only warnings, errors and the final summary")
