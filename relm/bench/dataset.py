@@ -114,10 +114,19 @@ def prepare_dataset(
     with timer(Stage.FEATURES):
         emb, avd_pred = store.emotion(encoder, encoder_key, progress, force=Stage.FEATURES in force)
     avd, avd_source = store.avd_targets(avd_pred)
-    df = manifest.df
-    if not (df.split == "test").any():
+    if not (manifest.df.split == "test").any():
         raise RelmError(f"{name}: the test split is empty")
     keys = {"whisper": store.whisper_key(), "emotion_encoder": encoder_key}
     return DatasetBundle(
-        name, manifest, dhash, frames, emb, avd, avd_source, encoder_meta, str(manifest_path), keys, content_hash(df)
+        name,
+        manifest,
+        dhash,
+        frames,
+        emb,
+        avd,
+        avd_source,
+        encoder_meta,
+        str(manifest_path),
+        keys,
+        content_hash(manifest),
     )

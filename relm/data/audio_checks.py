@@ -51,7 +51,8 @@ def audio_records(paths: list[str], bounds: AudioBounds, progress: bool = True) 
         known: dict[str, dict] = json.loads(store.read_text()) if store.is_file() else {}
     except (ValueError, OSError):
         known = {}  # a damaged record only costs a re-check
-    todo = [p for p in paths if not isinstance(known.get(_signature(p)), dict)]
+    signatures = {p: _signature(p) for p in paths}
+    todo = [p for p in paths if not isinstance(known.get(signatures[p]), dict)]
     for path in tqdm(todo, desc="audio checks", unit="file", disable=not progress or len(todo) < 50):
         try:
             load_audio(path, bounds=bounds)
@@ -59,26 +60,18 @@ def audio_records(paths: list[str], bounds: AudioBounds, progress: bool = True) 
         except AudioError as exc:
             problem = str(exc)
         digest = file_sha256(path) if os.path.isfile(path) else "missing"
-        known[_signature(path)] = {"problem": problem, "sha256": digest}
+        known[signatures[path]] = {"problem": problem, "sha256": digest}
     if todo:
         atomic_write_json(store, known)
-    return {p: known[_signature(p)] for p in paths}
-
-
-def audio_problems(paths: list[str], bounds: AudioBounds, progress: bool = True) -> dict[str, str]:
-    """{path: AudioError message} for each file that cannot be used as speech."""
-    return {p: r["problem"] for p, r in audio_records(paths, bounds, progress).items() if r["problem"]}
-
-
-def audio_digests(paths: list[str], bounds: AudioBounds = AudioBounds()) -> list[str]:
-    """Each file's sha256 (from the records, so a warm rerun reads no audio)."""
-    records = audio_records(paths, bounds, progress=False)
-    return [records[p]["sha256"] for p in paths]
+    return {p: known[signatures[p]] for p in paths}
 
 
 def drop_bad_audio(manifest, bounds: AudioBounds, strict: bool, progress: bool = True) -> None:
-    """Skip (and count) the manifest's bad files in place; `strict`: the first one is an error."""
-    problems = audio_problems(manifest.df["path"].tolist(), bounds, progress)
+    """Skip (and count) the manifest's bad files in place, and keep every checked file's digest on the manifest
+    (`audio_sha256`, for its content hash); `strict`: the first bad file is an error."""
+    records = audio_records(manifest.df["path"].tolist(), bounds, progress)
+    manifest.audio_sha256 = {p: r["sha256"] for p, r in records.items()}
+    problems = {p: r["problem"] for p, r in records.items() if r["problem"]}
     if not problems:
         return
     if strict:

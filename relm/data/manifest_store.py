@@ -56,14 +56,13 @@ def data_hash(df: pd.DataFrame, verify: bool = False) -> str:
 PORTABLE_COLUMNS = ["utt_id", "emotion", "split", "transcript", "speaker", "arousal", "valence", "dominance"]
 
 
-def content_hash(df: pd.DataFrame) -> str:
+def content_hash(manifest: Manifest) -> str:
     """What the data is, wherever it lies: the rows' ids, labels, splits, transcripts, speakers and A/V/D plus
-    each audio file's sha256, without paths or mtimes, so the same corpus on two machines has the same hash
-    (`relm check` compares it with a baseline's)."""
-    from relm.data.audio_checks import audio_digests
-
+    each audio file's sha256 (recorded by the audio checks), without paths or mtimes, so the same corpus on two
+    machines has the same hash (`relm check` compares it with a baseline's)."""
+    df = manifest.df
     rows = pd.util.hash_pandas_object(df[PORTABLE_COLUMNS], index=False).values.tobytes()
-    return bytes_key(rows + "\n".join(audio_digests(df["path"].tolist())).encode())
+    return bytes_key(rows + "\n".join(manifest.audio_sha256[p] for p in df["path"]).encode())
 
 
 def save_manifest(manifest: Manifest) -> Path:

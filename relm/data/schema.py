@@ -38,6 +38,7 @@ class Manifest:
     skipped: dict[str, int] = field(default_factory=dict)
     skipped_examples: dict[str, list[str]] = field(default_factory=dict)
     avd_source: str = "none"  # "annotations" or "none" (pseudo-targets come later, from a model)
+    audio_sha256: dict[str, str] = field(default_factory=dict)  # path -> content digest, from the audio checks
 
     def skip(self, reason: str, example: str = "") -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
