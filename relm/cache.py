@@ -53,16 +53,29 @@ def only_cached(reason: str) -> Iterator[None]:
         _compute_refused_because = before
 
 
-def note_use(entry: CacheEntry) -> None:
-    _used.add(entry.name)
-
-
 def used_entries(reset: bool = False) -> list[str]:
     """The entries used since the last reset (`reset=True` starts a new record and returns the old one)."""
     out = sorted(_used)
     if reset:
         _used.clear()
     return out
+
+
+@contextlib.contextmanager
+def _held(lock_file: Path, waiting: str | None = None) -> Iterator[None]:
+    """Hold a file lock in `RELM_CACHE/locks/`; when another process holds it, say `waiting` once and wait."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_file))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if waiting:
+            warn(waiting)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def warn(message: str) -> None:
@@ -170,21 +183,9 @@ class CacheEntry:
     def lock_path(self) -> Path:
         return cache_dir() / "locks" / f"{self.stage}-{self.key}.lock"
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self) -> contextlib.AbstractContextManager[None]:
         """Hold this entry's lock; say so once when another process holds it."""
-        path = self.lock_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(path))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            warn(f"waiting for cache entry {self.name}: another relm process is computing it")
-            lock.acquire()
-        try:
-            yield
-        finally:
-            lock.release()
+        return _held(self.lock_path(), f"waiting for cache entry {self.name}: another relm process is computing it")
 
     @contextlib.contextmanager
     def write(self, inputs: Any = None) -> Iterator[Path]:
@@ -214,14 +215,6 @@ with contextlib.suppress(ImportError):
     READ_ERRORS += (SafetensorError,)
 
 
-def refuse_compute(entry: CacheEntry) -> None:
-    """RelmError when computing is refused (`only_cached`)."""
-    if _compute_refused_because:
-        from relm.errors import RelmError
-
-        raise RelmError(f"cache entry {entry.name} is not in the cache: {_compute_refused_because}")
-
-
 def load_or_compute(
     entry: CacheEntry,
     read: Callable[[Path], T],
@@ -234,7 +227,7 @@ def load_or_compute(
 
     Under the entry's lock: a concurrent process computing the same key is waited for and then reused.
     """
-    note_use(entry)
+    _used.add(entry.name)
     with entry.lock():
         if force:
             entry.discard()
@@ -243,19 +236,17 @@ def load_or_compute(
                 return read(entry.folder)
             except READ_ERRORS as exc:
                 entry.quarantine(f"unreadable: {type(exc).__name__}: {str(exc)[:120]}")
-        refuse_compute(entry)
+        if _compute_refused_because:
+            from relm.errors import RelmError
+
+            raise RelmError(f"cache entry {entry.name} is not in the cache: {_compute_refused_because}")
         with entry.write(inputs) as tmp:
             return compute(tmp)
 
 
-@contextlib.contextmanager
-def path_lock(path: Path) -> Iterator[None]:
+def path_lock(path: Path) -> contextlib.AbstractContextManager[None]:
     """An exclusive lock named after a path (e.g. a sweep folder), so two processes never interleave writes."""
-    name = f"path-{content_key(str(Path(path).resolve()))}.lock"
-    folder = cache_dir() / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder / name)):
-        yield
+    return _held(cache_dir() / "locks" / f"path-{content_key(str(Path(path).resolve()))}.lock")
 
 
 def entries(root: Path | None = None) -> Iterator[CacheEntry]:

@@ -70,6 +70,14 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def nearest_existing(path: str | os.PathLike) -> Path:
+    """`path` itself when it exists, else its closest existing ancestor (what a write there would meet)."""
+    existing = Path(path).absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return existing
+
+
 def check_writable_folder(path: str | os.PathLike, what: str) -> None:
     """RelmError unless `path` is (or can be created as) a writable folder; creates nothing."""
     from relm.errors import RelmError
@@ -77,9 +85,7 @@ def check_writable_folder(path: str | os.PathLike, what: str) -> None:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise RelmError(f"{what} {path}: is a file, not a folder")
-    existing = path.absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = nearest_existing(path)
     if not existing.is_dir():
         raise RelmError(f"{what} {path}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -90,10 +96,7 @@ def check_free_space(path: str | os.PathLike, needed: int, what: str) -> None:
     """RelmError (one line naming the folder) when the disk holding `path` has less than `needed` bytes free."""
     from relm.errors import RelmError
 
-    folder = Path(path).absolute()
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    free = shutil.disk_usage(folder).free
+    free = shutil.disk_usage(nearest_existing(path)).free
     if free < needed:
         raise RelmError(
             f"{path}: {free / 2**30:.2f} GiB free, {what} needs about {needed / 2**30:.2f} GiB; "

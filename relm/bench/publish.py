@@ -32,16 +32,17 @@ def write_run(
     rows: list[dict],
     metrics: dict,
     curves: Path | None = None,
-) -> None:
+) -> Path | None:
     """Write one run's responses, metrics and training curves (`logs/metrics.csv`, a copy of the cache
-    entry's), and file them in the results being built."""
+    entry's), and file them in the results being built; returns the copy of the curves, if any."""
     folder = run_folder(dataset, system, seed)
     atomic_write_text(sweep_dir / folder / "responses.jsonl", jsonl_text(rows))
     atomic_write_json(sweep_dir / folder / "metrics.json", metrics)
-    if curves is not None and curves.is_file():
-        atomic_write_bytes(sweep_dir / folder / "logs" / curves.name, curves.read_bytes())
     rows_by_system.setdefault(system, []).append(rows)
     add_run(results, dataset, system, metrics, folder)
+    if curves is None or not curves.is_file():
+        return None
+    return atomic_write_bytes(sweep_dir / folder / "logs" / curves.name, curves.read_bytes())
 
 
 def close_dataset(

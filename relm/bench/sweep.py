@@ -17,7 +17,7 @@ from tqdm import tqdm
 from relm.bench import tracking
 from relm.bench.agreement import scorer_agreement
 from relm.bench.dataset import prepare_dataset
-from relm.bench.publish import close_dataset, finish, run_folder, write_run
+from relm.bench.publish import close_dataset, finish, write_run
 from relm.bench.report import table_rows
 from relm.bench.scoring import load_agreement_scorer, load_scorer, score_rows, teacher_reference
 from relm.bench.stages import Stage, StageTimer, parse_force
@@ -245,8 +245,9 @@ def _run_sweep(cfg: SweepConfig) -> Path:
                         with timer(Stage.SCORE):
                             rows, metrics = score_rows(out.rows, scorer)
                         metrics["train"] = out.info
-                        write_run(results, rows_by_system, sweep_dir, dataset, system, seed, rows, metrics, out.curves)
-                        curves = sweep_dir / run_folder(dataset, system, seed) / "logs" / out.curves.name
+                        curves = write_run(
+                            results, rows_by_system, sweep_dir, dataset, system, seed, rows, metrics, out.curves
+                        )
                         tracking.log_curves(run, curves, out.cached)
                         tracking.log_run(run, dataset, metrics, rows)
                     finally:

@@ -147,7 +147,7 @@ class Teacher:
 
     def plan(self, todo: list[tuple[str, str]], fast: bool = True) -> tuple[list[tuple[str, str]], tuple]:
         """(the items in generation order, the shared prefix): sorted by prompt length so batches carry little
-        padding, and the prefix computed once (`fast`); else sorted by text, recomputing it per batch."""
+        padding, and the prefix computed once (`fast`); else in the given order, each batch running it again."""
         if not fast or self.tok is None or len(todo) < 2:
             return todo, (0, None)
         ids = self._prompt_ids(todo)

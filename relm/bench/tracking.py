@@ -78,10 +78,10 @@ def loggers(run) -> list:
     return [WandbLogger(experiment=run)]
 
 
-def log_curves(run, curves: Path, cached: bool) -> None:
+def log_curves(run, curves: Path | None, cached: bool) -> None:
     """Training curves reach each W&B run once: live through Lightning's logger when the run trains,
     else (a cached run) from its stored CSV log. A marker next to the run's copy of the log says it is done."""
-    if run is None or not curves.is_file():
+    if run is None or curves is None:
         return
     marker = curves.parent / f".wandb-curves-{run.id}"
     if marker.exists():

@@ -9,6 +9,7 @@ import time
 
 def _read(args: argparse.Namespace):
     from relm.data.audio import AudioBounds
+    from relm.data.audio_checks import drop_bad_audio
     from relm.data.corpora import ReadOptions, find_root, get_adapter
 
     adapter = get_adapter(args.dataset)
@@ -19,10 +20,7 @@ def _read(args: argparse.Namespace):
         bounds=AudioBounds(min_seconds=args.min_seconds, max_seconds=args.max_seconds),
     )
     manifest = adapter.read(root, options)
-    if getattr(args, "check_audio", True):
-        from relm.data.audio_checks import drop_bad_audio
-
-        drop_bad_audio(manifest, options.bounds, options.strict_audio)  # the policy a sweep applies
+    drop_bad_audio(manifest, options.bounds, options.strict_audio)  # the policy a sweep applies
     return manifest
 
 
