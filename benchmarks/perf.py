@@ -1,12 +1,16 @@
 """Performance figures for a preset (default cpu): prints them and writes results/perf/<preset>.json.
 
-- machine: measured float32 matmul throughput (GFLOP/s) on all threads;
-- one re-llm training step (batch 8, 48-token responses): seconds, and achieved FLOP/s
-  (6 x trainable-path params x tokens, a standard estimate) over the measured matmul peak;
-- generation: batched vs one-at-a-time greedy tokens/s;
-- peak resident memory of this process.
+- machine: the CPU, measured float32 matmul throughput (GFLOP/s) on all threads, the precision chosen;
+- one re-llm training step (batch 8, 35-token responses): seconds, and achieved FLOP/s
+  (6 x LLM params x tokens, a standard estimate) over the float32 matmul peak and over the peak of the
+  precision used (a bf16 matmul's measured speed-up applied);
+- generation of test answers (responses and SER, `answer`): the previous method (items in their order,
+  the whole prompt per batch) against the current one (length-sorted batches, the prompt prefix's cache
+  computed once), same items, this process, and how many answers are identical;
+- the teacher: its previous method against the current one (`teacher_speed.py`), this process;
+- batched vs one-at-a-time greedy tokens/s, and peak resident memory of this process.
 
-Usage: python benchmarks/perf.py [--preset cpu] [--steps 3]
+Usage: python benchmarks/perf.py [--preset cpu] [--steps 3] [--precision 32-true] [--items 64]
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ import resource
 import time
 from pathlib import Path
 
+import teacher_speed  # this folder's teacher benchmark
 import torch
 
-from relm.bench.training import build_module
+from relm.bench.manifest import read_manifest
+from relm.bench.training import answer, build_module
 from relm.data.schema import LABELS
 from relm.io import atomic_write_json
 from relm.presets import load_preset
+from relm.runtime import choose_precision, cpu_bf16_speed
 
 TARGET = (
     "That is so frustrating, no wonder you are angry. What do you plan to do about it now, "
@@ -56,12 +63,43 @@ def items(n: int, speech_dim: int, emo_dim: int, seconds: float = 2.7) -> list[d
     ]
 
 
+def answer_speed(system: str, preset, speech_dim: int, emo_dim: int, n: int) -> dict:
+    """`answer` on n test-like items (2-5 s of speech, real synth-esd sentences of varied length): the previous
+    method against the current one, same module and items, this process."""
+    module = build_module(system, preset, speech_dim, emo_dim, total_steps=100, seed=0)
+    sentences = sorted(set(read_manifest("synth-esd", None, {}, progress=False).df["transcript"].dropna()))
+    test = items(n, speech_dim, emo_dim)
+    for i, it in enumerate(test):
+        it["frames"] = torch.randn(100 + (i * 37) % 150, speech_dim)
+        it["transcript"] = sentences[(i * 7) % len(sentences)]
+    answer(module, test[:4], preset, progress=False)  # warm-up
+    out = {}
+    for name, fast in (("previous", False), ("current", True)):
+        start = time.perf_counter()
+        out[name] = answer(module, test, preset, progress=False, fast=fast)
+        out[f"{name}_seconds"] = round(time.perf_counter() - start, 2)
+    same = sum(
+        a["response"] == b["response"] and a["ser_answer"] == b["ser_answer"]
+        for a, b in zip(out["previous"], out["current"])
+    )
+    return {
+        "items": n,
+        "batch_size": preset.generate.batch_size,
+        "previous_seconds": out["previous_seconds"],
+        "current_seconds": out["current_seconds"],
+        "speedup": round(out["previous_seconds"] / out["current_seconds"], 2),
+        "identical_answers": same,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--items", type=int, default=64, help="test items for the generation and teacher figures")
+    ap.add_argument("--precision", help="override train.precision (e.g. 32-true: the path of a CPU without bf16)")
     args = ap.parse_args()
-    preset = load_preset(args.preset)
+    preset = load_preset(args.preset, {"train.precision": args.precision} if args.precision else None)
     torch.set_num_threads(torch.get_num_threads())
     peak = matmul_gflops()
     dims = {"whisper-tiny.en": 384, "whisper-large-v2": 1280}
@@ -74,7 +112,8 @@ def main() -> None:
     n_target = len(module.tokenizer(TARGET)["input_ids"])
     import contextlib
 
-    bf16 = preset.train.precision.startswith("bf16")
+    precision, why = choose_precision(preset)
+    bf16 = precision.startswith("bf16")
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     times = []
     for _ in range(args.steps + 1):
@@ -88,6 +127,9 @@ def main() -> None:
     step = min(times[1:])
     llm_params = sum(p.numel() for p in module.llm.parameters())
     flops = 6 * llm_params * n_tokens  # forward + backward through the (frozen + LoRA) LLM
+    bf16_speedup = 1 / cpu_bf16_speed()["bf16_slowdown"] if bf16 else 1.0
+    generation = {s: answer_speed(s, preset, speech_dim, emo_dim, args.items) for s in ("text-zs", "re-llm")}
+    teacher = teacher_speed.measure(args.preset, args.items)
     gen_items = items(8, speech_dim, emo_dim)
     with autocast():
         start = time.perf_counter()
@@ -107,7 +149,18 @@ def main() -> None:
         "target_tokens": n_target,
         "train_step_gflops": round(flops / step / 1e9, 1),
         "fraction_of_matmul_peak": round(flops / step / 1e9 / peak, 3),
-        "precision": preset.train.precision,
+        "fraction_of_precision_peak": round(flops / step / 1e9 / (peak * bf16_speedup), 3),
+        "generation": generation,
+        "generation_speedup": round(
+            sum(g["previous_seconds"] for g in generation.values())
+            / sum(g["current_seconds"] for g in generation.values()),
+            2,
+        ),
+        "teacher_speedup": teacher["speedup"],
+        "teacher": teacher,
+        "cpu": teacher_speed.cpu_name(),
+        "precision": precision,
+        "precision_why": why,
         "generate_batched_tok_s": round(batched_tok / batched_s, 1),
         "generate_single_tok_s": round(single_tok / single_s, 1),
         "batched_speedup": round((batched_tok / batched_s) / (single_tok / single_s), 2),

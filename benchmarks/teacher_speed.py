@@ -44,15 +44,11 @@ def run(teacher: Teacher, pairs: list[tuple[str, str]], fast: bool) -> tuple[flo
     return time.perf_counter() - start, [out[p] for p in sorted(pairs)]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="cpu")
-    parser.add_argument("--items", type=int, default=64)
-    parser.add_argument("--dataset", default="synth-esd")
-    args = parser.parse_args()
-    preset = load_preset(args.preset, {"runtime.device": "cpu"})
-    df = read_manifest(args.dataset, None, {}, progress=False).df
-    pairs = sorted(set(zip(df["transcript"].fillna(""), df["emotion"])))[: args.items]
+def measure(preset_name: str, items: int = 64, dataset: str = "synth-esd") -> dict:
+    """The previous and the current teacher method on the same items, in this process."""
+    preset = load_preset(preset_name, {"runtime.device": "cpu"})
+    df = read_manifest(dataset, None, {}, progress=False).df
+    pairs = sorted(set(zip(df["transcript"].fillna(""), df["emotion"])))[:items]
     llm, tok, identity = load_llm(type(preset.llm)(model=preset.teacher.model))
     teacher = Teacher(preset.teacher, llm, tok, identity)
     gflops = matmul_gflops()
@@ -60,8 +56,8 @@ def main() -> None:
     before_s, before = run(teacher, pairs, fast=False)
     after_s, after = run(teacher, pairs, fast=True)
     prefix_tokens = teacher.plan(pairs)[1][0]
-    figures = {
-        "preset": args.preset,
+    return {
+        "preset": preset_name,
         "teacher": identity,
         "items": len(pairs),
         "batch_size": teacher.cfg.batch_size,
@@ -75,6 +71,15 @@ def main() -> None:
         "precision": "float32",
         "matmul_gflops": gflops,
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--items", type=int, default=64)
+    parser.add_argument("--dataset", default="synth-esd")
+    args = parser.parse_args()
+    figures = measure(args.preset, args.items, args.dataset)
     for k, v in figures.items():
         print(f"{k:22} {v}")
     atomic_write_json(Path("results/perf") / f"teacher-{args.preset}.json", figures)

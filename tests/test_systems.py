@@ -181,3 +181,27 @@ def test_release_fidelity_empty_test_instruction_and_no_end_of_turn_after_a_cut_
     whole = module.build([item], with_target=True, left_pad=False)["labels"][0].tolist()
     cut = module.build([item | {"target_complete": False}], with_target=True, left_pad=False)["labels"][0].tolist()
     assert whole[-1] == module.eot[-1] and cut == whole[: -len(module.eot)]
+
+
+@pytest.mark.parametrize("system", ["text-zs", "text", "re-llm"])
+def test_prefix_reuse_and_length_order_give_the_same_tokens(system, smoke, monkeypatch):
+    """`answer`'s fast path (length-sorted batches, the prompt prefix's cache computed once) is token-identical to
+    the previous method (the items' order, the whole prompt per batch), in the items' order."""
+    module = _module(system, smoke)
+    torch.manual_seed(1)
+    with torch.no_grad():  # larger random weights: outputs that depend on the prompt, so a mix-up shows
+        for param in module.llm.parameters():
+            param.normal_(0, 0.5)
+    # Compare token ids, not text: the random tiny model's tokens often decode to nothing.
+    ids_text = lambda out, **_: [" ".join(map(str, row.tolist())) for row in out]  # noqa: E731
+    monkeypatch.setattr(module.tokenizer, "batch_decode", ids_text)
+    items = fake_items(7, 3)
+    for i, it in enumerate(items):  # prompts of different lengths, so sorting and padding both matter
+        it["transcript"] = " ".join(["I got the results of my exam today."] * (1 + i % 3))
+    preset = load_preset("smoke", {"generate.batch_size": 3, "train.precision": "32-true"})
+    fast = answer(module, items, preset, progress=False, fast=True)
+    slow = answer(module, items, preset, progress=False, fast=False)
+    assert [r["id"] for r in fast] == [it["utt_id"] for it in items]
+    assert [(r["response"], r["ser_answer"]) for r in fast] == [(r["response"], r["ser_answer"]) for r in slow]
+    assert all(r["response"] for r in fast) and len({r["response"] for r in fast}) > 1
+    assert len(module._prefix_kv) == 2  # one cache per prompt (response, SER), reused by every batch

@@ -8,13 +8,14 @@ skipped when present: a killed sweep, started again, redoes only unfinished stag
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from relm.bench import tracking
+from relm.bench import estimate, tracking
 from relm.bench.agreement import scorer_agreement
 from relm.bench.dataset import prepare_dataset
 from relm.bench.publish import close_dataset, finish, write_run
@@ -34,7 +35,7 @@ from relm.models.system_table import default_systems, get_system, systems_with_r
 from relm.paths import cache_dir
 from relm.presets import load_preset
 from relm.results import new_results
-from relm.runtime import choose_precision, preflight, resolve_device
+from relm.runtime import choose_precision, matmul_gflops, preflight, resolve_device
 
 
 @dataclass
@@ -140,6 +141,20 @@ def run_sweep(cfg: SweepConfig) -> Path:
     return _run_sweep(cfg)
 
 
+def say_estimate(preset: str, cfg: SweepConfig) -> None:
+    """One stderr line before any work: the sweep's wall time on this machine for a cold cache."""
+    gflops = matmul_gflops()
+    found = estimate.estimate_seconds(preset, len(cfg.datasets), cfg.systems, cfg.seeds, gflops)
+    if found is None:
+        return
+    seconds, source = found
+    print(
+        f"relm: estimate: about {estimate.describe(seconds)} on this machine for a cold cache (float32 matmul "
+        f"{gflops:.0f} GFLOP/s here; costs from {source}); cached stages take seconds",
+        file=sys.stderr,
+    )
+
+
 def _run_sweep(cfg: SweepConfig) -> Path:
     for system in cfg.systems:  # unknown names fail before any work
         get_system(system)
@@ -160,6 +175,8 @@ def _run_sweep(cfg: SweepConfig) -> Path:
     )
     sweep_dir = cfg.out_root / sweep_id
     # The sweep folder appears with its first run's files, so a sweep that fails before any run leaves none.
+    if cfg.progress:
+        say_estimate(preset.name, cfg)
     timer = StageTimer()
     with timer(Stage.SCORE):
         scorer, scorer_info = load_scorer(preset, cfg.epitome, Stage.SCORE in force)
@@ -268,6 +285,7 @@ def _run_sweep(cfg: SweepConfig) -> Path:
     if cfg.shard:
         return sweep_dir
     finish(results, timer, sweep_dir, cfg.out_root)
+    estimate.record(preset.name, dict(results))
     if cfg.tracking:
         tracking.log_sweep(cfg, sweep_id, sweep_dir, results, table_rows(results))
     return sweep_dir

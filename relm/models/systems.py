@@ -6,10 +6,12 @@ A batch item is a dict: `frames` (T, d_whisper), `emotion` (d_emo,), `avd` (3,),
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning as L
 import torch
@@ -25,6 +27,9 @@ from relm.io import safetensors_problem
 from relm.models.adapter import SubsamplingAdapter
 from relm.models.llm import PromptParts, add_lora, end_of_turn_ids, prompt_parts, restrict_lora_to_speech
 from relm.models.system_table import get_system
+
+if TYPE_CHECKING:
+    from transformers import DynamicCache
 
 
 class SystemLitModule(L.LightningModule):
@@ -69,6 +74,7 @@ class SystemLitModule(L.LightningModule):
             "ser": prompt_parts(tokenizer, p.ser_system, ser_instruction),
         }
         self.eot = end_of_turn_ids(tokenizer)
+        self._prefix_kv: dict = {}  # (task, autocast dtype) -> the prompt prefix's KV cache (see `generate`)
         self.identity = {
             "system": system,
             "preset": preset.name,
@@ -93,10 +99,20 @@ class SystemLitModule(L.LightningModule):
         return self.adapter(frames, lengths)
 
     def build(self, items: list[dict], with_target: bool, left_pad: bool) -> dict:
-        """inputs_embeds, attention_mask, labels (-100 outside targets), speech position mask."""
+        """inputs_embeds, attention_mask, labels (-100 outside targets), speech position mask.
+
+        All items of a batch share one prompt, so they share its prefix (`parts.prefix`, the system prompt and
+        the text before the speech). `left_pad` (generation) puts each row's padding right after that prefix,
+        `[prefix][pads][speech or transcript][suffix]`: positions come from the attention mask, so a row reads
+        as if unpadded, and the prefix's keys and values are the same for every row and can be computed once
+        (`generate`). Otherwise (training) padding goes at the end.
+        """
         if self.spec.speech:
             speech, speech_len = self.speech_tokens(items)
-        seqs, labels, smasks = [], [], []
+        if left_pad and len({it["task"] for it in items}) != 1:
+            raise RelmError("a generation batch mixes prompts")
+        seqs, labels, smasks, n_prefix = [], [], [], []
+        dtype = self.llm.get_input_embeddings().weight.dtype
         for i, it in enumerate(items):
             parts: PromptParts = self.prompts[it["task"]]
             if self.spec.speech:
@@ -110,11 +126,11 @@ class SystemLitModule(L.LightningModule):
             if with_target:
                 target_ids = self.tokenizer(it["target"], add_special_tokens=False)["input_ids"]
                 target_ids += self.eot if it.get("target_complete", True) else []
-            dtype = self.llm.get_input_embeddings().weight.dtype
             pieces = [self._embed_ids(parts.prefix), middle.to(dtype), self._embed_ids(parts.suffix)]
             if target_ids:
                 pieces.append(self._embed_ids(target_ids))
             seqs.append(torch.cat(pieces))
+            n_prefix.append(len(parts.prefix))
             n_prompt = len(parts.prefix) + len(middle) + len(parts.suffix)
             labels.append([-100] * n_prompt + target_ids)
             sm = [0] * len(parts.prefix) + [int(self.spec.speech)] * len(middle)
@@ -126,11 +142,17 @@ class SystemLitModule(L.LightningModule):
         lab = torch.full((len(seqs), n), -100, dtype=torch.long, device=self.device)
         smask = torch.zeros(len(seqs), n, device=self.device)
         for i, s in enumerate(seqs):
-            sl = slice(n - len(s), n) if left_pad else slice(0, len(s))
-            embeds[i, sl], attn[i, sl] = s, 1
-            lab[i, sl] = torch.tensor(labels[i], device=self.device)
-            smask[i, sl] = torch.tensor(smasks[i], device=self.device, dtype=torch.float32)
+            # Row i's positions: [prefix][pads][own tokens] with left_pad, else [all tokens][pads].
+            if left_pad:
+                pos = torch.cat([torch.arange(n_prefix[i]), torch.arange(n - len(s) + n_prefix[i], n)])
+            else:
+                pos = torch.arange(len(s))
+            pos = pos.to(self.device)
+            embeds[i, pos], attn[i, pos] = s, 1
+            lab[i, pos] = torch.tensor(labels[i], device=self.device)
+            smask[i, pos] = torch.tensor(smasks[i], device=self.device, dtype=torch.float32)
         out = {"inputs_embeds": embeds, "attention_mask": attn, "labels": lab, "speech_mask": smask}
+        out["shared_prefix"] = min(n_prefix) if left_pad else 0
         if self.spec.speech:
             out["speech_tokens"], out["speech_len"] = speech, speech_len
         return out
@@ -178,14 +200,37 @@ class SystemLitModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ---- inference ------------------------------------------------------------------------
+    def train(self, mode: bool = True):
+        if mode:
+            self._prefix_kv.clear()  # the weights may change: cached prompt prefixes are stale
+        return super().train(mode)
+
+    def prefix_kv(self, task: str, embeds: torch.Tensor) -> DynamicCache:
+        """The keys and values of a prompt's shared prefix (`embeds`, 1 x P x d), computed once per prompt while
+        the module is in eval mode, and per autocast dtype (it changes the cached values)."""
+        on = torch.is_autocast_enabled(self.device.type)
+        key = (task, torch.get_autocast_dtype(self.device.type) if on else None)
+        if key not in self._prefix_kv:
+            if self.position_mask is not None:
+                self.position_mask.mask = None  # no speech in the prefix: LoRA off there (scope audio)
+            self._prefix_kv[key] = self.llm(inputs_embeds=embeds, use_cache=True).cache
+        return self._prefix_kv[key]
+
     @torch.no_grad()
-    def generate(self, items: list[dict], task: str, max_new_tokens: int) -> list[str]:
+    def generate(self, items: list[dict], task: str, max_new_tokens: int, reuse_prefix: bool = True) -> list[str]:
+        """Greedy answers; the prompt's shared prefix is run once and its cache reused (`reuse_prefix`)."""
         self.eval()
         task = "response_eval" if task == "response" else task  # the test-time response prompt
         items = [dict(it, task=task) for it in items]
         b = self.build(items, with_target=False, left_pad=True)
+        shared = b["shared_prefix"] if reuse_prefix else 0
+        kwargs = {}
+        if shared:
+            batch_cache = copy.deepcopy(self.prefix_kv(task, b["inputs_embeds"][:1, :shared]))
+            batch_cache.batch_repeat_interleave(len(items))
+            kwargs["cache"] = batch_cache
         if self.position_mask is not None:
-            self.position_mask.mask = b["speech_mask"]
+            self.position_mask.mask = b["speech_mask"][:, shared:]  # the positions the prefill runs
         out = self.llm.generate(
             inputs_embeds=b["inputs_embeds"],
             attention_mask=b["attention_mask"],
@@ -194,6 +239,7 @@ class SystemLitModule(L.LightningModule):
             num_beams=1,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.eot,
+            **kwargs,
         )
         if self.position_mask is not None:
             self.position_mask.mask = None

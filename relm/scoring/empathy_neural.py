@@ -80,15 +80,61 @@ def _linear_schedule(opt, warmup: int, total: int):
     return torch.optim.lr_scheduler.LambdaLR(opt, f)
 
 
+def cpu_precision(wanted: str) -> str:
+    """`auto` resolved on this CPU (bf16 autocast only where bf16 matmuls are native); else as given."""
+    if wanted != "auto":
+        return wanted
+    from relm.runtime import BF16_MAX_SLOWDOWN, cpu_bf16_speed
+
+    return "bf16-mixed" if cpu_bf16_speed()["bf16_slowdown"] <= BF16_MAX_SLOWDOWN else "32-true"
+
+
+def length_buckets(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, window: int = 8) -> list:
+    """Shuffled batches of similar length: shuffle, sort each run of `window` batches' worth of rows by
+    length, cut it into batches, shuffle the batches. Less padding, and still a random order per epoch."""
+    order = rng.permutation(len(lengths))
+    batches = []
+    for start in range(0, len(order), batch_size * window):
+        chunk = order[start : start + batch_size * window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 class MiniLMScorer(EmpathyScorer):
     model_name = "all-minilm-l6-v2"
 
     def __init__(
-        self, kind: str, epochs: int = 3, lr: float = 5e-5, batch_size: int = 32, max_len: int = 128, threads: int = 2
+        self,
+        kind: str,
+        epochs: int = 3,
+        lr: float = 5e-5,
+        batch_size: int = 32,
+        max_len: int = 128,
+        threads: int = 2,
+        precision: str = "auto",
     ):
-        super().__init__(kind, epochs=epochs, lr=lr, batch_size=batch_size, max_len=max_len, threads=threads)
+        # The resolved precision is a parameter, so a bf16-trained and a float32-trained scorer differ in identity.
+        super().__init__(
+            kind,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            max_len=max_len,
+            threads=threads,
+            precision=cpu_precision(precision),
+        )
         self.model: Any = None  # PairClassifier once built or loaded
         self.tokenizer: Any = None
+
+    def _autocast(self):
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.params["precision"] == "bf16-mixed")
+
+    def _lengths(self, seekers, responses) -> np.ndarray:
+        enc = self.tokenizer(
+            list(seekers), list(responses), truncation="longest_first", max_length=self.params["max_len"]
+        )
+        return np.array([len(ids) for ids in enc["input_ids"]])
 
     def _build(self, path: Path | None = None) -> None:
         from transformers import AutoModel, AutoTokenizer
@@ -119,17 +165,21 @@ class MiniLMScorer(EmpathyScorer):
         steps_per_epoch = math.ceil(len(train) / p["batch_size"])
         sched = _linear_schedule(opt, int(0.1 * steps_per_epoch * p["epochs"]), steps_per_epoch * p["epochs"])
         rng = np.random.default_rng(self.meta.get("seed", 0))
+        lengths = self._lengths(train["seeker_post"], train["response_post"])
         best, best_state, history = -1.0, None, []
         for epoch in range(p["epochs"]):
             self.model.train()
-            order = rng.permutation(len(train))
-            bar = tqdm(range(steps_per_epoch), desc=f"minilm epoch {epoch + 1}/{p['epochs']}", unit="batch")
-            for step in bar:
-                rows = train.iloc[order[step * p["batch_size"] : (step + 1) * p["batch_size"]]]
-                logits = self.model(self._encode(rows["seeker_post"], rows["response_post"]))
+            batches = length_buckets(lengths, p["batch_size"], rng)
+            bar = tqdm(batches, desc=f"minilm epoch {epoch + 1}/{p['epochs']}", unit="batch")
+            for idx in bar:
+                rows = train.iloc[idx]
+                with self._autocast():
+                    logits = self.model(self._encode(rows["seeker_post"], rows["response_post"]))
                 loss = torch.stack(
                     [
-                        nn.functional.cross_entropy(logits[m], torch.tensor(rows[m].to_numpy()), weight=weights[m])
+                        nn.functional.cross_entropy(
+                            logits[m].float(), torch.tensor(rows[m].to_numpy()), weight=weights[m]
+                        )
                         for m in MECHANISMS
                     ]
                 ).sum()
@@ -153,13 +203,15 @@ class MiniLMScorer(EmpathyScorer):
     @torch.no_grad()
     def _predict(self, seekers, responses):
         self.model.eval()
-        out = {m: [] for m in MECHANISMS}
-        bs = 64
-        for i in range(0, len(responses), bs):
-            logits = self.model(self._encode(seekers[i : i + bs], responses[i : i + bs]))
+        out = {m: np.zeros(len(responses), dtype=np.int64) for m in MECHANISMS}
+        order = np.argsort(self._lengths(seekers, responses), kind="stable")  # batches of similar length
+        for i in range(0, len(order), 64):
+            idx = order[i : i + 64]
+            with self._autocast():
+                logits = self.model(self._encode([seekers[j] for j in idx], [responses[j] for j in idx]))
             for m in MECHANISMS:
-                out[m].append(logits[m].argmax(-1).numpy())
-        return {m: np.concatenate(v) for m, v in out.items()}
+                out[m][idx] = logits[m].float().argmax(-1).numpy()
+        return out
 
     def _save(self, folder: Path) -> None:
         from safetensors.torch import save_file

@@ -1,0 +1,71 @@
+"""A sweep's wall time, estimated before it starts from stage costs in GFLOP-equivalents.
+
+A stage's cost is its seconds x this machine's float32 matmul GFLOP/s (`cost_gflop_eq`), so a cost
+measured on one machine predicts seconds on another: cost / GFLOP/s here. Costs per unit of work:
+the shared stages (manifest, features, stage 0, teacher) per dataset, training and answering per run
+of each system, the scorers once per sweep. The costs come from this machine's last finished sweep of
+the preset (`RELM_CACHE/machine/costs-<preset>.json`, written by every sweep), else from the shipped
+reference (`reference_costs.json`, measured on the machine it names). The estimate is for a cold
+cache: a stage whose cache entry exists takes seconds instead.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from relm.io import atomic_write_json
+from relm.paths import cache_dir
+
+REFERENCE = Path(__file__).with_name("reference_costs.json")
+SHARED = ("manifest", "features", "stage0", "teacher")
+
+
+def _machine_file(preset: str) -> Path:
+    return cache_dir() / "machine" / f"costs-{preset}.json"
+
+
+def unit_costs(timings_s: dict[str, float], gflops: float, datasets: int, seeds: int) -> dict[str, float]:
+    """GFLOP-equivalents per unit of work, from one sweep's stage seconds."""
+    out = {}
+    for stage, seconds in timings_s.items():
+        per = datasets if stage in SHARED else datasets * seeds if stage.startswith("train:") else 1
+        out[stage] = round(seconds * gflops / max(per, 1), 1)
+    return out
+
+
+def record(preset: str, results: dict) -> None:
+    """Remember this sweep's unit costs for the next estimate on this machine (not from a sharded part)."""
+    gflops = results.get("calibration", {}).get("matmul_gflops")
+    if not gflops or not results.get("timings_s"):
+        return
+    costs = unit_costs(results["timings_s"], gflops, len(results["datasets"]), len(results["seeds"]))
+    atomic_write_json(_machine_file(preset), {"sweep_id": results["sweep_id"], "costs": costs})
+
+
+def estimate_seconds(
+    preset: str, datasets: int, systems: list[str], seeds: int, gflops: float
+) -> tuple[float, str] | None:
+    """(cold-cache seconds, where the costs come from), or None when no cost of this preset is known."""
+    path = _machine_file(preset)
+    if path.is_file():
+        found = json.loads(path.read_text())
+        costs, source = found["costs"], f"this machine's sweep {found['sweep_id']}"
+    else:
+        reference = json.loads(REFERENCE.read_text()).get(preset)
+        if not reference:
+            return None
+        costs, source = reference["costs"], f"the reference costs measured on {reference['machine']}"
+    measured = [cost for stage, cost in costs.items() if stage.startswith("train:")]
+    if not measured:
+        return None
+    # A system without a measured cost counts as the costliest measured one (a new ablation trains like re-llm).
+    per_run = {s: costs.get(f"train:{s}", max(measured)) for s in systems}
+    total = sum(costs.get(s, 0.0) for s in SHARED) * datasets
+    total += sum(per_run.values()) * datasets * seeds + costs.get("score", 0.0)
+    return total / gflops, source
+
+
+def describe(seconds: float) -> str:
+    minutes = seconds / 60
+    return f"{seconds:.0f} s" if minutes < 2 else f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"

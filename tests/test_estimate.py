@@ -1,0 +1,36 @@
+"""The wall-time estimate printed before a sweep: stage costs in GFLOP-equivalents, scaled to this machine."""
+
+from __future__ import annotations
+
+import pytest
+
+from relm.bench import estimate
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RELM_CACHE", str(tmp_path / "cache"))
+
+
+def test_a_sweeps_costs_predict_the_next_sweep_on_a_machine_twice_as_fast():
+    results = {
+        "sweep_id": "s1",
+        "datasets": ["synth-esd"],
+        "seeds": [0, 1],
+        "calibration": {"matmul_gflops": 100.0},
+        "timings_s": {"features": 10.0, "teacher": 20.0, "train:text": 30.0, "train:re-llm": 50.0, "score": 5.0},
+    }
+    estimate.record("toy", results)
+    seconds, source = estimate.estimate_seconds("toy", 2, ["text", "re-llm"], 3, gflops=200.0)
+    # Per dataset 10 + 20; per run text 15, re-llm 25 (two seeds measured); the scorers once; all halved.
+    assert seconds == pytest.approx(((10 + 20) * 2 + (15 + 25) * 2 * 3 + 5) / 2)
+    assert "s1" in source
+    # A system never measured counts as the costliest measured one.
+    assert estimate.estimate_seconds("toy", 1, ["re-llm-noemb"], 1, 100.0)[0] == pytest.approx(10 + 20 + 25 + 5)
+
+
+def test_without_this_machines_costs_the_shipped_reference_is_used_and_an_unknown_preset_has_none():
+    seconds, source = estimate.estimate_seconds("cpu", 1, ["text-zs", "text", "speech", "re-llm"], 1, 200.0)
+    assert 60 < seconds < 4 * 3600 and "reference" in source
+    assert estimate.estimate_seconds("no-such-preset", 1, ["text"], 1, 200.0) is None
+    assert estimate.describe(90) == "90 s" and estimate.describe(600) == "10 min" and estimate.describe(9000) == "2.5 h"
