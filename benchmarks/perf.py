@@ -5,8 +5,9 @@
   (6 x LLM params x tokens, a standard estimate) over the float32 matmul peak and over the peak of the
   precision used (a bf16 matmul's measured speed-up applied);
 - generation of test answers (responses and SER, `answer`): the previous method (items in their order,
-  the whole prompt per batch) against the current one (length-sorted batches, the prompt prefix's cache
-  computed once), same items, this process, and how many answers are identical;
+  batches of 32, the whole prompt per batch) against the current one (the preset's batch size,
+  length-sorted batches, the prompt prefix's cache computed once), same items, this process, and how
+  many answers are identical (under bf16 autocast a different batching changes some tokens);
 - the teacher: its previous method against the current one (`teacher_speed.py`), this process;
 - batched vs one-at-a-time greedy tokens/s, and peak resident memory of this process.
 
@@ -63,7 +64,7 @@ def items(n: int, speech_dim: int, emo_dim: int, seconds: float = 2.7) -> list[d
     ]
 
 
-def answer_speed(system: str, preset, speech_dim: int, emo_dim: int, n: int) -> dict:
+def answer_speed(system: str, preset, overrides: dict, speech_dim: int, emo_dim: int, n: int) -> dict:
     """`answer` on n test-like items (2-5 s of speech, real synth-esd sentences of varied length): the previous
     method against the current one, same module and items, this process."""
     module = build_module(system, preset, speech_dim, emo_dim, total_steps=100, seed=0)
@@ -74,9 +75,10 @@ def answer_speed(system: str, preset, speech_dim: int, emo_dim: int, n: int) -> 
         it["transcript"] = sentences[(i * 7) % len(sentences)]
     answer(module, test[:4], preset, progress=False)  # warm-up
     out = {}
-    for name, fast in (("previous", False), ("current", True)):
+    previous = load_preset(preset.name, {"generate.batch_size": teacher_speed.PREVIOUS_BATCH} | overrides)
+    for name, setting, fast in (("previous", previous, False), ("current", preset, True)):
         start = time.perf_counter()
-        out[name] = answer(module, test, preset, progress=False, fast=fast)
+        out[name] = answer(module, test, setting, progress=False, fast=fast)
         out[f"{name}_seconds"] = round(time.perf_counter() - start, 2)
     same = sum(
         a["response"] == b["response"] and a["ser_answer"] == b["ser_answer"]
@@ -85,6 +87,7 @@ def answer_speed(system: str, preset, speech_dim: int, emo_dim: int, n: int) -> 
     return {
         "items": n,
         "batch_size": preset.generate.batch_size,
+        "previous_batch_size": teacher_speed.PREVIOUS_BATCH,
         "previous_seconds": out["previous_seconds"],
         "current_seconds": out["current_seconds"],
         "speedup": round(out["previous_seconds"] / out["current_seconds"], 2),
@@ -99,7 +102,8 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=64, help="test items for the generation and teacher figures")
     ap.add_argument("--precision", help="override train.precision (e.g. 32-true: the path of a CPU without bf16)")
     args = ap.parse_args()
-    preset = load_preset(args.preset, {"train.precision": args.precision} if args.precision else None)
+    overrides = {"train.precision": args.precision} if args.precision else {}
+    preset = load_preset(args.preset, overrides)
     torch.set_num_threads(torch.get_num_threads())
     peak = matmul_gflops()
     dims = {"whisper-tiny.en": 384, "whisper-large-v2": 1280}
@@ -128,7 +132,7 @@ def main() -> None:
     llm_params = sum(p.numel() for p in module.llm.parameters())
     flops = 6 * llm_params * n_tokens  # forward + backward through the (frozen + LoRA) LLM
     bf16_speedup = 1 / cpu_bf16_speed()["bf16_slowdown"] if bf16 else 1.0
-    generation = {s: answer_speed(s, preset, speech_dim, emo_dim, args.items) for s in ("text-zs", "re-llm")}
+    generation = {s: answer_speed(s, preset, overrides, speech_dim, emo_dim, args.items) for s in ("text-zs", "re-llm")}
     teacher = teacher_speed.measure(args.preset, args.items)
     gen_items = items(8, speech_dim, emo_dim)
     with autocast():

@@ -1,8 +1,9 @@
 """Teacher (step 1) speed: the previous method against the current one, in one process, same items.
 
-Previous: items in text order, every batch runs its whole prompt (system prompt + worked examples + item).
-Current: items sorted by prompt length (little padding), and the prefix every prompt shares computed once
-as a KV cache that each batch copies. Prints seconds, the speed-up and how many replies are identical,
+Previous: items in text order, batches of 32, every batch runs its whole prompt (system prompt + worked
+examples + item). Current: the preset's batch size, items sorted by prompt length (little padding), and the
+prefix every prompt shares computed once as a KV cache that each batch copies. Float32 both: the replies
+must be token-identical. Prints seconds, the speed-up and how many replies are identical,
 and writes results/perf/teacher-<preset>.json.
 
 Usage: python benchmarks/teacher_speed.py [--preset cpu] [--items 64] [--dataset synth-esd]
@@ -11,6 +12,7 @@ Usage: python benchmarks/teacher_speed.py [--preset cpu] [--items 64] [--dataset
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import time
 from pathlib import Path
@@ -44,6 +46,9 @@ def run(teacher: Teacher, pairs: list[tuple[str, str]], fast: bool) -> tuple[flo
     return time.perf_counter() - start, [out[p] for p in sorted(pairs)]
 
 
+PREVIOUS_BATCH = 32  # the cpu preset's teacher and generation batch before length sorting and prefix reuse
+
+
 def measure(preset_name: str, items: int = 64, dataset: str = "synth-esd") -> dict:
     """The previous and the current teacher method on the same items, in this process."""
     preset = load_preset(preset_name, {"runtime.device": "cpu"})
@@ -51,9 +56,10 @@ def measure(preset_name: str, items: int = 64, dataset: str = "synth-esd") -> di
     pairs = sorted(set(zip(df["transcript"].fillna(""), df["emotion"])))[:items]
     llm, tok, identity = load_llm(type(preset.llm)(model=preset.teacher.model))
     teacher = Teacher(preset.teacher, llm, tok, identity)
+    previous = Teacher(dataclasses.replace(preset.teacher, batch_size=PREVIOUS_BATCH), llm, tok, identity)
     gflops = matmul_gflops()
-    run(teacher, pairs[: teacher.cfg.batch_size], fast=True)  # warm-up
-    before_s, before = run(teacher, pairs, fast=False)
+    run(teacher, pairs[:8], fast=True)  # warm-up
+    before_s, before = run(previous, pairs, fast=False)
     after_s, after = run(teacher, pairs, fast=True)
     prefix_tokens = teacher.plan(pairs)[1][0]
     return {
@@ -61,6 +67,7 @@ def measure(preset_name: str, items: int = 64, dataset: str = "synth-esd") -> di
         "teacher": identity,
         "items": len(pairs),
         "batch_size": teacher.cfg.batch_size,
+        "previous_batch_size": PREVIOUS_BATCH,
         "shared_prefix_tokens": prefix_tokens,
         "previous_seconds": round(before_s, 2),
         "current_seconds": round(after_s, 2),

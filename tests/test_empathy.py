@@ -125,3 +125,33 @@ def test_scorer_cli_train_and_eval_json(epitome_dir, tmp_cache, capsys):
 def test_eval_without_trained_scorer_is_a_clear_error(tmp_cache, tmp_path, capsys):
     assert main(["scorer", "eval", "--kind", "tfidf", "--data", str(write_epitome(tmp_path / "e"))]) == 2
     assert "no trained tfidf scorer" in capsys.readouterr().err
+
+
+def test_minilm_batches_are_length_buckets_covering_every_row_once():
+    import numpy as np
+
+    from relm.scoring.empathy_neural import length_buckets
+
+    lengths = np.random.default_rng(0).integers(10, 128, size=1000)
+    batches = length_buckets(lengths, 32, np.random.default_rng(1))
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1000)) and max(len(b) for b in batches) == 32
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    shuffled = np.random.default_rng(1).permutation(1000)
+    padded_before = sum(32 * lengths[shuffled[i : i + 32]].max() for i in range(0, 1000, 32))
+    assert padded < 0.75 * padded_before  # far less padding than random batches
+    again = length_buckets(lengths, 32, np.random.default_rng(2))
+    assert [b.tolist() for b in again] != [b.tolist() for b in batches]  # a new order every epoch
+
+
+def test_minilm_precision_follows_the_cpu_and_is_part_of_the_scorers_identity(monkeypatch):
+    from relm import runtime
+    from relm.scoring import empathy
+
+    monkeypatch.setattr(runtime, "cpu_bf16_speed", lambda: {"bf16_slowdown": 70.0})  # AVX2-only: emulated bf16
+    slow = empathy.build("minilm")
+    monkeypatch.setattr(runtime, "cpu_bf16_speed", lambda: {"bf16_slowdown": 0.5})  # native bf16
+    fast = empathy.build("minilm")
+    assert slow.params["precision"] == "32-true" and fast.params["precision"] == "bf16-mixed"
+    assert slow.identity != fast.identity
+    assert empathy.build("minilm", precision="32-true").params["precision"] == "32-true"
