@@ -127,9 +127,15 @@ class TrainCfg:
     """Lightning precision (32-true, bf16-mixed, ...), or auto: bf16 only where this machine runs it natively
     (measured once per machine); results record the choice and why."""
     strategy: str = "auto"
-    """Lightning strategy."""
+    """Lightning strategy. With more than one process, ddp (auto and ddp_spawn mean the same): the sweep runs
+    once, in this process, and only training and the trained system's test answers run in the spawned workers
+    (gloo on CPU, NCCL on GPUs). fsdp and deepspeed need every process to run the whole sweep (torchrun/srun):
+    not supported yet, said before any work."""
     devices: Any = 1
-    """Lightning devices."""
+    """Lightning devices per node: an int, a list of device ids, or auto (every visible GPU; 1 on a CPU)."""
+    num_nodes: int = 1
+    """Machines; world size = devices x num_nodes. More than one needs externally launched processes (srun):
+    not supported yet."""
     grad_clip: float = 1.0
     """Gradient norm clip."""
     val_fraction: float = 0.1
@@ -189,6 +195,9 @@ class Preset:
     generate: GenerateCfg = field(default_factory=GenerateCfg)
     prompts: PromptCfg = field(default_factory=PromptCfg)
     runtime: RuntimeCfg = field(default_factory=RuntimeCfg)
+    speech_init: str = ""
+    """A released speech-LLM the speech systems start from (BLSP-Emo layout, `relm ls models`): its LoRA, its
+    adapter (for an input of Whisper alone) and its emotion head; `blsp-emo` evaluates it as is. Empty: none."""
     scorer: str = ""
     """The empathy scorer kind (`relm ls scorers`), trained when missing, so fresh and warm machines score alike."""
     agreement_scorer: str = ""

@@ -169,6 +169,8 @@ class Results(TypedDict, total=False):
     """Every cache entry (`<stage>/<key>` under RELM_CACHE) the sweep read or wrote; `relm cache gc` keeps these."""
     device: str
     """The device every stage ran on (`runtime.device` resolved)."""
+    stand_ins: list[str]
+    """Models with random or generated weights standing in for real ones (toy presets): their metrics mean nothing."""
     precision: dict[str, str]
     """`train_and_generate` (`train.precision` resolved: auto picks bf16 only where it is native),
     `teacher_and_features` and `why`."""

@@ -40,6 +40,7 @@ def resolve_device(preset: Preset) -> torch.device:
 def preset_models(preset: Preset) -> list[str]:
     """Every registered model a preset loads."""
     names = [preset.speech_encoder.model, preset.llm.model, preset.teacher.model, preset.emotion_encoder.model]
+    names.append(preset.speech_init)
     return list(dict.fromkeys(n for n in names if n))
 
 

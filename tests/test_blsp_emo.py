@@ -107,3 +107,85 @@ def test_an_unknown_key_is_one_error():
     state = tiny_blsp_state() | {"cformer.query": torch.zeros(1)}
     with pytest.raises(RelmError, match="cformer.query: not a BLSP-Emo weight"):
         split_checkpoint(state)
+
+
+# ---- the loader on a release-layout folder, into the systems (paper-tiny's stand-in) --------------------
+
+
+@pytest.fixture
+def tiny_preset(tmp_cache):
+    from relm.presets import load_preset
+
+    return load_preset("paper-tiny", {"runtime.device": "cpu"})
+
+
+def test_the_generated_release_folder_reads_back_every_key_in_bf16(tmp_cache):
+    from relm.models import blsp_emo, tiny_checkpoints
+    from relm.models.sources import resolve
+
+    folder = resolve("tiny-blsp-emo").path
+    index = __import__("json").loads((folder / "pytorch_model.bin.index.json").read_text())
+    assert sorted(set(index["weight_map"].values())) == [
+        "pytorch_model-00001-of-00002.bin",
+        "pytorch_model-00002-of-00002.bin",
+    ]
+    config, state = blsp_emo.read_checkpoint(folder)
+    e, n = tiny_checkpoints.WHISPER["encoder_layers"], tiny_checkpoints.QWEN_V1["num_hidden_layers"]
+    assert len(state) == 7 + 15 * e + 3 + 18 * n + 11 and config["lora_scope"] == "audio"
+    assert {t.dtype for t in state.values()} == {torch.bfloat16}
+    (folder / "pytorch_model-00002-of-00002.bin").rename(folder / "gone.bin")
+    with pytest.raises(RelmError, match="listed in the index but missing"):
+        blsp_emo.read_checkpoint(folder)
+
+
+def test_speech_systems_start_from_the_checkpoint_and_blsp_emo_is_it_as_is(tiny_preset):
+    from relm.bench.training import build_module
+    from relm.models import blsp_emo
+
+    init = blsp_emo.load("tiny-blsp-emo")
+    speech = build_module("speech", tiny_preset, 32, 16, total_steps=10, seed=0)
+    assert speech.loaded_from_init == ["lora", "adapter", "ser_head"]
+    own = dict(speech.llm.named_parameters())
+    assert all(torch.equal(own[k], v.float()) for k, v in init.parts.lora.items())
+    assert all(torch.equal(speech.adapter.state_dict()[k], v.float()) for k, v in init.parts.adapter.items())
+    assert torch.equal(speech.ser_head.weight, init.parts.emotion_head.float())
+    relm = build_module("re-llm", tiny_preset, 32, 16, total_steps=10, seed=0)
+    assert relm.loaded_from_init == ["lora", "ser_head"]  # the fusion adapter reads [Whisper ; emotion]: new
+    assert relm.adapter.convs[0].weight.shape[1] == 32 + 16
+    released = build_module("blsp-emo", tiny_preset, 32, 16, total_steps=10, seed=0)
+    assert released.loaded_from_init == ["lora", "adapter", "ser_head"]
+    assert not any(p.requires_grad for p in released.parameters())  # evaluated as is
+    text = build_module("text", tiny_preset, 32, 16, total_steps=10, seed=0)
+    assert text.loaded_from_init == [] and "speech_init" not in text.identity
+
+
+def test_masked_lora_is_the_base_model_outside_speech_and_acts_at_speech_positions(tiny_preset):
+    """Checklist §8.6: with an all-zero mask the model is the base LLM; the mask turns LoRA on per position."""
+    from relm.bench.training import build_module
+    from relm.models.llm import load_llm
+
+    module = build_module("blsp-emo", tiny_preset, 32, 16, total_steps=10, seed=0).eval()
+    base, _, _ = load_llm(tiny_preset.llm)
+    embeds = base.get_input_embeddings()(torch.tensor([[5, 17, 42, 99, 7]]))
+    with torch.no_grad():
+        plain = base.eval()(inputs_embeds=embeds).logits
+        module.position_mask.mask = torch.zeros(1, 5)
+        torch.testing.assert_close(module.llm(inputs_embeds=embeds).logits, plain, atol=1e-6, rtol=1e-5)
+        module.position_mask.mask = torch.tensor([[0.0, 1.0, 1.0, 0.0, 0.0]])
+        masked = module.llm(inputs_embeds=embeds).logits
+    assert torch.allclose(masked[:, 0], plain[:, 0], atol=1e-6)  # before the speech: causal, untouched
+    assert not torch.allclose(masked[:, 1:], plain[:, 1:], atol=1e-4)
+
+
+def test_a_checkpoint_over_another_llm_or_without_one_is_one_error(tiny_preset):
+    from relm.bench.training import build_module
+    from relm.presets import load_preset
+
+    other = load_preset(
+        "paper-tiny", {"runtime.device": "cpu", "llm.model": "tiny-random", "llm.tiny": {"hidden_size": 32}}
+    )
+    with pytest.raises(RelmError, match="LLM weights differ from the preset's llm 'tiny-random'"):
+        build_module("speech", other, 32, 16, total_steps=10, seed=0)
+    smoke = load_preset("smoke")
+    with pytest.raises(RelmError, match="needs a preset with speech_init"):
+        build_module("blsp-emo", smoke, 32, 16, total_steps=10, seed=0)

@@ -23,19 +23,20 @@ from relm.bench.report import table_rows
 from relm.bench.scoring import load_agreement_scorer, load_scorer, score_rows, teacher_reference
 from relm.bench.stages import Stage, StageTimer, parse_force
 from relm.bench.teacher import teacher_targets
-from relm.bench.training import train_and_answer
+from relm.bench.training import lightning_strategy, train_and_answer
 from relm.cache import only_cached, warn
 from relm.data.corpora import DEFAULT_DATASET, get_adapter
 from relm.data.schema import SPLITS
 from relm.errors import RelmError
 from relm.io import check_writable_folder
 from relm.keys import content_key
-from relm.models.sources import resolve
-from relm.models.system_table import default_systems, get_system, systems_with_role
+from relm.models.sources import is_stand_in, resolve
+from relm.models.system_table import default_systems, get_system, needs_speech_init, systems_with_role
+from relm.models.systems import world_size
 from relm.paths import cache_dir
 from relm.presets import load_preset
 from relm.results import new_results
-from relm.runtime import choose_precision, matmul_gflops, preflight, resolve_device
+from relm.runtime import choose_precision, matmul_gflops, preflight, preset_models, resolve_device
 
 
 @dataclass
@@ -77,6 +78,7 @@ RUN_SECTIONS = (
     "prompts",
     "threads",
     "max_utterances",
+    "speech_init",
 )
 
 
@@ -108,6 +110,7 @@ def run_key_base(preset) -> dict:
         "device": resolve_device(preset).type,
         "precision": choose_precision(preset)[0],
         "llm": resolve(preset.llm.model).identity,
+        "speech_init": resolve(preset.speech_init).identity if preset.speech_init else None,
         "preset": preset.hash(*RUN_SECTIONS),
         "code": TRAIN_VERSION,
     }
@@ -169,6 +172,13 @@ def _run_sweep(cfg: SweepConfig) -> Path:
     force = parse_force(cfg.force)
     preset = load_preset(cfg.preset, cfg.overrides)
     device = preflight(preset)  # no device or model missing: one line naming each, before any work
+    lightning_strategy(preset, world_size(preset))  # an unsupported multi-process setting fails here
+    released = [s for s in cfg.systems if needs_speech_init(s)]
+    if released and not preset.speech_init:
+        raise RelmError(
+            f"{', '.join(released)}: a released speech-LLM evaluated as is needs a preset with speech_init "
+            f"(paper, paper-tiny); preset {preset.name} has none"
+        )
     torch.set_num_threads(preset.threads or max(1, os.cpu_count() or 1))
     sweep_id = cfg.sweep_id or (
         f"{preset.name}-{'+'.join(cfg.datasets)}-{content_key(cfg.systems, cfg.seeds, preset.hash(), length=8)}"
@@ -185,6 +195,7 @@ def _run_sweep(cfg: SweepConfig) -> Path:
         sweep_id, preset.to_dict(), preset.hash(), cfg.datasets, cfg.systems, list(range(cfg.seeds)), scorer_info
     )
     results["device"] = str(device)
+    results["stand_ins"] = [name for name in preset_models(preset) if is_stand_in(name)]  # toy weights: toy metrics
     precision, why = choose_precision(preset)
     results["precision"] = {"train_and_generate": precision, "teacher_and_features": "32-true", "why": why}
     zero_shot = systems_with_role("zero_shot", cfg.systems)

@@ -23,6 +23,7 @@ from relm.cache import CacheEntry, load_or_compute
 from relm.config import Preset
 from relm.errors import RelmError
 from relm.io import atomic_write_json, atomic_write_text, jsonl_text, read_jsonl
+from relm.models import blsp_emo
 from relm.models.llm import load_llm
 from relm.models.system_table import get_system
 from relm.models.systems import SystemLitModule, training_budget
@@ -70,6 +71,56 @@ class StepBar(Callback):
             self.bar.close()
 
 
+class AnswerInWorkers(Callback):
+    """Multi-process training: when training ends, every process restores the best weights and answers its share
+    of the test items (every world-size-th one); process 0 gathers the answers, in the items' order, into `path`.
+    The best validation loss rides back to the sweep's process in `callback_metrics`."""
+
+    def __init__(self, keep: KeepBestTrained, items: list[dict], preset: Preset, path: Path, progress: bool):
+        self.keep, self.items, self.preset, self.path, self.progress = keep, items, preset, path, progress
+
+    def on_train_end(self, trainer, module):
+        self.keep.restore(module)
+        trainer.callback_metrics[BEST_VAL_LOSS] = torch.tensor(self.keep.best)
+        trainer.callback_metrics[STEPS_DONE] = torch.tensor(trainer.global_step)
+        rank, world = trainer.global_rank, trainer.world_size
+        mine = list(range(rank, len(self.items), world))
+        rows = answer(module, [self.items[i] for i in mine], self.preset, self.progress and rank == 0)
+        shares: list = [None] * world
+        torch.distributed.all_gather_object(shares, list(zip(mine, rows)))
+        if rank == 0:
+            ordered = sorted((pair for share in shares for pair in share), key=lambda pair: pair[0])
+            atomic_write_text(self.path, jsonl_text([row for _, row in ordered]))
+
+
+BEST_VAL_LOSS, STEPS_DONE = "relm/best_val_loss", "relm/optimizer_steps_done"  # from the workers
+SPAWNABLE = ("auto", "ddp", "ddp_spawn")
+
+
+def lightning_strategy(preset: Preset, processes: int):
+    """The strategy Lightning runs: the preset's in one process; for several, DDP in spawned workers, so the
+    sweep (features, teacher, caches, results) runs once, here, and only training and answering are spread.
+    Lightning's default for several processes re-runs the whole command in each, which a sweep cannot do."""
+    t = preset.train
+    if processes == 1:
+        return t.strategy
+    if t.num_nodes > 1:
+        raise RelmError(
+            f"train.num_nodes {t.num_nodes}: training over several machines needs processes started by srun or "
+            "torchrun, which relm does not support yet; use train.devices on one machine (or --shard, docs/slurm.md)"
+        )
+    if t.strategy not in SPAWNABLE:
+        raise RelmError(
+            f"train.strategy {t.strategy}: with {processes} processes relm runs ddp in spawned workers (the sweep "
+            f"itself runs once); {t.strategy} needs every process to run the whole sweep (srun/torchrun), which "
+            "relm does not support yet; use train.strategy=ddp"
+        )
+    from lightning.pytorch.strategies import DDPStrategy
+
+    backend = "gloo" if resolve_device(preset).type == "cpu" else "nccl"
+    return DDPStrategy(start_method="spawn", process_group_backend=backend)
+
+
 def training_items(items: list[dict], ser_fraction: float, seed: int) -> tuple[list[dict], dict]:
     """Response items (with a teacher target) plus a seeded share of SER-prompt items."""
     rng = np.random.default_rng(seed)
@@ -88,8 +139,9 @@ def build_module(
     system: str, preset: Preset, speech_dim: int, emotion_dim: int, total_steps: int, seed: int
 ) -> SystemLitModule:
     llm, tok, identity = load_llm(preset.llm)  # the pretrained (or fixed random) LLM: the same for every seed
+    init = blsp_emo.load(preset.speech_init) if preset.speech_init and get_system(system).speech else None
     L.seed_everything(seed, verbose=False)  # after loading, so LoRA and adapter initialisation follow the seed
-    module = SystemLitModule(system, preset, llm, tok, speech_dim, emotion_dim, total_steps)
+    module = SystemLitModule(system, preset, llm, tok, speech_dim, emotion_dim, total_steps, init=init)
     module.identity["llm"] = identity
     return module.to(resolve_device(preset))
 
@@ -115,7 +167,11 @@ def train_system(
     log_dir: Path,
     loggers=(),
     progress: bool = True,
+    test_items: list[dict] | None = None,
+    answers_path: Path | None = None,
 ) -> tuple[SystemLitModule, dict]:
+    """Train one system (or load a zero-shot one). With several processes and `test_items`, the workers also
+    answer them into `answers_path` (`AnswerInWorkers`); info["answered_in_workers"] says so."""
     spec = get_system(system)
     items, counts = training_items(train_items, preset.train.ser_prompt_fraction, seed)
     if spec.trains and not items:
@@ -136,6 +192,7 @@ def train_system(
         "train_items": counts,
         **budget,
         "trainable_params": sum(p.numel() for p in module.parameters() if p.requires_grad),
+        "loaded_from_speech_init": module.loaded_from_init,
         "total_params": sum(p.numel() for p in module.parameters()),
     }
     if not spec.trains:
@@ -146,6 +203,13 @@ def train_system(
     train_loader = DataLoader(items, batch_size=per_process, shuffle=True, collate_fn=list, generator=gen)
     val_loader = DataLoader(val, batch_size=per_process, collate_fn=list)
     keep = KeepBestTrained()
+    processes = budget["world_size"]
+    spread = processes > 1 and test_items is not None and answers_path is not None
+    callbacks: list[Callback] = [keep]
+    if spread:
+        callbacks.append(AnswerInWorkers(keep, test_items, preset, answers_path, progress))  # type: ignore[arg-type]
+    if progress:
+        callbacks.append(StepBar(f"{system} seed {seed}", steps))
     trainer = L.Trainer(
         accelerator="gpu" if resolve_device(preset).type == "cuda" else "cpu",
         max_steps=steps,
@@ -153,10 +217,11 @@ def train_system(
         accumulate_grad_batches=t.accumulate,
         gradient_clip_val=t.grad_clip,
         precision=choose_precision(preset)[0],
-        strategy=t.strategy,
+        strategy=lightning_strategy(preset, processes),
         devices=t.devices,
+        num_nodes=t.num_nodes,
         logger=[CSVLogger(str(log_dir), name="", version=""), *loggers],
-        callbacks=[keep, *([StepBar(f"{system} seed {seed}", steps)] if progress else [])],
+        callbacks=callbacks,
         enable_checkpointing=False,
         num_sanity_val_steps=0,
         log_every_n_steps=5,
@@ -169,15 +234,23 @@ def train_system(
     start = time.perf_counter()
     _without_lightnings_exit(trainer.fit, module, train_loader, val_loader if val else None)
     seconds = time.perf_counter() - start
-    if val:
-        _without_lightnings_exit(trainer.validate, module, val_loader, verbose=False)
-        keep.on_validation_end(trainer, module)
-    keep.restore(module)
+    if processes > 1:  # the workers kept the best weights; the sweep's process got rank 0's copy
+        best = trainer.callback_metrics.get(BEST_VAL_LOSS)
+        keep.best = float(best) if best is not None else float("inf")
+        done = int(trainer.callback_metrics.get(STEPS_DONE, torch.tensor(-1)))
+    else:
+        done = trainer.global_step
+        if val:
+            _without_lightnings_exit(trainer.validate, module, val_loader, verbose=False)
+            keep.on_validation_end(trainer, module)
+        keep.restore(module)
     module.to(resolve_device(preset))  # Lightning's teardown leaves the module on the CPU
     return module, info | {
         "train_seconds": round(seconds, 1),
         "best_val_loss": keep.best,
         "seconds_per_step": round(seconds / max(steps, 1), 3),
+        "answered_in_workers": spread,
+        "optimizer_steps_done": done,  # counted by Lightning, against the budget's `steps`
     }
 
 
@@ -271,11 +344,24 @@ def train_and_answer(
         nonlocal cached
         cached = False
         module, info = train_system(
-            system, preset, items["train"], items["val"], *dims, seed, folder / LOGS, loggers, progress
+            system,
+            preset,
+            items["train"],
+            items["val"],
+            *dims,
+            seed,
+            folder / LOGS,
+            loggers,
+            progress,
+            test_items=items["test"],
+            answers_path=folder / ANSWERS_FILE,
         )
-        start = time.perf_counter()
-        rows = answer(module, items["test"], preset, progress)
-        info["generate_seconds"] = round(time.perf_counter() - start, 1)
+        if info.get("answered_in_workers"):  # the training processes answered (and timed it in train_seconds)
+            rows = read_jsonl(folder / ANSWERS_FILE)
+        else:
+            start = time.perf_counter()
+            rows = answer(module, items["test"], preset, progress)
+            info["generate_seconds"] = round(time.perf_counter() - start, 1)
         if module.spec.trains:
             module.save_trained(folder / CHECKPOINT_FILE)
             info["checkpoint"] = str(entry.folder / CHECKPOINT_FILE)

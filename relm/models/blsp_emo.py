@@ -15,8 +15,11 @@ Layout and semantics: `../shared/reference/blsp-emo-checkpoint.md` §1-5. One fl
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -95,3 +98,105 @@ def split_checkpoint(state: dict[str, torch.Tensor]) -> BlspParts:
     if lora_keys and not parts.lora:
         raise RelmError("the checkpoint's LoRA keys match none of c_attn, c_proj, w1, w2 (lora_scope 'audio')")
     return parts
+
+
+def read_checkpoint(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(config.json, flat state dict) of a BLSP-Emo folder: `.bin` shards listed by
+    `pytorch_model.bin.index.json` (the release), or `*.safetensors`, or one `pytorch_model.bin`."""
+    folder = Path(folder)
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise RelmError(f"{folder}: no config.json (not a BLSP-Emo checkpoint folder)")
+    config = json.loads(config_file.read_text())
+    index = folder / "pytorch_model.bin.index.json"
+    if index.is_file():
+        shards = sorted({folder / name for name in json.loads(index.read_text())["weight_map"].values()})
+    else:
+        shards = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
+    if not shards:
+        raise RelmError(f"{folder}: no weights (pytorch_model-*.bin with their index, or *.safetensors)")
+    state: dict[str, torch.Tensor] = {}
+    for shard in shards:
+        if not shard.is_file():
+            raise RelmError(f"{shard}: listed in the index but missing")
+        if shard.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state |= load_file(str(shard))
+        else:  # plain tensors only: weights_only refuses anything else a pickle could carry
+            state |= torch.load(shard, map_location="cpu", weights_only=True)
+    return config, state
+
+
+@dataclass
+class SpeechInit:
+    """What a speech system starts from: the checkpoint's parts, its config and its identity."""
+
+    parts: BlspParts
+    config: dict
+    identity: str
+    name: str
+
+
+@functools.lru_cache(maxsize=1)
+def load(name: str) -> SpeechInit:
+    """The registered checkpoint `name` (`blsp-emo`, `tiny-blsp-emo`), read once per process."""
+    from relm.models.sources import resolve
+
+    where = resolve(name)
+    config, state = read_checkpoint(where.path)
+    parts = split_checkpoint(state)
+    if config.get("lora_scope", "audio") != "audio":
+        raise RelmError(f"{where.path}: lora_scope {config.get('lora_scope')!r}; relm loads the released 'audio'")
+    return SpeechInit(parts, config, where.identity, name)
+
+
+def check_same_llm(init: SpeechInit, llm: torch.nn.Module, llm_name: str) -> None:
+    """BLSP-Emo keeps its LLM frozen, so its Qwen weights must be the preset's LLM: compare every tensor."""
+    own = llm.state_dict()
+    wrong = [k for k, v in init.parts.llm.items() if k not in own or own[k].shape != v.shape]
+    wrong = wrong or [k for k, v in init.parts.llm.items() if not torch.equal(own[k].to(v.dtype), v)]
+    if wrong:
+        raise RelmError(
+            f"speech_init {init.name}: its LLM weights differ from the preset's llm {llm_name!r} "
+            f"({len(wrong)} tensors, e.g. {wrong[0]}); BLSP-Emo starts from that LLM, frozen"
+        )
+
+
+def load_into(module, init: SpeechInit) -> list[str]:
+    """Copy the checkpoint's LoRA, adapter (when its input is Whisper alone) and emotion head into a built
+    `SystemLitModule`; returns what was loaded. A part whose shapes do not fit is one error naming it."""
+    loaded = []
+    own = dict(module.llm.named_parameters())
+    missing = [k for k in init.parts.lora if k not in own]
+    if missing:
+        raise RelmError(
+            f"speech_init {init.name}: LoRA weight {missing[0]} has no place in the model (lora.target_modules "
+            "must be the release's q/k/v/o/gate/up/down, scope audio)"
+        )
+    with torch.no_grad():
+        for key, value in init.parts.lora.items():
+            if own[key].shape != value.shape:
+                raise RelmError(
+                    f"speech_init {init.name}: {key} is {tuple(value.shape)}, the model's {tuple(own[key].shape)} "
+                    "(lora.r must be the release's)"
+                )
+            own[key].copy_(value)
+        loaded.append("lora")
+        adapter = getattr(module, "adapter", None)
+        if adapter is not None and not module.use_emotion:
+            mine = adapter.state_dict()
+            if {k: tuple(v.shape) for k, v in mine.items()} != {
+                k: tuple(v.shape) for k, v in init.parts.adapter.items()
+            }:
+                raise RelmError(
+                    f"speech_init {init.name}: its adapter does not fit this one (speech features, adapter.inner_dim "
+                    "and the LLM width must be the release's)"
+                )
+            adapter.load_state_dict({k: v.to(mine[k].dtype) for k, v in init.parts.adapter.items()})
+            loaded.append("adapter")
+        head = init.parts.emotion_head
+        if head is not None and getattr(module, "ser_head", None) is not None:
+            module.ser_head.weight.copy_(head.to(module.ser_head.weight.dtype))  # same label order (§7)
+            loaded.append("ser_head")
+    return loaded

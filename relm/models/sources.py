@@ -7,6 +7,9 @@ Order (DESIGN.md, "Model sources"):
    safetensors, keyed by the hash of the shipped file.
 A `random` model (`tiny-random`, smoke preset) has no files: each loader builds a small
 randomly initialised instance of its own architecture from the preset's `tiny` settings.
+A `generated` model (`tiny-qwen-v1`, `tiny-blsp-emo`, paper-tiny) is a small random checkpoint in a
+released model's file layout (`relm.models.tiny_checkpoints`), written into relm's cache on first use
+and then loaded (and converted) exactly like the real one.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from relm.errors import RelmError
 from relm.io import atomic_dir
 from relm.keys import content_key
-from relm.models import convert, qwen_v1
+from relm.models import convert, qwen_v1, tiny_checkpoints
 from relm.models.package_copies import (
     PackageCopy,
     Resolved,
@@ -43,6 +47,7 @@ class ModelSpec:
     revision: str = "main"
     package: PackageCopy | None = None
     licence: str = ""
+    generator: Callable[[Path], None] | None = None  # writes a `generated` model's files into a folder
 
     @property
     def random(self) -> bool:
@@ -117,6 +122,22 @@ for _spec in [
     ),
     ModelSpec("blsp-emo", "cwang621/blsp-emo", "speech-llm", ("paper",)),
     ModelSpec("tiny-random", "", "random", ("smoke",), licence="n/a (random weights)"),
+    ModelSpec(
+        "tiny-qwen-v1",
+        "",
+        "generated",
+        ("paper-tiny",),
+        licence="n/a (random weights)",
+        generator=tiny_checkpoints.write_qwen_v1_folder,
+    ),
+    ModelSpec(
+        "tiny-blsp-emo",
+        "",
+        "generated",
+        ("paper-tiny",),
+        licence="n/a (random weights)",
+        generator=tiny_checkpoints.write_blsp_folder,
+    ),
 ]:
     MODELS.register(_spec.name, _spec)
 
@@ -216,11 +237,33 @@ def convert_native(name: str, force: bool = False) -> Resolved:
     return out
 
 
+GENERATED_VERSION = 1  # bump when a generator writes different files
+
+
+def _generated(spec: ModelSpec) -> Resolved:
+    """A generated model's folder in relm's cache, written once (atomically) by its generator."""
+    assert spec.generator is not None
+    key = content_key(spec.name, GENERATED_VERSION)
+    out = cache_dir() / "models" / spec.name / key
+    if not (out / "relm-generated.json").is_file() or folder_problem(out):
+        with atomic_dir(out) as tmp:
+            spec.generator(tmp)
+            (tmp / "relm-generated.json").write_text(json.dumps({"generator": spec.name, "key": key}) + "\n")
+    return Resolved(spec.name, out, "generated", f"generated:{spec.name}#{key}")
+
+
+def is_stand_in(name: str) -> bool:
+    """Random or generated weights standing in for a real model (a toy preset's metrics mean nothing)."""
+    return get_spec(name).kind in ("random", "generated")
+
+
 def resolve(name: str, local_dir: str | os.PathLike | None = None, prepare: bool = True) -> Resolved:
     """Find `name`'s weights; convert a package copy on first use when `prepare`."""
     spec = get_spec(name)
     if spec.random:
         return Resolved(spec.name, Path(), "random", f"random:{spec.name}")
+    if spec.generator is not None:
+        return _native(_generated(spec), prepare)
     if (hit := _local(spec, local_dir)) or (hit := _hf_cache(spec)):
         return _native(hit, prepare)
     if not hub_offline() and (hit := _hub(spec)):
@@ -249,6 +292,13 @@ def status(name: str) -> dict:
     }
     if spec.random:
         return row | {"source": "random", "ready": True, "path": None, "detail": "built at load time, no files"}
+    if spec.generator is not None:
+        return row | {
+            "source": "generated",
+            "ready": True,
+            "path": None,
+            "detail": "random weights, written on first use",
+        }
     try:
         hit = _local(spec, None) or _hf_cache(spec) or (spec.package and package_ready(spec.name, spec.package))
     except RelmError as exc:

@@ -7,6 +7,11 @@
 | re-llm       | adapter([Whisper frames ; emotion emb.])    | adapter, LoRA, SER, A/V/D head | + SER CE + A/V/D MSE |
 | re-llm-noemb | adapter(Whisper frames)                     | adapter, LoRA, SER, A/V/D head | + SER CE + A/V/D MSE |
 | re-llm-noaux | adapter([Whisper frames ; emotion emb.])    | adapter, LoRA, SER head        | + SER CE |
+| blsp-emo     | adapter(Whisper frames)                     | nothing (the released weights) | -      |
+
+With a preset's `speech_init` (paper: the BLSP-Emo release), every speech system starts from it: its LoRA
+and emotion head, and its adapter where the input is Whisper alone (speech); RE-LLM's fusion adapter reads
+[Whisper ; emotion] and starts new, as the release does. `blsp-emo` is that checkpoint evaluated as is.
 
 The confirmatory family is the proposed system against each `paper_baseline` on the metric
 table's confirmatory metrics; every other comparison (the fine-tuned `text` baseline, the
@@ -77,6 +82,17 @@ for _spec in (
         description="RE-LLM: speech-LLM + emotion embedding + A/V/D loss",
     ),
     SystemSpec(
+        "blsp-emo",
+        "baseline",
+        speech=True,
+        emotion_input=False,
+        avd_loss=False,
+        trains=False,
+        paper_baseline=True,
+        in_default_sweep=False,
+        description="the released BLSP-Emo speech-LLM as is (needs a preset with speech_init: paper, paper-tiny)",
+    ),
+    SystemSpec(
         "re-llm-noemb",
         "ablation",
         speech=True,
@@ -107,6 +123,12 @@ def get_system(name: str) -> SystemSpec:
 def systems_with_role(role: Role, among: list[str] | None = None) -> list[str]:
     names = among if among is not None else SYSTEMS.names()
     return [n for n in names if n in SYSTEMS and SYSTEMS.get(n).role == role]  # external systems have no role
+
+
+def needs_speech_init(name: str) -> bool:
+    """A released speech-LLM evaluated as is: speech, nothing trained."""
+    spec = get_system(name)
+    return spec.speech and not spec.trains
 
 
 def default_systems() -> list[str]:

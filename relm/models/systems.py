@@ -25,6 +25,7 @@ from relm.data.schema import LABELS
 from relm.errors import RelmError
 from relm.io import safetensors_problem
 from relm.models.adapter import SubsamplingAdapter
+from relm.models.blsp_emo import SpeechInit, check_same_llm, load_into
 from relm.models.llm import PromptParts, add_lora, end_of_turn_ids, prompt_parts, restrict_lora_to_speech
 from relm.models.system_table import get_system
 
@@ -42,6 +43,7 @@ class SystemLitModule(L.LightningModule):
         speech_dim: int,
         emotion_dim: int,
         total_steps: int = 1000,
+        init: SpeechInit | None = None,
     ):
         super().__init__()
         self.spec = get_system(system)
@@ -52,10 +54,19 @@ class SystemLitModule(L.LightningModule):
         self.weights = dict(preset.train.loss_weights)
         if not self.use_avd:
             self.weights["avd"] = 0.0
-        self.llm = add_lora(llm, preset.lora).train() if self.spec.trains else llm.requires_grad_(False)
+        init = init if self.spec.speech else None  # text systems start from the LLM alone
+        if self.spec.speech and not self.spec.trains and init is None:
+            raise RelmError(
+                f"{system} is a released speech-LLM evaluated as is: it needs a preset with speech_init "
+                "(paper, paper-tiny)"
+            )
+        if init is not None:
+            check_same_llm(init, llm, preset.llm.model)
+        with_lora = self.spec.trains or init is not None
+        self.llm = add_lora(llm, preset.lora) if with_lora else llm
         self.position_mask = (
             restrict_lora_to_speech(self.llm)
-            if self.spec.trains and self.spec.speech and preset.lora.scope == "audio"
+            if with_lora and self.spec.speech and preset.lora.scope == "audio"
             else None
         )
         d = llm.config.hidden_size
@@ -74,13 +85,18 @@ class SystemLitModule(L.LightningModule):
             "ser": prompt_parts(tokenizer, p.ser_system, ser_instruction),
         }
         self.eot = end_of_turn_ids(tokenizer)
+        self.loaded_from_init: list[str] = load_into(self, init) if init is not None else []
+        if self.spec.trains:
+            self.llm.train()
+        else:
+            self.requires_grad_(False)  # zero-shot: nothing is trained, the released weights included
         self._prefix_kv: dict = {}  # (task, autocast dtype) -> the prompt prefix's KV cache (see `generate`)
         self.identity = {
             "system": system,
             "preset": preset.name,
             "speech_dim": speech_dim,
             "emotion_dim": emotion_dim,
-        }
+        } | ({"speech_init": init.identity} if init is not None else {})
 
     # ---- inputs ---------------------------------------------------------------------------
     def _embed_ids(self, ids: list[int]) -> torch.Tensor:
@@ -185,7 +201,8 @@ class SystemLitModule(L.LightningModule):
 
     def validation_step(self, items, batch_idx):
         losses = self.losses(items)
-        self.log_dict({f"val/{k}": v for k, v in losses.items()}, batch_size=len(items), prog_bar=False)
+        # sync_dist: every process sees the mean over all of them, so all keep the same best weights.
+        self.log_dict({f"val/{k}": v for k, v in losses.items()}, batch_size=len(items), sync_dist=True)
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
@@ -294,13 +311,16 @@ class SystemLitModule(L.LightningModule):
 
 
 def world_size(preset: Preset) -> int:
-    """Training processes: `train.devices` (an int, a list of device ids, or auto = every visible GPU)."""
+    """Training processes: `train.devices` per node (an int, a list of device ids, or auto = every visible GPU)
+    times `train.num_nodes`."""
     devices = preset.train.devices
     if isinstance(devices, list):
-        return len(devices)
-    if devices in ("auto", -1, "-1"):
-        return max(1, torch.cuda.device_count())
-    return int(devices)
+        per_node = len(devices)
+    elif devices in ("auto", -1, "-1"):
+        per_node = max(1, torch.cuda.device_count())
+    else:
+        per_node = int(devices)
+    return per_node * preset.train.num_nodes
 
 
 def training_budget(n_items: int, preset: Preset) -> dict:

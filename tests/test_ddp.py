@@ -1,0 +1,59 @@
+"""Multi-process training on the CPU: `relm bench --preset smoke --set train.devices=2 --set train.strategy=ddp`
+runs DDP in two spawned workers (gloo), the sweep itself once; the same optimizer steps and samples as one
+process, the test answers spread over the workers and gathered, one results.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from relm.bench.baseline import SMOKE_PRETRAIN, SMOKE_SYNTH
+from relm.data.synth import generate
+from relm.io import read_jsonl
+from tests.conftest import need_tool, shared_data
+
+
+def _bench(base, out, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "relm.cli", "bench", "--preset", "smoke", "--systems", "text-zs,re-llm"]
+    cmd += ["--root", str(base / "synth"), "--epitome", str(shared_data("epitome")), "--no-wandb", "--quiet"]
+    env = os.environ | {
+        "RELM_CACHE": str(base / "cache"),  # shared: the second sweep reuses features and teacher targets
+        "RELM_SYNTH_PRETRAIN_ROOT": str(base / "pretrain"),
+        "HF_HUB_OFFLINE": "1",
+        "WANDB_MODE": "disabled",
+    }
+    return subprocess.run([*cmd, "--out", str(out), *extra], env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_two_process_ddp_matches_one_process_steps_and_writes_one_results(tmp_path):
+    need_tool("espeak-ng")
+    need_tool("sox")
+    generate(tmp_path / "synth", SMOKE_SYNTH, progress=False)
+    generate(tmp_path / "pretrain", SMOKE_PRETRAIN, progress=False)
+    one = _bench(tmp_path, tmp_path / "one")
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = _bench(tmp_path, tmp_path / "two", "--set", "train.devices=2", "--set", "train.strategy=ddp")
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "Traceback" not in two.stderr
+    found = [p for p in (tmp_path / "two").glob("*/results.json") if p.parent.name != "latest"]
+    assert len(found) == 1  # one process wrote results, not one per rank
+    single = json.loads(next((tmp_path / "one").glob("*/results.json")).read_text())["metrics"]["synth-esd"]
+    double = json.loads(found[0].read_text())["metrics"]["synth-esd"]
+    a, b = single["re-llm"]["train"], double["re-llm"]["train"]
+    assert (a["world_size"], b["world_size"]) == (1, 2)
+    assert b["batch_per_process"] * 2 == a["batch_per_process"]
+    assert a["steps"] == b["steps"] == a["optimizer_steps_done"] == b["optimizer_steps_done"] == 30
+    assert a["samples_seen"] == b["samples_seen"]
+    assert b["answered_in_workers"] and not a["answered_in_workers"]
+    assert b["best_val_loss"] < 100  # the workers' checkpoint selection came back
+    # Every test utterance answered once, in the test split's order, by the two workers together.
+    answers = read_jsonl(found[0].parent / "synth-esd" / "re-llm" / "seed0" / "responses.jsonl")
+    ids_one = [r["id"] for r in read_jsonl(next((tmp_path / "one").glob("*/synth-esd/re-llm/seed0/responses.jsonl")))]
+    assert [r["id"] for r in answers] == ids_one and len(set(ids_one)) == len(ids_one) == 20
+    assert all(isinstance(r["response"], str) for r in answers)
+    assert double["text-zs"]["ua"] == single["text-zs"]["ua"]  # zero-shot: no training, answered here as before
