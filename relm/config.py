@@ -97,6 +97,9 @@ class TeacherCfg:
     """Few-shot examples, each [emotion, what was said, the reply]."""
     templates: dict[str, str] = field(default_factory=dict)
     """prompt=template: the fixed reply per emotion (tiny random models get a learnable target)."""
+    openers: dict[str, str] = field(default_factory=dict)
+    """Per emotion, the words the teacher's reply starts with (the model writes the rest): a reaction that
+    names the emotion it was given, which a small teacher does not do reliably on its own. Empty: none."""
     max_new_tokens: int = 48
     """Greedy decoding length of a teacher reply."""
     repetition_penalty: float = 1.2

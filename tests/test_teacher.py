@@ -39,3 +39,32 @@ def test_prefix_cache_and_length_sorting_give_token_identical_replies():
             out |= dict(zip(batch, teacher._generate(batch, prefix)))
         replies[fast] = out
     assert replies[True] == replies[False]
+
+
+def test_openers_start_each_reply_and_enter_the_cache_key_only_when_set():
+    from relm.keys import content_key
+
+    smoke, cpu = load_preset("smoke"), load_preset("cpu")
+    llm, tok, identity = load_llm(smoke.llm)
+    cfg = cpu.teacher
+    cfg.max_new_tokens, cfg.batch_size = 4, 4
+    plain = Teacher(cfg, llm, tok, identity)
+    # The key of a teacher without openers is the key it had before openers existed: its entries stay valid.
+    from relm.bench.teacher import TEACHER_VERSION, messages_for
+
+    old = content_key(
+        identity,
+        cfg.prompt,
+        cfg.max_new_tokens,
+        cfg.repetition_penalty,
+        messages_for(cfg, "{text}", "{emotion}"),
+        TEACHER_VERSION,
+    )
+    assert plain.key == old
+    cfg.openers = {"sad": "Oh no, you sound sad.", "neutral": "I see."}
+    opened = Teacher(cfg, llm, tok, identity)
+    assert opened.key != plain.key
+    pairs = [("My cat is ill.", "sad"), ("The bus is late.", "neutral"), ("We won!", "happy")]
+    replies = [raw for raw, _ in opened._generate(pairs)]
+    assert replies[0].startswith("Oh no, you sound sad.") and replies[1].startswith("I see.")
+    assert not replies[2].startswith(("Oh no", "I see"))  # no opener for happy: the model's own reply

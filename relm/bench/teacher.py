@@ -70,7 +70,13 @@ class Teacher:
         self.cfg, self.model, self.tok, self.identity = cfg, model, tokenizer, identity
         prompt = cfg.templates if cfg.prompt == "template" else messages_for(cfg, "{text}", "{emotion}")
         self.key = content_key(
-            identity, cfg.prompt, cfg.max_new_tokens, cfg.repetition_penalty, prompt, TEACHER_VERSION
+            identity,
+            cfg.prompt,
+            cfg.max_new_tokens,
+            cfg.repetition_penalty,
+            prompt,
+            TEACHER_VERSION,
+            *([cfg.openers] if cfg.openers else []),  # absent from older keys: their entries stay valid
         )
         self.cache: dict = {}
         if self.tok is not None:
@@ -86,6 +92,7 @@ class Teacher:
     def _prompt_ids(self, pairs: list[tuple[str, str]]) -> list[list[int]]:
         prompts = [
             self.tok.apply_chat_template(messages_for(self.cfg, t, e), tokenize=False, add_generation_prompt=True)
+            + self.cfg.openers.get(e, "")
             for t, e in pairs
         ]
         return self.tok(prompts, add_special_tokens=False)["input_ids"]
@@ -142,6 +149,7 @@ class Teacher:
         )
         new = out[:, input_ids.shape[1] :]
         texts = self.tok.batch_decode(new, skip_special_tokens=True)
+        texts = [self.cfg.openers.get(e, "") + t for t, (_, e) in zip(texts, pairs)]  # the reply as a whole
         eos = {self.tok.eos_token_id, self.tok.convert_tokens_to_ids("<|im_end|>")}
         return [(t, not any(int(x) in eos for x in row)) for t, row in zip(texts, new)]
 

@@ -57,7 +57,8 @@ class StepBar(Callback):
         self.name, self.steps, self.bar = name, steps, None
 
     def on_train_start(self, trainer, module):
-        self.bar = tqdm(total=self.steps, desc=f"train: {self.name}", unit="step")
+        if trainer.is_global_zero:  # one bar, not one per DDP worker
+            self.bar = tqdm(total=self.steps, desc=f"train: {self.name}", unit="step")
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         if self.bar is not None and trainer.global_step > self.bar.n:
