@@ -42,6 +42,8 @@ class TeacherInfo(TypedDict):
     """The teacher LLM's identity (file hash or hub revision), or `template`."""
     prompt: str
     """Prompt style: paper, fewshot or template."""
+    openers: dict[str, str]
+    """Per emotion, the words each teacher reply starts with (`teacher.openers`; empty: none)."""
     cache_key: str
     """Key of the teacher's cache entry."""
     dropped_by_cleaning: int

@@ -257,6 +257,7 @@ def teacher_targets(
             "identity": identity,
             "hit_token_limit": len(cut),
             "prompt": cfg.prompt,
+            "openers": dict(cfg.openers),  # the words each reply starts with, per emotion (none: {})
             "cache_key": teacher.key,
             "entry": teacher.entry(pairs).name,
             "dropped_by_cleaning": dropped,
