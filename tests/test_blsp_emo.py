@@ -8,53 +8,19 @@ import torch
 
 from relm.config import AdapterCfg
 from relm.errors import RelmError
-from relm.models import qwen_v1
+from relm.models import qwen_v1, tiny_checkpoints
 from relm.models.adapter import SubsamplingAdapter
 from relm.models.blsp_emo import lora_to_peft, split_checkpoint
-from tests.test_qwen_v1 import TINY, tiny_v1_state
+from tests.test_qwen_v1 import TINY
 
 D, E, F, M, P = 16, 2, 32, 80, 1500  # Whisper: width, layers, ffn, mel bins, positions
 H, N, INNER, A, C, R = 32, 2, 24, 8, 5, 4  # Qwen width/layers/(I/2), adapter inner, emotions, LoRA rank
 
 
 def tiny_blsp_state() -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(1)
-
-    def w(*shape):
-        return torch.randn(*shape, generator=g) * 0.1
-
-    s = {
-        "whisper_model.conv1.weight": w(D, M, 3),
-        "whisper_model.conv1.bias": w(D),
-        "whisper_model.conv2.weight": w(D, D, 3),
-        "whisper_model.conv2.bias": w(D),
-        "whisper_model.embed_positions.weight": w(P, D),
-        "whisper_model.layer_norm.weight": w(D),
-        "whisper_model.layer_norm.bias": w(D),
-    }
-    for e in range(E):
-        p = f"whisper_model.layers.{e}."
-        for proj in ("q", "v", "out"):
-            s |= {f"{p}self_attn.{proj}_proj.weight": w(D, D), f"{p}self_attn.{proj}_proj.bias": w(D)}
-        s[f"{p}self_attn.k_proj.weight"] = w(D, D)  # no bias
-        for norm in ("self_attn_layer_norm", "final_layer_norm"):
-            s |= {f"{p}{norm}.weight": w(D), f"{p}{norm}.bias": w(D)}
-        s |= {f"{p}fc1.weight": w(F, D), f"{p}fc1.bias": w(F), f"{p}fc2.weight": w(D, F), f"{p}fc2.bias": w(D)}
-    s |= {f"qwen_model.model.{k}": v for k, v in tiny_v1_state().items()}
-    shapes = {"attn.c_attn": (H, 3 * H), "attn.c_proj": (H, H), "mlp.w1": (H, INNER), "mlp.w2": (H, INNER)}
-    shapes["mlp.c_proj"] = (INNER, H)
-    for n in range(N):
-        for module, (fan_in, fan_out) in shapes.items():
-            p = f"qwen_model.model.transformer.h.{n}.{module}."
-            s |= {p + "lora_A.default.weight": w(R, fan_in), p + "lora_B.default.weight": w(fan_out, R)}
-    for i, out in enumerate((2 * D, 2 * D, 2 * H)):
-        s |= {
-            f"adapter.subsampler.conv_layers.{i}.weight": w(out, D, 5),
-            f"adapter.subsampler.conv_layers.{i}.bias": w(out),
-        }
-    s |= {"adapter.fc1.weight": w(A, H), "adapter.fc2.weight": w(H, A)}
-    s |= {"adapter.speech_ln.weight": w(H), "adapter.speech_ln.bias": w(H), "hidden2emotion.weight": w(C, H)}
-    return s
+    """The release's key families at a width other than paper-tiny's (2 Whisper layers, LoRA rank 4)."""
+    whisper = {"d_model": D, "encoder_layers": E, "encoder_attention_heads": 2, "encoder_ffn_dim": F, "num_mel_bins": M}
+    return tiny_checkpoints.blsp_state(qwen=TINY, whisper=whisper, adapter_inner=A, lora_r=R)
 
 
 def test_the_key_count_is_the_releases_formula():

@@ -4,7 +4,6 @@ cached conversion a model name resolves to."""
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 
@@ -13,7 +12,7 @@ import regex
 import torch
 from safetensors.torch import save_file
 
-from relm.models import qwen_v1
+from relm.models import qwen_v1, tiny_checkpoints
 
 TINY = {
     "model_type": "qwen",
@@ -32,26 +31,7 @@ TINY = {
 
 
 def tiny_v1_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    h, inner, v = TINY["hidden_size"], TINY["intermediate_size"] // 2, TINY["vocab_size"]
-
-    def w(*shape):
-        return torch.randn(*shape, generator=g) * 0.2
-
-    state = {"transformer.wte.weight": w(v, h), "transformer.ln_f.weight": 1 + w(h), "lm_head.weight": w(v, h)}
-    for n in range(TINY["num_hidden_layers"]):
-        p = f"transformer.h.{n}."
-        state |= {
-            p + "ln_1.weight": 1 + w(h),
-            p + "ln_2.weight": 1 + w(h),
-            p + "attn.c_attn.weight": w(3 * h, h),
-            p + "attn.c_attn.bias": w(3 * h),
-            p + "attn.c_proj.weight": w(h, h),
-            p + "mlp.w1.weight": w(inner, h),
-            p + "mlp.w2.weight": w(inner, h),
-            p + "mlp.c_proj.weight": w(h, inner),
-        }
-    return state
+    return tiny_checkpoints.qwen_v1_state(TINY, seed)
 
 
 def reference_v1_logits(state: dict[str, torch.Tensor], ids: torch.Tensor) -> torch.Tensor:
@@ -130,13 +110,9 @@ def test_blsp_prefix_and_lora_keys():
 
 # ---- tokenizer ---------------------------------------------------------------------------------------
 
-MERGED = [b"he", b"ll", b"hell", b"hello", b" w", b"or", b" wor", b"ld", b" world", b"12", b"!!", b"\n\n"]
-
 
 def tiny_tiktoken(path) -> dict[bytes, int]:
-    ranks = {bytes([b]): b for b in range(256)} | {t: 256 + i for i, t in enumerate(MERGED)}
-    path.write_text("".join(f"{base64.b64encode(t).decode()} {r}\n" for t, r in ranks.items()))
-    return ranks
+    return tiny_checkpoints.write_tiktoken(path)
 
 
 def tiktoken_encode(ranks: dict[bytes, int], text: str) -> list[int]:
