@@ -14,20 +14,7 @@ from safetensors.torch import save_file
 
 from relm.models import qwen_v1, tiny_checkpoints
 
-TINY = {
-    "model_type": "qwen",
-    "architectures": ["QWenLMHeadModel"],
-    "hidden_size": 32,
-    "num_attention_heads": 4,
-    "kv_channels": 8,
-    "num_hidden_layers": 2,
-    "intermediate_size": 48,  # v1 counts w1 and w2: each is 24 wide
-    "vocab_size": 300,
-    "layer_norm_epsilon": 1e-6,
-    "rotary_emb_base": 10000,
-    "rotary_pct": 1.0,
-    "seq_length": 64,
-}
+TINY = tiny_checkpoints.QWEN_V1 | {"vocab_size": 300, "seq_length": 64}  # no tokenizer here: a smaller vocab
 
 
 def tiny_v1_state(seed: int = 0) -> dict[str, torch.Tensor]:
