@@ -39,6 +39,7 @@ ENTRY_STAGES = ("features", "stage0", "teacher", "train", "scorers")
 
 T = TypeVar("T")
 _used: set[str] = set()  # entries this process read or wrote; a sweep records them for `relm cache gc`
+_computed: set[str] = set()  # stages of the entries this process computed (not read): their timings are cold
 _compute_refused_because = ""  # set by `relm bench --assemble`: every entry must already be in the cache
 
 
@@ -51,6 +52,14 @@ def only_cached(reason: str) -> Iterator[None]:
         yield
     finally:
         _compute_refused_because = before
+
+
+def computed_stages(reset: bool = False) -> set[str]:
+    """The stages (cache folders) of which this process computed an entry since the last reset."""
+    out = set(_computed)
+    if reset:
+        _computed.clear()
+    return out
 
 
 def used_entries(reset: bool = False) -> list[str]:
@@ -240,6 +249,7 @@ def load_or_compute(
             from relm.errors import RelmError
 
             raise RelmError(f"cache entry {entry.name} is not in the cache: {_compute_refused_because}")
+        _computed.add(entry.stage)
         with entry.write(inputs) as tmp:
             return compute(tmp)
 

@@ -20,13 +20,18 @@ def test_a_sweeps_costs_predict_the_next_sweep_on_a_machine_twice_as_fast():
         "calibration": {"matmul_gflops": 100.0},
         "timings_s": {"features": 10.0, "teacher": 20.0, "train:text": 30.0, "train:re-llm": 50.0, "score": 5.0},
     }
-    estimate.record("toy", results)
+    estimate.record("toy", results, cold=set(results["timings_s"]))
     seconds, source = estimate.estimate_seconds("toy", 2, ["text", "re-llm"], 3, gflops=200.0)
     # Per dataset 10 + 20; per run text 15, re-llm 25 (two seeds measured); the scorers once; all halved.
     assert seconds == pytest.approx(((10 + 20) * 2 + (15 + 25) * 2 * 3 + 5) / 2)
     assert "s1" in source
     # A system never measured counts as the costliest measured one.
     assert estimate.estimate_seconds("toy", 1, ["re-llm-noemb"], 1, 100.0)[0] == pytest.approx(10 + 20 + 25 + 5)
+    # A warm rerun (features and text read from the cache) changes only what it computed.
+    warm = results | {"sweep_id": "s2", "timings_s": {"features": 0.1, "train:text": 0.2, "train:re-llm": 100.0}}
+    estimate.record("toy", warm, cold={"train:re-llm"})
+    seconds, source = estimate.estimate_seconds("toy", 1, ["text", "re-llm"], 2, gflops=100.0)
+    assert seconds == pytest.approx(10 + 20 + (15 + 50) * 2 + 5) and "s2" in source
 
 
 def test_without_this_machines_costs_the_shipped_reference_is_used_and_an_unknown_preset_has_none():

@@ -34,13 +34,17 @@ def unit_costs(timings_s: dict[str, float], gflops: float, datasets: int, seeds:
     return out
 
 
-def record(preset: str, results: dict) -> None:
-    """Remember this sweep's unit costs for the next estimate on this machine (not from a sharded part)."""
+def record(preset: str, results: dict, cold: set[str]) -> None:
+    """Remember the unit costs of this sweep's `cold` stages (computed, not read from the cache) for the next
+    estimate on this machine; the other stages keep the costs recorded before."""
     gflops = results.get("calibration", {}).get("matmul_gflops")
-    if not gflops or not results.get("timings_s"):
+    timings = {stage: s for stage, s in results.get("timings_s", {}).items() if stage in cold}
+    if not gflops or not timings:
         return
-    costs = unit_costs(results["timings_s"], gflops, len(results["datasets"]), len(results["seeds"]))
-    atomic_write_json(_machine_file(preset), {"sweep_id": results["sweep_id"], "costs": costs})
+    path = _machine_file(preset)
+    known = json.loads(path.read_text())["costs"] if path.is_file() else {}
+    costs = known | unit_costs(timings, gflops, len(results["datasets"]), len(results["seeds"]))
+    atomic_write_json(path, {"sweep_id": results["sweep_id"], "costs": costs})
 
 
 def estimate_seconds(

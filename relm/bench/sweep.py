@@ -24,7 +24,7 @@ from relm.bench.scoring import load_agreement_scorer, load_scorer, score_rows, t
 from relm.bench.stages import Stage, StageTimer, parse_force
 from relm.bench.teacher import teacher_targets
 from relm.bench.training import lightning_strategy, train_and_answer
-from relm.cache import only_cached, warn
+from relm.cache import computed_stages, only_cached, warn
 from relm.data.corpora import DEFAULT_DATASET, get_adapter
 from relm.data.schema import SPLITS
 from relm.errors import RelmError
@@ -188,6 +188,9 @@ def _run_sweep(cfg: SweepConfig) -> Path:
     if cfg.progress:
         say_estimate(preset.name, cfg)
     timer = StageTimer()
+    computed_stages(reset=True)
+    trained_here: set[str] = set()
+    reused_runs: set[str] = set()
     with timer(Stage.SCORE):
         scorer, scorer_info = load_scorer(preset, cfg.epitome, Stage.SCORE in force)
         other_scorer = load_agreement_scorer(preset, cfg.epitome)
@@ -270,6 +273,7 @@ def _run_sweep(cfg: SweepConfig) -> Path:
                                 cfg.progress,
                                 tracking.loggers(run),
                             )
+                        (reused_runs if out.cached else trained_here).add(system)
                         with timer(Stage.SCORE):
                             rows, metrics = score_rows(out.rows, scorer)
                         metrics["train"] = out.info
@@ -295,8 +299,13 @@ def _run_sweep(cfg: SweepConfig) -> Path:
         sweep_bar.close()
     if cfg.shard:
         return sweep_dir
+    computed = computed_stages()
     finish(results, timer, sweep_dir, cfg.out_root)
-    estimate.record(preset.name, dict(results))
+    # Stages timed cold: their cache entries were computed here (a run's stage: all its runs were trained here).
+    cold = {"manifest"} | {s for s in ("features", "stage0", "teacher") if s in computed}
+    cold |= {"score"} if "scorers" in computed else set()
+    cold |= {f"train:{system}" for system in trained_here - reused_runs}
+    estimate.record(preset.name, dict(results), cold)
     if cfg.tracking:
         tracking.log_sweep(cfg, sweep_id, sweep_dir, results, table_rows(results))
     return sweep_dir
