@@ -205,6 +205,8 @@ def train_system(
     val_loader = DataLoader(val, batch_size=per_process, collate_fn=list)
     keep = KeepBestTrained()
     processes = budget["world_size"]
+    if processes > 1:
+        module.cpu()  # spawned workers each move their copy to their own device; the parent keeps none there
     spread = processes > 1 and test_items is not None and answers_path is not None
     callbacks: list[Callback] = [keep]
     if spread:
