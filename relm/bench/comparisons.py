@@ -5,8 +5,10 @@ levels, SER correctness) before any test, and a resample moves all of an utteran
 together. A system whose seeds answered identically (a zero-shot system) counts once.
 
 The confirmatory family, per dataset, is the proposed system against each paper baseline on the
-confirmatory metrics (`relm ls metrics`), Holm-adjusted (`p_holm`); it does not change when a
-system or a dataset is added. Every other comparison is exploratory, BH-adjusted (`p_bh`).
+confirmatory metrics (`relm ls metrics`), Holm-adjusted (`p_holm`); it does not change when an
+exploratory system (`text`, the ablations) or a dataset is added. The paper baselines are `text-zs`,
+`speech` and, where the preset starts from the BLSP-Emo release (paper), `blsp-emo`: running it adds its
+three hypotheses to the family. Every other comparison is exploratory, BH-adjusted (`p_bh`).
 """
 
 from __future__ import annotations
