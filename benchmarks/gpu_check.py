@@ -73,7 +73,8 @@ def device_facts(device: torch.device) -> dict:
 
 def placement(preset, device: torch.device) -> dict:
     """Train 2 steps of re-llm with Lightning; every parameter must stay on the device; then answer."""
-    from relm.bench.training import answer, train_system
+    from relm.bench.generation import answer
+    from relm.bench.training import train_system
     from relm.data.schema import LABELS
 
     items = [

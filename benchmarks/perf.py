@@ -24,8 +24,9 @@ from pathlib import Path
 import teacher_speed  # this folder's teacher benchmark
 import torch
 
+from relm.bench.generation import answer
 from relm.bench.manifest import read_manifest
-from relm.bench.training import answer, build_module
+from relm.bench.training import build_module
 from relm.data.schema import LABELS
 from relm.io import atomic_write_json
 from relm.presets import load_preset

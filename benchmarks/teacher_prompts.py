@@ -41,7 +41,8 @@ def main() -> None:
     for name, fields in json.loads(Path(args.variants).read_text()).items():
         cfg = copy.deepcopy(preset.teacher)
         for key, value in fields.items():
-            setattr(cfg, key, value)
+            if not key.startswith("_"):  # "_..." keys document a variant
+                setattr(cfg, key, value)
         teacher = Teacher(cfg, llm, tok, identity)
         order, prefix = teacher.plan(pairs)
         raw = {}

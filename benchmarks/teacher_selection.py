@@ -52,7 +52,8 @@ def main() -> None:
     pairs = sorted({(r["transcript"], r["gold_emotion"]) for r in rows})
     cfg = copy.deepcopy(preset.teacher)
     for key, value in json.loads(Path(__file__).with_name("teacher_prompts.json").read_text())[args.variant].items():
-        setattr(cfg, key, value)
+        if not key.startswith("_"):  # "_..." keys document a variant
+            setattr(cfg, key, value)
     llm, tok, identity = load_llm(type(preset.llm)(model=cfg.model))
     teacher = Teacher(cfg, llm, tok, identity)
     order, prefix = teacher.plan(pairs)

@@ -127,7 +127,7 @@ def test_paper_preset_without_gpu_or_checkpoints_fails_in_one_line(tmp_path, tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Traceback" not in err[0]
     assert "runs on cuda (runtime.device), but torch sees no CUDA device" in err[0]
-    for name in ("whisper-large-v2", "qwen-7b-chat", "w2v2-msp-dim", "blsp-emo"):
+    for name in ("whisper-large-v2", "qwen-7b-chat", "w2v2-msp-dim", "blsp-emo-release"):
         assert f"model {name!r}" in err[0] and "RELM_MODEL_" in err[0]
     assert "cwang621/blsp-emo" in err[0] and "Hugging Face cache" in err[0]  # where it looked, how to get it
     assert main([*base, "--device", "cpu"]) == 2  # no silent fallback; forced CPU still needs the models

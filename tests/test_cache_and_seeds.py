@@ -20,7 +20,7 @@ from relm.bench.training import build_module
 from relm.cli import main
 from relm.data.manifest_store import data_hash
 from relm.errors import RelmError
-from relm.models.systems import training_budget
+from relm.models.budget import training_budget
 from relm.presets import load_preset
 
 

@@ -78,6 +78,6 @@ def test_paper_tiny_is_the_paper_preset_at_toy_width():
     assert paper.runtime.device == "cuda" and tiny.runtime.device == "auto"
     assert not paper.llm.trust_remote_code  # Qwen v1 runs as its native conversion
     # The stand-ins have the released layouts: Qwen v1 converted natively, BLSP-Emo read by the same loader.
-    assert (paper.llm.model, paper.speech_init) == ("qwen-7b-chat", "blsp-emo")
+    assert (paper.llm.model, paper.speech_init) == ("qwen-7b-chat", "blsp-emo-release")
     assert (tiny.llm.model, tiny.speech_init) == ("tiny-qwen-v1", "tiny-blsp-emo")
     assert tiny.lora.target_modules == paper.lora.target_modules and tiny.lora.r == paper.lora.r

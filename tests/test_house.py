@@ -131,6 +131,7 @@ def test_relm_ls_lists_systems_with_roles(capsys):
         "re-llm": "proposed",
         "re-llm-noemb": "ablation",
         "re-llm-noaux": "ablation",
+        "blsp-emo": "baseline",
     }
     for what in ("datasets", "presets", "scorers", "models", "encoders", "metrics"):
         assert main(["ls", what]) == 0

@@ -95,10 +95,13 @@ def test_models_list_json_schema():
         "whisper-large-v2",
         "qwen-7b-chat",
         "w2v2-msp-dim",
-        "blsp-emo",
+        "blsp-emo-release",
+        "tiny-qwen-v1",
+        "tiny-blsp-emo",
     }
     for r in rows:
-        assert isinstance(r["ready"], bool) and r["source"] in {"local", "hf-cache", "hub", "package", "random"}
+        sources = {"local", "hf-cache", "hub", "package", "random", "generated"}
+        assert isinstance(r["ready"], bool) and r["source"] in sources
 
 
 def test_cpu_models_ready_after_setup():

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from relm.bench.dataset import DatasetBundle
-from relm.bench.training import answer, train_system
+from relm.bench.generation import answer
+from relm.bench.training import train_system
 from relm.data.schema import LABELS, Manifest
 from relm.errors import RelmError
 from relm.models.adapter import SubsamplingAdapter
@@ -149,6 +150,7 @@ def test_paper_preset_wiring_at_tiny_width(smoke, tmp_path):
             "generate.max_new_tokens": 4,
             "generate.ser_max_new_tokens": 4,
             "runtime.device": "cpu",
+            "speech_init": "",  # the BLSP-Emo start has its own tests (test_blsp_emo.py)
         },
     )
     assert paper.lora.scope == "audio" and paper.train.accumulate == 8

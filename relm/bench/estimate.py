@@ -12,6 +12,7 @@ cache: a stage whose cache entry exists takes seconds instead.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from relm.io import atomic_write_json
@@ -73,3 +74,16 @@ def estimate_seconds(
 def describe(seconds: float) -> str:
     minutes = seconds / 60
     return f"{seconds:.0f} s" if minutes < 2 else f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
+def say(preset: str, datasets: int, systems: list[str], seeds: int, gflops: float) -> None:
+    """One stderr line before the work: the sweep's wall time on this machine for a cold cache."""
+    found = estimate_seconds(preset, datasets, systems, seeds, gflops)
+    if found is None:
+        return
+    seconds, source = found
+    print(
+        f"relm: estimate: about {describe(seconds)} on this machine for a cold cache (float32 matmul "
+        f"{gflops:.0f} GFLOP/s here; costs from {source}); cached stages take seconds",
+        file=sys.stderr,
+    )

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from relm.bench.dataset import prepare_dataset
+from relm.bench.generation import answer
 from relm.bench.publish import close_dataset, finish, write_run
 from relm.bench.regression import load_results
 from relm.bench.scoring import load_scorer, score_rows
 from relm.bench.stages import Stage, StageTimer
-from relm.bench.training import answer, build_module
+from relm.bench.training import build_module
 from relm.config import Preset
 from relm.errors import RelmError
 from relm.keys import content_key

@@ -8,7 +8,6 @@ skipped when present: a killed sweep, started again, redoes only unfinished stag
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,21 +17,22 @@ from tqdm import tqdm
 from relm.bench import estimate, tracking
 from relm.bench.agreement import scorer_agreement
 from relm.bench.dataset import prepare_dataset
+from relm.bench.distributed import lightning_strategy
 from relm.bench.publish import close_dataset, finish, write_run
 from relm.bench.report import table_rows
 from relm.bench.scoring import load_agreement_scorer, load_scorer, score_rows, teacher_reference
 from relm.bench.stages import Stage, StageTimer, parse_force
 from relm.bench.teacher import teacher_targets
-from relm.bench.training import lightning_strategy, train_and_answer
+from relm.bench.training import train_and_answer
 from relm.cache import computed_stages, only_cached, warn
-from relm.data.corpora import DEFAULT_DATASET, get_adapter
+from relm.data.corpora import DEFAULT_DATASET, find_root, get_adapter
 from relm.data.schema import SPLITS
 from relm.errors import RelmError
 from relm.io import check_writable_folder
 from relm.keys import content_key
+from relm.models.budget import world_size
 from relm.models.sources import is_stand_in, resolve
 from relm.models.system_table import default_systems, get_system, needs_speech_init, systems_with_role
-from relm.models.systems import world_size
 from relm.paths import cache_dir
 from relm.presets import load_preset
 from relm.results import new_results
@@ -144,20 +144,6 @@ def run_sweep(cfg: SweepConfig) -> Path:
     return _run_sweep(cfg)
 
 
-def say_estimate(preset: str, cfg: SweepConfig) -> None:
-    """One stderr line before any work: the sweep's wall time on this machine for a cold cache."""
-    gflops = matmul_gflops()
-    found = estimate.estimate_seconds(preset, len(cfg.datasets), cfg.systems, cfg.seeds, gflops)
-    if found is None:
-        return
-    seconds, source = found
-    print(
-        f"relm: estimate: about {estimate.describe(seconds)} on this machine for a cold cache (float32 matmul "
-        f"{gflops:.0f} GFLOP/s here; costs from {source}); cached stages take seconds",
-        file=sys.stderr,
-    )
-
-
 def _run_sweep(cfg: SweepConfig) -> Path:
     for system in cfg.systems:  # unknown names fail before any work
         get_system(system)
@@ -185,8 +171,10 @@ def _run_sweep(cfg: SweepConfig) -> Path:
     )
     sweep_dir = cfg.out_root / sweep_id
     # The sweep folder appears with its first run's files, so a sweep that fails before any run leaves none.
-    if cfg.progress:
-        say_estimate(preset.name, cfg)
+    if cfg.progress and not cfg.assemble:
+        for dataset in cfg.datasets:  # a missing corpus stays a one-line error, before the estimate
+            find_root(dataset, cfg.roots.get(dataset), cfg.progress)
+        estimate.say(preset.name, len(cfg.datasets), cfg.systems, cfg.seeds, matmul_gflops())
     timer = StageTimer()
     computed_stages(reset=True)
     trained_here: set[str] = set()

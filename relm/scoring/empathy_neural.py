@@ -3,10 +3,7 @@
 `minilm`: all-MiniLM-L6-v2 reads the (seeker, response) pair as one sequence; one shared
 encoder with a 3-way head per mechanism (multi-task: one forward pass serves ER, IP and EX,
 a third of the cost of three models on CPU).
-`roberta`: the EPITOME recipe (Sharma et al. 2020): separate RoBERTa-base encoders for
-seeker and response (64 tokens each), the response attending over the seeker, a level
-head and a rationale-tagging head (loss weight 0.5), lr 2e-5, batch 32, 4 epochs; one
-model per mechanism.
+`roberta` (`relm.scoring.empathy_roberta`): the EPITOME recipe, for GPUs.
 """
 
 from __future__ import annotations
@@ -45,33 +42,13 @@ class PairClassifier(nn.Module):
         return {m: head(pooled) for m, head in self.heads.items()}
 
 
-class BiEncoderRationale(nn.Module):
-    """EPITOME's bi-encoder: response attends to seeker; level and rationale heads."""
-
-    def __init__(self, seeker_enc: Any, response_enc: Any, dropout: float = 0.1):
-        super().__init__()
-        self.seeker_enc, self.response_enc = seeker_enc, response_enc
-        hidden = response_enc.config.hidden_size
-        self.attn = nn.MultiheadAttention(hidden, num_heads=1, batch_first=True)
-        self.drop = nn.Dropout(dropout)
-        self.level = nn.Linear(hidden, 3)
-        self.rationale = nn.Linear(hidden, 2)
-
-    def forward(self, batch: dict) -> dict[str, torch.Tensor]:
-        s = self.seeker_enc(input_ids=batch["s_ids"], attention_mask=batch["s_mask"]).last_hidden_state
-        r = self.response_enc(input_ids=batch["r_ids"], attention_mask=batch["r_mask"]).last_hidden_state
-        ctx, _ = self.attn(r, s, s, key_padding_mask=batch["s_mask"] == 0)
-        h = self.drop(r + ctx)
-        return {"level": self.level(h[:, 0]), "rationale": self.rationale(h)}
-
-
 def _class_weights(labels: np.ndarray) -> torch.Tensor:
     counts = np.bincount(labels, minlength=3).astype(float)
     w = counts.sum() / (3 * np.maximum(counts, 1))
     return torch.tensor(np.sqrt(w), dtype=torch.float32)  # sqrt: balanced, without over-weighting rare levels
 
 
-def _linear_schedule(opt, warmup: int, total: int):
+def linear_schedule(opt, warmup: int, total: int):
     def f(step: int) -> float:
         if step < warmup:
             return (step + 1) / max(1, warmup)
@@ -163,7 +140,7 @@ class MiniLMScorer(EmpathyScorer):
         weights = {m: _class_weights(train[m].to_numpy()) for m in MECHANISMS}
         opt = torch.optim.AdamW(self.model.parameters(), lr=p["lr"], weight_decay=0.01)
         steps_per_epoch = math.ceil(len(train) / p["batch_size"])
-        sched = _linear_schedule(opt, int(0.1 * steps_per_epoch * p["epochs"]), steps_per_epoch * p["epochs"])
+        sched = linear_schedule(opt, int(0.1 * steps_per_epoch * p["epochs"]), steps_per_epoch * p["epochs"])
         rng = np.random.default_rng(self.meta.get("seed", 0))
         lengths = self._lengths(train["seeker_post"], train["response_post"])
         best, best_state, history = -1.0, None, []
@@ -228,119 +205,3 @@ class MiniLMScorer(EmpathyScorer):
         self.model = PairClassifier(AutoModel.from_config(cfg))
         self.model.load_state_dict(load_file(str(folder / "model.safetensors")))
         self.tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
-
-
-class RobertaScorer(EmpathyScorer):
-    """The EPITOME paper's recipe; meant for a GPU (hub id `roberta-base`)."""
-
-    hub_id = "roberta-base"
-
-    def __init__(
-        self,
-        kind: str,
-        epochs: int = 4,
-        lr: float = 2e-5,
-        batch_size: int = 32,
-        max_len: int = 64,
-        lambda_rationale: float = 0.5,
-    ):
-        super().__init__(
-            kind, epochs=epochs, lr=lr, batch_size=batch_size, max_len=max_len, lambda_rationale=lambda_rationale
-        )
-        self.models: dict[str, BiEncoderRationale] = {}
-        self.tokenizer: Any = None
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-
-    def _tok(self, texts) -> tuple[torch.Tensor, torch.Tensor]:
-        enc = self.tokenizer(
-            list(texts), truncation=True, max_length=self.params["max_len"], padding="max_length", return_tensors="pt"
-        )
-        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
-
-    def _rationale_tags(self, responses, rationales) -> torch.Tensor:
-        """Token tags: 1 inside a rationale span of the response (EPITOME's `rationales`)."""
-        enc = self.tokenizer(
-            list(responses),
-            truncation=True,
-            max_length=self.params["max_len"],
-            padding="max_length",
-            return_offsets_mapping=True,
-        )
-        tags = np.zeros((len(responses), self.params["max_len"]), dtype=np.int64)
-        for i, (text, spans) in enumerate(zip(responses, rationales)):
-            for span in filter(None, str(spans or "").split("|")):
-                start = text.find(span.strip())
-                if start < 0:
-                    continue
-                end = start + len(span.strip())
-                for j, (a, b) in enumerate(enc["offset_mapping"][i]):
-                    tags[i, j] = int(b > a and a >= start and b <= end) or tags[i, j]
-        return torch.from_numpy(tags).to(self.device)
-
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> None:
-        from transformers import AutoModel, AutoTokenizer
-
-        torch.manual_seed(self.meta.get("seed", 0))
-        self.tokenizer = AutoTokenizer.from_pretrained(self.hub_id)
-        p = self.params
-        for mech in MECHANISMS:
-            rationales = train.get(f"{mech}_rationales", pd.Series([""] * len(train)))
-            model = BiEncoderRationale(
-                AutoModel.from_pretrained(self.hub_id), AutoModel.from_pretrained(self.hub_id)
-            ).to(self.device)
-            opt = torch.optim.AdamW(model.parameters(), lr=p["lr"])
-            steps = math.ceil(len(train) / p["batch_size"])
-            sched = _linear_schedule(opt, 0, steps * p["epochs"])
-            for epoch in range(p["epochs"]):
-                model.train()
-                order = np.random.default_rng([self.meta.get("seed", 0), epoch]).permutation(len(train))
-                for step in tqdm(range(steps), desc=f"roberta {mech} epoch {epoch + 1}"):
-                    idx = order[step * p["batch_size"] : (step + 1) * p["batch_size"]]
-                    rows = train.iloc[idx]
-                    s_ids, s_mask = self._tok(rows["seeker_post"])
-                    r_ids, r_mask = self._tok(rows["response_post"])
-                    out = model({"s_ids": s_ids, "s_mask": s_mask, "r_ids": r_ids, "r_mask": r_mask})
-                    gold = torch.tensor(rows[mech].to_numpy(), device=self.device)
-                    tags = self._rationale_tags(rows["response_post"].tolist(), rationales.iloc[idx].tolist())
-                    loss = nn.functional.cross_entropy(out["level"], gold) + p[
-                        "lambda_rationale"
-                    ] * nn.functional.cross_entropy(out["rationale"][r_mask.bool()], tags[r_mask.bool()])
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-            self.models[mech] = model
-
-    @torch.no_grad()
-    def _predict(self, seekers, responses):
-        out = {}
-        for mech, model in self.models.items():
-            model.eval()
-            preds = []
-            for i in range(0, len(responses), 64):
-                s_ids, s_mask = self._tok(seekers[i : i + 64])
-                r_ids, r_mask = self._tok(responses[i : i + 64])
-                logits = model({"s_ids": s_ids, "s_mask": s_mask, "r_ids": r_ids, "r_mask": r_mask})["level"]
-                preds.append(logits.argmax(-1).cpu().numpy())
-            out[mech] = np.concatenate(preds)
-        return out
-
-    def _save(self, folder: Path) -> None:
-        from safetensors.torch import save_file
-
-        for mech, model in self.models.items():
-            save_file(
-                {k: v.contiguous().cpu() for k, v in model.state_dict().items()}, str(folder / f"{mech}.safetensors")
-            )
-        self.tokenizer.save_pretrained(folder / "tokenizer")
-
-    def _load(self, folder: Path) -> None:
-        from safetensors.torch import load_file
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
-        cfg = AutoConfig.from_pretrained(self.hub_id)
-        for mech in MECHANISMS:
-            model = BiEncoderRationale(AutoModel.from_config(cfg), AutoModel.from_config(cfg))
-            model.load_state_dict(load_file(str(folder / f"{mech}.safetensors")))
-            self.models[mech] = model.to(self.device)

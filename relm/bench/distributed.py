@@ -1,0 +1,33 @@
+"""Several training processes: the Lightning strategy relm runs, and what it refuses before any work."""
+
+from __future__ import annotations
+
+from relm.config import Preset
+from relm.errors import RelmError
+from relm.runtime import resolve_device
+
+SPAWNABLE = ("auto", "ddp", "ddp_spawn")
+
+
+def lightning_strategy(preset: Preset, processes: int):
+    """The strategy Lightning runs: the preset's in one process; for several, DDP in spawned workers, so the
+    sweep (features, teacher, caches, results) runs once, here, and only training and answering are spread.
+    Lightning's default for several processes re-runs the whole command in each, which a sweep cannot do."""
+    t = preset.train
+    if processes == 1:
+        return t.strategy
+    if t.num_nodes > 1:
+        raise RelmError(
+            f"train.num_nodes {t.num_nodes}: training over several machines needs processes started by srun or "
+            "torchrun, which relm does not support yet; use train.devices on one machine (or --shard, docs/slurm.md)"
+        )
+    if t.strategy not in SPAWNABLE:
+        raise RelmError(
+            f"train.strategy {t.strategy}: with {processes} processes relm runs ddp in spawned workers (the sweep "
+            f"itself runs once); {t.strategy} needs every process to run the whole sweep (srun/torchrun), which "
+            "relm does not support yet; use train.strategy=ddp"
+        )
+    from lightning.pytorch.strategies import DDPStrategy
+
+    backend = "gloo" if resolve_device(preset).type == "cpu" else "nccl"
+    return DDPStrategy(start_method="spawn", process_group_backend=backend)
