@@ -18,24 +18,31 @@ def test_a_sweeps_costs_predict_the_next_sweep_on_a_machine_twice_as_fast():
         "datasets": ["synth-esd"],
         "seeds": [0, 1],
         "calibration": {"matmul_gflops": 100.0},
+        "precision": {"train_and_generate": "bf16-mixed"},
         "timings_s": {"features": 10.0, "teacher": 20.0, "train:text": 30.0, "train:re-llm": 50.0, "score": 5.0},
     }
     estimate.record("toy", results, cold=set(results["timings_s"]))
-    seconds, source = estimate.estimate_seconds("toy", 2, ["text", "re-llm"], 3, gflops=200.0)
+    seconds, source = estimate.estimate_seconds("toy", "bf16-mixed", 2, ["text", "re-llm"], 3, gflops=200.0)
     # Per dataset 10 + 20; per run text 15, re-llm 25 (two seeds measured); the scorers once; all halved.
     assert seconds == pytest.approx(((10 + 20) * 2 + (15 + 25) * 2 * 3 + 5) / 2)
     assert "s1" in source
     # A system never measured counts as the costliest measured one.
-    assert estimate.estimate_seconds("toy", 1, ["re-llm-noemb"], 1, 100.0)[0] == pytest.approx(10 + 20 + 25 + 5)
+    assert estimate.estimate_seconds("toy", "bf16-mixed", 1, ["re-llm-noemb"], 1, 100.0)[0] == pytest.approx(
+        10 + 20 + 25 + 5
+    )
     # A warm rerun (features and text read from the cache) changes only what it computed.
     warm = results | {"sweep_id": "s2", "timings_s": {"features": 0.1, "train:text": 0.2, "train:re-llm": 100.0}}
     estimate.record("toy", warm, cold={"train:re-llm"})
-    seconds, source = estimate.estimate_seconds("toy", 1, ["text", "re-llm"], 2, gflops=100.0)
+    seconds, source = estimate.estimate_seconds("toy", "bf16-mixed", 1, ["text", "re-llm"], 2, gflops=100.0)
     assert seconds == pytest.approx(10 + 20 + (15 + 50) * 2 + 5) and "s2" in source
 
 
 def test_without_this_machines_costs_the_shipped_reference_is_used_and_an_unknown_preset_has_none():
-    seconds, source = estimate.estimate_seconds("cpu", 1, ["text-zs", "text", "speech", "re-llm"], 1, 200.0)
-    assert 60 < seconds < 4 * 3600 and "reference" in source
-    assert estimate.estimate_seconds("no-such-preset", 1, ["text"], 1, 200.0) is None
+    systems = ["text-zs", "text", "speech", "re-llm"]
+    fast, source = estimate.estimate_seconds("cpu", "bf16-mixed", 1, systems, 1, 200.0)
+    slow, _ = estimate.estimate_seconds("cpu", "32-true", 1, systems, 1, 200.0)
+    assert 60 < fast < slow < 4 * 3600 and "reference" in source  # a machine without bf16 takes longer
+    assert estimate.estimate_seconds("no-such-preset", "32-true", 1, ["text"], 1, 200.0) is None
+    # Another precision on this machine has its own record: a bf16 sweep does not set a float32 estimate.
+    assert estimate.estimate_seconds("toy", "32-true", 1, ["text"], 1, 100.0) is None
     assert estimate.describe(90) == "90 s" and estimate.describe(600) == "10 min" and estimate.describe(9000) == "2.5 h"

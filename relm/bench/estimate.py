@@ -4,9 +4,9 @@ A stage's cost is its seconds x this machine's float32 matmul GFLOP/s (`cost_gfl
 measured on one machine predicts seconds on another: cost / GFLOP/s here. Costs per unit of work:
 the shared stages (manifest, features, stage 0, teacher) per dataset, training and answering per run
 of each system, the scorers once per sweep. The costs come from this machine's last finished sweep of
-the preset (`RELM_CACHE/machine/costs-<preset>.json`, written by every sweep), else from the shipped
-reference (`reference_costs.json`, measured on the machine it names). The estimate is for a cold
-cache: a stage whose cache entry exists takes seconds instead.
+the preset at the same precision (`RELM_CACHE/machine/costs-<preset>-<precision>.json`, written by every
+sweep), else from the shipped reference (`reference_costs.json`, measured on the machine it names).
+The estimate is for a cold cache: a stage whose cache entry exists takes seconds instead.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ REFERENCE = Path(__file__).with_name("reference_costs.json")
 SHARED = ("manifest", "features", "stage0", "teacher")
 
 
-def _machine_file(preset: str) -> Path:
-    return cache_dir() / "machine" / f"costs-{preset}.json"
+def _machine_file(preset: str, precision: str) -> Path:
+    return cache_dir() / "machine" / f"costs-{preset}-{precision}.json"
 
 
 def unit_costs(timings_s: dict[str, float], gflops: float, datasets: int, seeds: int) -> dict[str, float]:
@@ -42,22 +42,23 @@ def record(preset: str, results: dict, cold: set[str]) -> None:
     timings = {stage: s for stage, s in results.get("timings_s", {}).items() if stage in cold}
     if not gflops or not timings:
         return
-    path = _machine_file(preset)
+    path = _machine_file(preset, results["precision"]["train_and_generate"])
     known = json.loads(path.read_text())["costs"] if path.is_file() else {}
     costs = known | unit_costs(timings, gflops, len(results["datasets"]), len(results["seeds"]))
     atomic_write_json(path, {"sweep_id": results["sweep_id"], "costs": costs})
 
 
 def estimate_seconds(
-    preset: str, datasets: int, systems: list[str], seeds: int, gflops: float
+    preset: str, precision: str, datasets: int, systems: list[str], seeds: int, gflops: float
 ) -> tuple[float, str] | None:
-    """(cold-cache seconds, where the costs come from), or None when no cost of this preset is known."""
-    path = _machine_file(preset)
+    """(cold-cache seconds, where the costs come from), or None when no cost of this preset at this precision
+    (training and generation: a float32 machine takes longer per GFLOP/s than a bf16 one) is known."""
+    path = _machine_file(preset, precision)
     if path.is_file():
         found = json.loads(path.read_text())
         costs, source = found["costs"], f"this machine's sweep {found['sweep_id']}"
     else:
-        reference = json.loads(REFERENCE.read_text()).get(preset)
+        reference = json.loads(REFERENCE.read_text()).get(preset, {}).get(precision)
         if not reference:
             return None
         costs, source = reference["costs"], f"the reference costs measured on {reference['machine']}"
@@ -76,14 +77,14 @@ def describe(seconds: float) -> str:
     return f"{seconds:.0f} s" if minutes < 2 else f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
 
-def say(preset: str, datasets: int, systems: list[str], seeds: int, gflops: float) -> None:
+def say(preset: str, precision: str, datasets: int, systems: list[str], seeds: int, gflops: float) -> None:
     """One stderr line before the work: the sweep's wall time on this machine for a cold cache."""
-    found = estimate_seconds(preset, datasets, systems, seeds, gflops)
+    found = estimate_seconds(preset, precision, datasets, systems, seeds, gflops)
     if found is None:
         return
     seconds, source = found
     print(
-        f"relm: estimate: about {describe(seconds)} on this machine for a cold cache (float32 matmul "
+        f"relm: estimate: about {describe(seconds)} on this machine for a cold cache ({precision}, float32 matmul "
         f"{gflops:.0f} GFLOP/s here; costs from {source}); cached stages take seconds",
         file=sys.stderr,
     )

@@ -174,7 +174,9 @@ def _run_sweep(cfg: SweepConfig) -> Path:
     if cfg.progress and not cfg.assemble:
         for dataset in cfg.datasets:  # a missing corpus stays a one-line error, before the estimate
             find_root(dataset, cfg.roots.get(dataset), cfg.progress)
-        estimate.say(preset.name, len(cfg.datasets), cfg.systems, cfg.seeds, matmul_gflops())
+        estimate.say(
+            preset.name, choose_precision(preset)[0], len(cfg.datasets), cfg.systems, cfg.seeds, matmul_gflops()
+        )
     timer = StageTimer()
     computed_stages(reset=True)
     trained_here: set[str] = set()
