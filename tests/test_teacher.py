@@ -47,7 +47,7 @@ def test_openers_start_each_reply_and_enter_the_cache_key_only_when_set():
     smoke, cpu = load_preset("smoke"), load_preset("cpu")
     llm, tok, identity = load_llm(smoke.llm)
     cfg = cpu.teacher
-    cfg.max_new_tokens, cfg.batch_size = 4, 4
+    cfg.max_new_tokens, cfg.batch_size, cfg.openers = 4, 4, {}
     plain = Teacher(cfg, llm, tok, identity)
     # The key of a teacher without openers is the key it had before openers existed: its entries stay valid.
     from relm.bench.teacher import TEACHER_VERSION, messages_for
