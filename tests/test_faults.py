@@ -306,7 +306,12 @@ MOMENTS = {"after features": _features_done, "during training": _training, "betw
 )
 def test_a_killed_sweep_resumes_to_identical_metrics(world, tmp_path, sig, moment):
     cache, out = tmp_path / "cache", tmp_path / "runs"
-    proc = subprocess.Popen(_cli(world, cache, out), env=_env(world, cache), stderr=subprocess.PIPE, text=True)
+    # SIGINT as a terminal would deliver it: a test runner started in the background without job control
+    # hands its children an ignored SIGINT, and Python then installs no KeyboardInterrupt handler.
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = subprocess.Popen(
+        _cli(world, cache, out), env=_env(world, cache), stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+    )
     deadline = time.monotonic() + 120
     while not MOMENTS[moment](cache):
         assert proc.poll() is None and time.monotonic() < deadline, f"the sweep ended before the moment {moment}"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from relm.io import atomic_write_json
 from relm.paths import cache_dir
+from relm.runtime import matmul_gflops
 
 REFERENCE = Path(__file__).with_name("reference_costs.json")
 SHARED = ("manifest", "features", "stage0", "teacher")
@@ -77,8 +78,9 @@ def describe(seconds: float) -> str:
     return f"{seconds:.0f} s" if minutes < 2 else f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
 
-def say(preset: str, precision: str, datasets: int, systems: list[str], seeds: int, gflops: float) -> None:
+def say(preset: str, precision: str, datasets: int, systems: list[str], seeds: int) -> None:
     """One stderr line before the work: the sweep's wall time on this machine for a cold cache."""
+    gflops = matmul_gflops()  # this machine, now
     found = estimate_seconds(preset, precision, datasets, systems, seeds, gflops)
     if found is None:
         return

@@ -36,7 +36,7 @@ from relm.models.system_table import default_systems, get_system, needs_speech_i
 from relm.paths import cache_dir
 from relm.presets import load_preset
 from relm.results import new_results
-from relm.runtime import choose_precision, matmul_gflops, preflight, preset_models, resolve_device
+from relm.runtime import choose_precision, preflight, preset_models, resolve_device
 
 
 @dataclass
@@ -174,9 +174,7 @@ def _run_sweep(cfg: SweepConfig) -> Path:
     if cfg.progress and not cfg.assemble:
         for dataset in cfg.datasets:  # a missing corpus stays a one-line error, before the estimate
             find_root(dataset, cfg.roots.get(dataset), cfg.progress)
-        estimate.say(
-            preset.name, choose_precision(preset)[0], len(cfg.datasets), cfg.systems, cfg.seeds, matmul_gflops()
-        )
+        estimate.say(preset.name, choose_precision(preset)[0], len(cfg.datasets), cfg.systems, cfg.seeds)
     timer = StageTimer()
     computed_stages(reset=True)
     trained_here: set[str] = set()
