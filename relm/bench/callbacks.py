@@ -33,6 +33,14 @@ class KeepBestTrained(Callback):
                 for k, v in self.state.items():
                     own[k].copy_(v)
 
+    def on_train_end(self, trainer, module):
+        """In DDP workers: take the best weights now (the sweep's process gets worker 0's copy when they exit),
+        and send the best loss and Lightning's step count back in `callback_metrics`."""
+        if trainer.world_size > 1:
+            self.restore(module)
+            trainer.callback_metrics[BEST_VAL_LOSS] = torch.tensor(self.best)
+            trainer.callback_metrics[STEPS_DONE] = torch.tensor(trainer.global_step)
+
 
 class StepBar(Callback):
     """One tqdm bar per training run over its optimizer-step budget, with the latest loss (Lightning's own
@@ -58,17 +66,14 @@ class StepBar(Callback):
 
 
 class AnswerInWorkers(Callback):
-    """Multi-process training: when training ends, every process restores the best weights and answers its share
-    of the test items (every world-size-th one); process 0 gathers the answers, in the items' order, into `path`.
-    The best validation loss rides back to the sweep's process in `callback_metrics`."""
+    """Multi-process training: when training ends, every process answers its share of the test items (every
+    world-size-th one) with the best weights (`KeepBestTrained` runs first and restores them); process 0
+    gathers the answers, in the items' order, into `path`."""
 
-    def __init__(self, keep: KeepBestTrained, items: list[dict], preset: Preset, path: Path, progress: bool):
-        self.keep, self.items, self.preset, self.path, self.progress = keep, items, preset, path, progress
+    def __init__(self, items: list[dict], preset: Preset, path: Path, progress: bool):
+        self.items, self.preset, self.path, self.progress = items, preset, path, progress
 
     def on_train_end(self, trainer, module):
-        self.keep.restore(module)
-        trainer.callback_metrics[BEST_VAL_LOSS] = torch.tensor(self.keep.best)
-        trainer.callback_metrics[STEPS_DONE] = torch.tensor(trainer.global_step)
         rank, world = trainer.global_rank, trainer.world_size
         mine = list(range(rank, len(self.items), world))
         rows = answer(module, [self.items[i] for i in mine], self.preset, self.progress and rank == 0)

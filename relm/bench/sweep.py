@@ -171,10 +171,11 @@ def _run_sweep(cfg: SweepConfig) -> Path:
     )
     sweep_dir = cfg.out_root / sweep_id
     # The sweep folder appears with its first run's files, so a sweep that fails before any run leaves none.
+    precision, why = choose_precision(preset)
     if cfg.progress and not cfg.assemble:
         for dataset in cfg.datasets:  # a missing corpus stays a one-line error, before the estimate
             find_root(dataset, cfg.roots.get(dataset), cfg.progress)
-        estimate.say(preset.name, choose_precision(preset)[0], len(cfg.datasets), cfg.systems, cfg.seeds)
+        estimate.say(preset.name, precision, len(cfg.datasets), cfg.systems, cfg.seeds)
     timer = StageTimer()
     computed_stages(reset=True)
     trained_here: set[str] = set()
@@ -187,7 +188,6 @@ def _run_sweep(cfg: SweepConfig) -> Path:
     )
     results["device"] = str(device)
     results["stand_ins"] = [name for name in preset_models(preset) if is_stand_in(name)]  # toy weights: toy metrics
-    precision, why = choose_precision(preset)
     results["precision"] = {"train_and_generate": precision, "teacher_and_features": "32-true", "why": why}
     zero_shot = systems_with_role("zero_shot", cfg.systems)
     key_base = run_key_base(preset)

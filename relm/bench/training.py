@@ -121,9 +121,9 @@ def train_system(
         # failed in a worker here ("unable to resize file", a Firecracker VM); named files in /dev/shm work.
         torch.multiprocessing.set_sharing_strategy("file_system")
     spread = processes > 1 and test_items is not None and answers_path is not None
-    callbacks: list[Callback] = [keep]
+    callbacks: list[Callback] = [keep]  # first: its on_train_end restores the best weights before any answering
     if spread:
-        callbacks.append(AnswerInWorkers(keep, test_items, preset, answers_path, progress))  # type: ignore[arg-type]
+        callbacks.append(AnswerInWorkers(test_items, preset, answers_path, progress))  # type: ignore[arg-type]
     if progress:
         callbacks.append(StepBar(f"{system} seed {seed}", steps))
     trainer = L.Trainer(
@@ -231,17 +231,17 @@ def train_and_answer(
             test_items=items["test"],
             answers_path=folder / ANSWERS_FILE,
         )
-        if info.get("answered_in_workers"):  # the training processes answered (and timed it in train_seconds)
+        if info.get("answered_in_workers"):  # worker 0 wrote them (their time is in train_seconds)
             rows = read_jsonl(folder / ANSWERS_FILE)
         else:
             start = time.perf_counter()
             rows = answer(module, items["test"], preset, progress)
             info["generate_seconds"] = round(time.perf_counter() - start, 1)
+            atomic_write_text(folder / ANSWERS_FILE, jsonl_text(rows))
         if module.spec.trains:
             module.save_trained(folder / CHECKPOINT_FILE)
             info["checkpoint"] = str(entry.folder / CHECKPOINT_FILE)
         atomic_write_json(folder / INFO_FILE, info)
-        atomic_write_text(folder / ANSWERS_FILE, jsonl_text(rows))
         del module
         gc.collect()
         return rows, info

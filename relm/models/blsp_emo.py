@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from relm.errors import RelmError
+from relm.models.checkpoints import read_weights
 from relm.models.qwen_v1 import convert_state_dict
 
 QWEN_PREFIX = "qwen_model.model."
@@ -101,31 +102,12 @@ def split_checkpoint(state: dict[str, torch.Tensor]) -> BlspParts:
 
 
 def read_checkpoint(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(config.json, flat state dict) of a BLSP-Emo folder: `.bin` shards listed by
-    `pytorch_model.bin.index.json` (the release), or `*.safetensors`, or one `pytorch_model.bin`."""
+    """(config.json, flat state dict) of a BLSP-Emo folder (the release: `.bin` shards and their index)."""
     folder = Path(folder)
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise RelmError(f"{folder}: no config.json (not a BLSP-Emo checkpoint folder)")
-    config = json.loads(config_file.read_text())
-    index = folder / "pytorch_model.bin.index.json"
-    if index.is_file():
-        shards = sorted({folder / name for name in json.loads(index.read_text())["weight_map"].values()})
-    else:
-        shards = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
-    if not shards:
-        raise RelmError(f"{folder}: no weights (pytorch_model-*.bin with their index, or *.safetensors)")
-    state: dict[str, torch.Tensor] = {}
-    for shard in shards:
-        if not shard.is_file():
-            raise RelmError(f"{shard}: listed in the index but missing")
-        if shard.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state |= load_file(str(shard))
-        else:  # plain tensors only: weights_only refuses anything else a pickle could carry
-            state |= torch.load(shard, map_location="cpu", weights_only=True)
-    return config, state
+    return json.loads(config_file.read_text()), read_weights(folder)
 
 
 @dataclass
@@ -140,7 +122,7 @@ class SpeechInit:
 
 @functools.lru_cache(maxsize=1)
 def load(name: str) -> SpeechInit:
-    """The registered checkpoint `name` (`blsp-emo`, `tiny-blsp-emo`), read once per process."""
+    """The registered checkpoint `name` (`blsp-emo-release`, `tiny-blsp-emo`), read once per process."""
     from relm.models.sources import resolve
 
     where = resolve(name)

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from relm.errors import RelmError
+from relm.models.checkpoints import read_weights
 
 CONVERTER_VERSION = 1
 PAT_STR = (
@@ -218,18 +219,7 @@ def convert_folder(src: Path, out: Path) -> None:
     config = json.loads((src / "config.json").read_text())
     if not is_qwen_v1(config):
         raise RelmError(f"{src}: config.json is not a Qwen v1 model (model_type {config.get('model_type')!r})")
-    state: dict[str, torch.Tensor] = {}
-    shards = sorted(src.glob("*.safetensors")) or sorted(src.glob("pytorch_model*.bin"))
-    if not shards:
-        raise RelmError(f"{src}: no *.safetensors or pytorch_model*.bin weights")
-    for shard in shards:
-        if shard.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state |= load_file(str(shard))
-        else:
-            state |= torch.load(shard, map_location="cpu", weights_only=True)
-    converted = convert_state_dict(state)
+    converted = convert_state_dict(read_weights(src))
     out.mkdir(parents=True, exist_ok=True)
     save_torch_state_dict(converted, str(out), max_shard_size="5GB")
     tiktoken_file = src / "qwen.tiktoken"
