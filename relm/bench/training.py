@@ -49,7 +49,7 @@ def training_items(items: list[dict], ser_fraction: float, seed: int) -> tuple[l
 def build_module(
     system: str, preset: Preset, speech_dim: int, emotion_dim: int, total_steps: int, seed: int
 ) -> SystemLitModule:
-    llm, tok, identity = load_llm(preset.llm)  # the pretrained (or fixed random) LLM: the same for every seed
+    llm, tok, identity = load_llm(preset.llm, resolve_device(preset))  # the pretrained (or fixed random) LLM: the same for every seed
     init = blsp_emo.load(preset.speech_init) if preset.speech_init and get_system(system).speech else None
     L.seed_everything(seed, verbose=False)  # after loading, so LoRA and adapter initialisation follow the seed
     module = SystemLitModule(system, preset, llm, tok, speech_dim, emotion_dim, total_steps, init=init)

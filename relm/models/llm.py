@@ -66,8 +66,9 @@ def tiny_tokenizer(texts: list[str] | None = None, vocab_size: int = 600):
     return out
 
 
-def load_llm(cfg: LLMCfg):
-    """(model, tokenizer, identity) for a registry name; a `random` model is a small random Qwen2."""
+def load_llm(cfg: LLMCfg, device: torch.device | None = None):
+    """(model, tokenizer, identity) for a registry name; a `random` model is a random Qwen2 built from `cfg.tiny`,
+    in `cfg.dtype`, on `device` when given (a 7B-wide stand-in is built where it runs, not in host float32)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
     from relm.models.sources import resolve
@@ -84,7 +85,12 @@ def load_llm(cfg: LLMCfg):
             bos_token_id=tok.bos_token_id,
             **cfg.tiny,
         )
-        return Qwen2ForCausalLM(config), tok, f"{res.identity}-qwen2"
+        dtype = getattr(torch, cfg.dtype)
+        if dtype == torch.float32 and device in (None, torch.device("cpu")):
+            return Qwen2ForCausalLM(config), tok, f"{res.identity}-qwen2"  # the tiny presets' fixed model
+        with torch.device(device or "cpu"):
+            model = Qwen2ForCausalLM._from_config(config, dtype=dtype)
+        return model, tok, f"{res.identity}-qwen2-{cfg.dtype}-{torch.device(device or 'cpu').type}"
     kw = {"trust_remote_code": cfg.trust_remote_code}
     tok = AutoTokenizer.from_pretrained(res.path, **kw)
     model = AutoModelForCausalLM.from_pretrained(res.path, dtype=getattr(torch, cfg.dtype), **kw)
