@@ -207,3 +207,51 @@ def test_prefix_reuse_and_length_order_give_the_same_tokens(system, smoke, monke
     assert [(r["response"], r["ser_answer"]) for r in fast] == [(r["response"], r["ser_answer"]) for r in slow]
     assert all(r["response"] for r in fast) and len({r["response"] for r in fast}) > 1
     assert len(module._prefix_kv) == 2  # one cache per prompt (response, SER), reused by every batch
+
+
+def test_audio_scoped_lora_is_skipped_where_masked_and_gives_the_same_tokens(smoke, monkeypatch):
+    """With `lora.scope: audio`, a forward without speech positions (prompt prefix, decoding steps) switches the
+    LoRA branches off instead of zeroing them: the same tokens, and lora_B runs only in the prefills."""
+    paper = load_preset(
+        "paper",
+        {
+            "llm": smoke.llm.__dict__ | {"trust_remote_code": False},
+            "lora.target_modules": None,
+            "speech_encoder": smoke.speech_encoder.__dict__,
+            "emotion_encoder": smoke.emotion_encoder.__dict__,
+            "adapter.inner_dim": 16,
+            "generate.max_new_tokens": 6,
+            "generate.ser_max_new_tokens": 3,
+            "generate.batch_size": 3,
+            "train.precision": "32-true",
+            "runtime.device": "cpu",
+            "speech_init": "",
+        },
+    )
+    module = _module("re-llm", paper)
+    torch.manual_seed(1)
+    with torch.no_grad():  # LoRA's B starts at zero: give every branch weight, so a skipped one would show
+        for param in module.llm.parameters():
+            param.normal_(0, 0.5)
+    calls = []
+    for name, sub in module.llm.named_modules():
+        if name.endswith("lora_B.default"):
+            sub.register_forward_hook(lambda m, i, o: calls.append(o.shape[1]))
+    ids_text = lambda out, **_: [" ".join(map(str, row.tolist())) for row in out]  # noqa: E731
+    monkeypatch.setattr(module.tokenizer, "batch_decode", ids_text)
+    batch = fake_items(3, 2)  # the same batches both ways: a different padding alone can flip a near-tie
+    outputs, counts = [], []
+    for skip in (True, False):
+        module.position_mask.skip_unmasked = skip
+        calls.clear()
+        outputs.append([module.generate(batch, task, 6, reuse_prefix=True) for task in ("response", "ser")])
+        counts.append(list(calls))
+    assert outputs[0] == outputs[1] and len(set(outputs[0][0])) > 1
+    assert all(n > 1 for n in counts[0])  # prefills only: no single-token decoding step ran a LoRA branch
+    assert 1 in counts[1] and len(counts[0]) < len(counts[1]) / 2
+    answer(module, batch, paper, progress=False, fast=False)
+    assert module.position_mask.skip_unmasked is False  # `answer`'s previous method computes every branch
+    items = [dict(it, task="response") for it in fake_items(2)]
+    module.train()
+    calls.clear()
+    assert module.losses(items)["loss"].requires_grad and len(calls) == len(module.position_mask.lora_layers)

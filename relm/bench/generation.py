@@ -22,9 +22,12 @@ def answer(
 ) -> list[dict]:
     """Greedy batched responses and SER answers (and head predictions) for the test items, in their order.
 
-    `fast`: batches of similar length and the prompt prefix computed once (`SystemLitModule.generate`);
-    otherwise the items' own order and the whole prompt run per batch (the previous method, for benchmarks).
+    `fast`: batches of similar length, the prompt prefix computed once (`SystemLitModule.generate`) and, with
+    audio-scoped LoRA, no LoRA branch computed where it is masked to zero (`PositionMask`); otherwise the items'
+    own order and the whole prompt run per batch with every branch (the previous method, for benchmarks).
     """
+    if module.position_mask is not None:
+        module.position_mask.skip_unmasked = fast
     g = preset.generate
     bf16 = choose_precision(preset)[0].startswith("bf16")
     autocast = torch.autocast(module.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
