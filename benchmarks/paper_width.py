@@ -2,10 +2,16 @@
 (`benchmarks/gpu_check.py --paper-width`): what a step costs on this GPU, how much memory it takes, and what one
 ESD training run would take at that pace. With `profile`, where the time of a training micro-batch and of
 decoding goes (torch.profiler), and decoding with audio-scoped LoRA skipped where masked against computed.
+
+On its own: python benchmarks/paper_width.py [--device cuda] [--rehearse] [--profile] [--set KEY=VALUE ...]
+(`--set train.batch_size=16 --set train.accumulate=1`: the same global batch in one micro-batch), which writes
+results/gpu/paper-width-<device>[-<label>].json.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -57,7 +63,14 @@ REPLY = (
 )
 
 
-def paper_width(device: torch.device, rehearse: bool, profile: bool = False, n_train: int = 48) -> dict:
+def paper_width(
+    device: torch.device,
+    rehearse: bool,
+    profile: bool = False,
+    settings: dict | None = None,
+    n_train: int = 48,
+    answers: bool = True,
+) -> dict:
     """`re-llm` of the `paper` preset at its real width, through the suite's own code: Whisper-large-v2's encoder
     on 30 s windows, a Qwen-7B-wide LLM in bf16 (random weights; a 600-token vocabulary, so the embedding and LM
     head's 1.2B parameters are left out), the w2v2 emotion width, LoRA r16 on every projection, batch 2 x 8, 3
@@ -78,7 +91,7 @@ def paper_width(device: torch.device, rehearse: bool, profile: bool = False, n_t
         "llm.model": "tiny-random",
         "llm.tiny": qwen,
         "llm.dtype": "bfloat16",
-    }
+    } | (settings or {})
     preset = load_preset("paper", overrides)
     cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -130,7 +143,7 @@ def paper_width(device: torch.device, rehearse: bool, profile: bool = False, n_t
     batch = module.build([it | {"task": "response"} for it in train[:2]], with_target=True, left_pad=False)
     tokens_per_step = int(batch["attention_mask"].sum()) * preset.train.accumulate
     start = time.perf_counter()
-    rows = answer(module, test, preset, progress=False)
+    rows = answer(module, test, preset, progress=False) if answers else []
     sync()
     generate = time.perf_counter() - start
     per_step = info["train_seconds"] / max(info["optimizer_steps_done"], 1)
@@ -138,6 +151,7 @@ def paper_width(device: torch.device, rehearse: bool, profile: bool = False, n_t
     esd_steps = -(-ESD_TRAIN_UTTERANCES // (t.batch_size * t.accumulate)) * t.epochs
     out = {
         "rehearsal": rehearse,
+        "settings": settings or {},
         "llm": qwen,
         "whisper": whisper,
         "llm_params_billion": round(sum(p.numel() for p in module.llm.parameters()) / 1e9, 2),
@@ -221,3 +235,28 @@ def where_time_goes(module, train_batch: list[dict], test_batch: list[dict], dev
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"profile-{name}-{device.type}.txt").write_text(table)
     return figures
+
+
+def main() -> None:
+    import yaml
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda[:N]")
+    parser.add_argument("--rehearse", action="store_true", help="1/16 width, 2 layers (a CPU dry run)")
+    parser.add_argument("--profile", action="store_true", help="where a micro-batch's and decoding's time goes")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a `paper` preset override")
+    parser.add_argument("--no-answers", action="store_true", help="train only (no generation)")
+    parser.add_argument("--label", default="", help="a name for this configuration in the output file's name")
+    args = parser.parse_args()
+    settings = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    figures = paper_width(device, args.rehearse, args.profile, settings, answers=not args.no_answers)
+    print(json.dumps(figures, indent=2))
+    out = Path("results/gpu") / f"paper-width-{device.type}{'-' + args.label if args.label else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
