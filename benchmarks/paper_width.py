@@ -140,13 +140,14 @@ def paper_width(
     sync()
     build_and_train = time.perf_counter() - start
     train_peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None
-    batch = module.build([it | {"task": "response"} for it in train[:2]], with_target=True, left_pad=False)
-    tokens_per_step = int(batch["attention_mask"].sum()) * preset.train.accumulate
+    samples = preset.train.batch_size * preset.train.accumulate
+    batch = module.build([it | {"task": "response"} for it in train[:samples]], with_target=True, left_pad=False)
+    tokens_per_step = int(batch["attention_mask"].sum())  # real tokens, padding not counted
     start = time.perf_counter()
     rows = answer(module, test, preset, progress=False) if answers else []
     sync()
     generate = time.perf_counter() - start
-    per_step = info["train_seconds"] / max(info["optimizer_steps_done"], 1)
+    seconds_per_step = info["train_seconds"] / max(info["optimizer_steps_done"], 1)
     t = preset.train
     esd_steps = -(-ESD_TRAIN_UTTERANCES // (t.batch_size * t.accumulate)) * t.epochs
     out = {
@@ -163,8 +164,8 @@ def paper_width(
         "optimizer_steps": info["optimizer_steps_done"],
         "samples_per_step": t.batch_size * t.accumulate,
         "tokens_per_step": tokens_per_step,
-        "seconds_per_step": round(per_step, 3),
-        "tokens_per_second": round(tokens_per_step / per_step),
+        "seconds_per_step": round(seconds_per_step, 3),
+        "tokens_per_second": round(tokens_per_step / seconds_per_step),
         "build_and_train_seconds": round(build_and_train, 1),
         "peak_gpu_memory_train_gib": round(train_peak, 2) if train_peak is not None else None,
         "answers": len(rows),
@@ -172,7 +173,7 @@ def paper_width(
         "generate_tokens_max": len(test) * (preset.generate.max_new_tokens + preset.generate.ser_max_new_tokens),
         "peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if cuda else None,
         "esd_train_steps_3_epochs": esd_steps,
-        "esd_train_hours_at_this_pace": round(esd_steps * per_step / 3600, 2),
+        "esd_train_hours_at_this_pace": round(esd_steps * seconds_per_step / 3600, 2),
     }
     if profile:
         out["profile"] = where_time_goes(module, train[:2], test[:4], device, sync)
