@@ -143,6 +143,9 @@ class TrainCfg:
     """Gradient norm clip."""
     val_fraction: float = 0.1
     """Share of train held out for selection, only when the corpus has no val split."""
+    length_buckets: int = 0
+    """>0: micro-batches of similar length (less padding): each run of this many batches' worth of shuffled items
+    is sorted by length and cut into batches, which are then shuffled (one process only). 0: plain shuffle."""
     max_val_items: int = 0
     """>0: a seeded subset of the val items for checkpoint selection (CPU time)."""
     ser_prompt_fraction: float = 0.0

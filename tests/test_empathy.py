@@ -130,7 +130,7 @@ def test_eval_without_trained_scorer_is_a_clear_error(tmp_cache, tmp_path, capsy
 def test_minilm_batches_are_length_buckets_covering_every_row_once():
     import numpy as np
 
-    from relm.scoring.empathy_neural import length_buckets
+    from relm.batching import length_buckets
 
     lengths = np.random.default_rng(0).integers(10, 128, size=1000)
     batches = length_buckets(lengths, 32, np.random.default_rng(1))

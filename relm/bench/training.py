@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
+from relm.batching import LengthBucketSampler, padding_share
 from relm.bench.callbacks import BEST_VAL_LOSS, STEPS_DONE, AnswerInWorkers, KeepBestTrained, StepBar
 from relm.bench.distributed import lightning_strategy
 from relm.bench.generation import answer
@@ -46,10 +47,24 @@ def training_items(items: list[dict], ser_fraction: float, seed: int) -> tuple[l
     }
 
 
+def sequence_length(module: SystemLitModule, item: dict) -> int:
+    """The tokens `module.build` gives a training item (prompt, speech or transcript, target), without building it."""
+    parts = module.prompts[item["task"]]
+    if module.spec.speech:
+        middle = int(module.adapter.out_lengths(torch.tensor([len(item["frames"])]))[0])
+    else:
+        middle = len(module.tokenizer(item["transcript"].strip(), add_special_tokens=False)["input_ids"])
+    target = len(module.tokenizer(item["target"], add_special_tokens=False)["input_ids"])
+    target += len(module.eot) if item.get("target_complete", True) else 0
+    return len(parts.prefix) + middle + len(parts.suffix) + target
+
+
 def build_module(
     system: str, preset: Preset, speech_dim: int, emotion_dim: int, total_steps: int, seed: int
 ) -> SystemLitModule:
-    llm, tok, identity = load_llm(preset.llm, resolve_device(preset))  # the pretrained (or fixed random) LLM: the same for every seed
+    llm, tok, identity = load_llm(
+        preset.llm, resolve_device(preset)
+    )  # the pretrained (or fixed random) LLM: the same for every seed
     init = blsp_emo.load(preset.speech_init) if preset.speech_init and get_system(system).speech else None
     L.seed_everything(seed, verbose=False)  # after loading, so LoRA and adapter initialisation follow the seed
     module = SystemLitModule(system, preset, llm, tok, speech_dim, emotion_dim, total_steps, init=init)
@@ -111,7 +126,21 @@ def train_system(
     gen = torch.Generator().manual_seed(seed)
     t = preset.train
     per_process = budget["batch_per_process"]
-    train_loader = DataLoader(items, batch_size=per_process, shuffle=True, collate_fn=list, generator=gen)
+    if t.length_buckets and budget["world_size"] == 1:
+        lengths = [sequence_length(module, it) for it in items]
+        buckets = LengthBucketSampler(lengths, per_process, seed, t.length_buckets)
+        train_loader = DataLoader(items, batch_sampler=buckets, collate_fn=list)
+        shuffled = np.random.default_rng(seed).permutation(len(items))  # what a plain shuffle would pad
+        info["padding_share"] = {
+            "length_buckets": padding_share(
+                lengths, list(LengthBucketSampler(lengths, per_process, seed, t.length_buckets))
+            ),
+            "shuffled": padding_share(
+                lengths, [shuffled[i : i + per_process] for i in range(0, len(items), per_process)]
+            ),
+        }
+    else:  # several processes: Lightning gives each its share through a DistributedSampler
+        train_loader = DataLoader(items, batch_size=per_process, shuffle=True, collate_fn=list, generator=gen)
     val_loader = DataLoader(val, batch_size=per_process, collate_fn=list)
     keep = KeepBestTrained()
     processes = budget["world_size"]

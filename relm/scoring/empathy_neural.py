@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from relm.batching import length_buckets
 from relm.models import sources
 from relm.scoring.empathy_base import EmpathyScorer, evaluate
 from relm.scoring.epitome_data import MECHANISMS
@@ -64,18 +65,6 @@ def cpu_precision(wanted: str) -> str:
     from relm.runtime import BF16_MAX_SLOWDOWN, cpu_bf16_speed
 
     return "bf16-mixed" if cpu_bf16_speed()["bf16_slowdown"] <= BF16_MAX_SLOWDOWN else "32-true"
-
-
-def length_buckets(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, window: int = 8) -> list:
-    """Shuffled batches of similar length: shuffle, sort each run of `window` batches' worth of rows by
-    length, cut it into batches, shuffle the batches. Less padding, and still a random order per epoch."""
-    order = rng.permutation(len(lengths))
-    batches = []
-    for start in range(0, len(order), batch_size * window):
-        chunk = order[start : start + batch_size * window]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 class MiniLMScorer(EmpathyScorer):
