@@ -134,9 +134,9 @@ def test_bad_inputs_are_clear_errors(smoke, tmp_path):
     assert torch.equal(again.adapter.fc1.weight, speech.adapter.fc1.weight)
 
 
-def test_paper_preset_wiring_at_tiny_width(smoke, tmp_path):
-    """The paper preset's code path (partial LoRA, bf16-mixed, accumulation) with tiny random models."""
-    paper = load_preset(
+def _paper_at_smoke_width(smoke, overrides: dict):
+    """The paper preset with the smoke preset's tiny random models."""
+    return load_preset(
         "paper",
         {
             "llm": smoke.llm.__dict__ | {"trust_remote_code": False},
@@ -144,6 +144,16 @@ def test_paper_preset_wiring_at_tiny_width(smoke, tmp_path):
             "speech_encoder": smoke.speech_encoder.__dict__,
             "emotion_encoder": smoke.emotion_encoder.__dict__,
             "adapter.inner_dim": 16,
+        }
+        | overrides,
+    )
+
+
+def test_paper_preset_wiring_at_tiny_width(smoke, tmp_path):
+    """The paper preset's code path (partial LoRA, bf16-mixed, accumulation) with tiny random models."""
+    paper = _paper_at_smoke_width(
+        smoke,
+        {
             "train.max_steps": 3,
             "train.warmup_steps": 1,
             "train.devices": 1,
@@ -212,14 +222,9 @@ def test_prefix_reuse_and_length_order_give_the_same_tokens(system, smoke, monke
 def test_audio_scoped_lora_is_skipped_where_masked_and_gives_the_same_tokens(smoke, monkeypatch):
     """With `lora.scope: audio`, a forward without speech positions (prompt prefix, decoding steps) switches the
     LoRA branches off instead of zeroing them: the same tokens, and lora_B runs only in the prefills."""
-    paper = load_preset(
-        "paper",
+    paper = _paper_at_smoke_width(
+        smoke,
         {
-            "llm": smoke.llm.__dict__ | {"trust_remote_code": False},
-            "lora.target_modules": None,
-            "speech_encoder": smoke.speech_encoder.__dict__,
-            "emotion_encoder": smoke.emotion_encoder.__dict__,
-            "adapter.inner_dim": 16,
             "generate.max_new_tokens": 6,
             "generate.ser_max_new_tokens": 3,
             "generate.batch_size": 3,
