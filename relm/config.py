@@ -217,6 +217,15 @@ class Preset:
         return dataclasses.asdict(self)
 
     def hash(self, *sections: str) -> str:
-        """Content key of the whole preset, or of the named sections (stage cache keys)."""
+        """Content key of the whole preset, or of the named sections (stage cache keys). A field added after
+        presets were hashed is left out while it keeps its default, which behaves as before it existed: cache
+        entries and baselines made before it stay valid."""
         d = self.to_dict()
+        for section, name, default in ADDED_LATER:
+            if d[section][name] == default:
+                del d[section][name]
         return content_key({s: d[s] for s in sections} if sections else d)
+
+
+# (section, field, default): fields added after hashes were recorded (see `Preset.hash`).
+ADDED_LATER = [("train", "length_buckets", 0)]

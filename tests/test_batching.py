@@ -53,3 +53,9 @@ def test_training_with_length_buckets_records_less_padding(smoke, tmp_path):
     module, info = train_system("text", preset, items, [], SPEECH_DIM, EMO_DIM, 0, tmp_path, progress=False)
     share = info["padding_share"]
     assert share["length_buckets"] < share["shuffled"] and info["optimizer_steps_done"] == info["steps"]
+
+
+def test_length_buckets_off_keeps_the_preset_hash_it_had_before_the_field_existed():
+    """Baselines and cache entries recorded before `train.length_buckets` existed stay valid while it is off."""
+    assert load_preset("smoke").hash() == "733d09d3daf88f2e"  # results/baselines/smoke-synth-esd.json's preset_hash
+    assert load_preset("smoke", {"train.length_buckets": 4}).hash() != load_preset("smoke").hash()
