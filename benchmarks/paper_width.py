@@ -79,6 +79,7 @@ def paper_width(
     from relm.bench.generation import answer
     from relm.bench.training import train_system
     from relm.data.schema import LABELS
+    from relm.models.budget import training_budget
     from relm.models.speech_encoder import WhisperFrames
     from relm.presets import load_preset
 
@@ -148,8 +149,7 @@ def paper_width(
     sync()
     generate = time.perf_counter() - start
     seconds_per_step = info["train_seconds"] / max(info["optimizer_steps_done"], 1)
-    t = preset.train
-    esd_steps = -(-ESD_TRAIN_UTTERANCES // (t.batch_size * t.accumulate)) * t.epochs
+    esd_steps = training_budget(ESD_TRAIN_UTTERANCES, preset)["steps"]
     out = {
         "rehearsal": rehearse,
         "settings": settings or {},
@@ -162,7 +162,7 @@ def paper_width(
         "speech_frames_per_utterance": round(sum(len(f) for f in frames) / n, 1),
         "encoder_dim": encoder_dim,
         "optimizer_steps": info["optimizer_steps_done"],
-        "samples_per_step": t.batch_size * t.accumulate,
+        "samples_per_step": samples,
         "tokens_per_step": tokens_per_step,
         "seconds_per_step": round(seconds_per_step, 3),
         "tokens_per_second": round(tokens_per_step / seconds_per_step),

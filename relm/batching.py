@@ -23,7 +23,7 @@ class LengthBucketSampler(Sampler[list[int]]):
 
     def __init__(self, lengths: list[int], batch_size: int, seed: int, window: int):
         self.lengths = np.asarray(lengths)
-        self.batch_size, self.window = batch_size, window
+        self.batch_size, self.window, self.seed = batch_size, window, seed
         self.rng = np.random.default_rng(seed)
 
     def __iter__(self):
@@ -33,9 +33,17 @@ class LengthBucketSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         return -(-len(self.lengths) // self.batch_size)
 
+    def padding_shares(self) -> dict[str, float]:
+        """Padding of the first epoch's batches (drawn from a fresh generator of the same seed, so this sampler's
+        own stays where it is), and of plain shuffled batches of the same items, for comparison."""
+        first = length_buckets(self.lengths, self.batch_size, np.random.default_rng(self.seed), self.window)
+        order = np.random.default_rng(self.seed).permutation(len(self.lengths))
+        shuffled = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        return {"length_buckets": padding_share(self.lengths, first), "shuffled": padding_share(self.lengths, shuffled)}
 
-def padding_share(lengths: list[int], batches: list) -> float:
-    """The share of a padded batch's positions that are padding, over `batches` (lists of indices)."""
-    lengths_arr = np.asarray(lengths)
-    padded = sum(int(lengths_arr[b].max()) * len(b) for b in batches)
-    return round(1 - int(lengths_arr.sum()) / padded, 4) if padded else 0.0
+
+def padding_share(lengths, batches: list) -> float:
+    """The share of a padded batch's positions that are padding, over `batches` (arrays of indices)."""
+    lengths = np.asarray(lengths)
+    padded = sum(int(lengths[b].max()) * len(b) for b in batches)
+    return round(1 - int(lengths.sum()) / padded, 4) if padded else 0.0

@@ -221,11 +221,11 @@ class Preset:
         presets were hashed is left out while it keeps its default, which behaves as before it existed: cache
         entries and baselines made before it stay valid."""
         d = self.to_dict()
-        for section, name, default in ADDED_LATER:
-            if d[section][name] == default:
+        for section, name in ADDED_LATER:
+            if d[section][name] == type(getattr(self, section)).__dataclass_fields__[name].default:
                 del d[section][name]
         return content_key({s: d[s] for s in sections} if sections else d)
 
 
-# (section, field, default): fields added after hashes were recorded (see `Preset.hash`).
-ADDED_LATER = [("train", "length_buckets", 0)]
+# (section, field): fields added after hashes were recorded (see `Preset.hash`).
+ADDED_LATER = [("train", "length_buckets")]

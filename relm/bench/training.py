@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from relm.batching import LengthBucketSampler, padding_share
+from relm.batching import LengthBucketSampler
 from relm.bench.callbacks import BEST_VAL_LOSS, STEPS_DONE, AnswerInWorkers, KeepBestTrained, StepBar
 from relm.bench.distributed import lightning_strategy
 from relm.bench.generation import answer
@@ -62,9 +62,8 @@ def sequence_length(module: SystemLitModule, item: dict) -> int:
 def build_module(
     system: str, preset: Preset, speech_dim: int, emotion_dim: int, total_steps: int, seed: int
 ) -> SystemLitModule:
-    llm, tok, identity = load_llm(
-        preset.llm, resolve_device(preset)
-    )  # the pretrained (or fixed random) LLM: the same for every seed
+    # the pretrained (or fixed random) LLM: the same for every seed
+    llm, tok, identity = load_llm(preset.llm, resolve_device(preset))
     init = blsp_emo.load(preset.speech_init) if preset.speech_init and get_system(system).speech else None
     L.seed_everything(seed, verbose=False)  # after loading, so LoRA and adapter initialisation follow the seed
     module = SystemLitModule(system, preset, llm, tok, speech_dim, emotion_dim, total_steps, init=init)
@@ -123,23 +122,15 @@ def train_system(
     }
     if not spec.trains:
         return module, info | {"train_seconds": 0.0}
-    gen = torch.Generator().manual_seed(seed)
     t = preset.train
     per_process = budget["batch_per_process"]
     if t.length_buckets and budget["world_size"] == 1:
         lengths = [sequence_length(module, it) for it in items]
         buckets = LengthBucketSampler(lengths, per_process, seed, t.length_buckets)
+        info["padding_share"] = buckets.padding_shares()
         train_loader = DataLoader(items, batch_sampler=buckets, collate_fn=list)
-        shuffled = np.random.default_rng(seed).permutation(len(items))  # what a plain shuffle would pad
-        info["padding_share"] = {
-            "length_buckets": padding_share(
-                lengths, list(LengthBucketSampler(lengths, per_process, seed, t.length_buckets))
-            ),
-            "shuffled": padding_share(
-                lengths, [shuffled[i : i + per_process] for i in range(0, len(items), per_process)]
-            ),
-        }
     else:  # several processes: Lightning gives each its share through a DistributedSampler
+        gen = torch.Generator().manual_seed(seed)
         train_loader = DataLoader(items, batch_size=per_process, shuffle=True, collate_fn=list, generator=gen)
     val_loader = DataLoader(val, batch_size=per_process, collate_fn=list)
     keep = KeepBestTrained()
