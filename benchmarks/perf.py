@@ -1,7 +1,8 @@
 """Performance figures for a preset (default cpu): prints them and writes results/perf/<preset>.json.
 
 - machine: the CPU, measured float32 matmul throughput (GFLOP/s) on all threads, the precision chosen;
-- one re-llm training step (batch 8, 35-token responses): seconds, and achieved FLOP/s
+- one re-llm training step (batch 8, 35-token responses): seconds, against the previous loss (the LM head
+  over every position, `labels=`) in the same process, and achieved FLOP/s
   (6 x LLM params x tokens, a standard estimate) over the float32 matmul peak and over the peak of the
   precision used (a bf16 matmul's measured speed-up applied);
 - generation of test answers (responses and SER, `answer`): the previous method (items in their order,
@@ -120,16 +121,18 @@ def main() -> None:
     precision, why = choose_precision(preset)
     bf16 = precision.startswith("bf16")
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
-    times = []
+    times: dict[bool, list[float]] = {False: [], True: []}
     for _ in range(args.steps + 1):
-        start = time.perf_counter()
-        with autocast():
-            loss = module.losses(batch)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - start)
-    step = min(times[1:])
+        for target_only in (False, True):  # interleaved: the previous loss (logits everywhere), then the current
+            module.target_logits_only = target_only
+            start = time.perf_counter()
+            with autocast():
+                loss = module.losses(batch)["loss"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            times[target_only].append(time.perf_counter() - start)
+    step, previous_step = min(times[True][1:]), min(times[False][1:])
     llm_params = sum(p.numel() for p in module.llm.parameters())
     flops = 6 * llm_params * n_tokens  # forward + backward through the (frozen + LoRA) LLM
     bf16_speedup = 1 / cpu_bf16_speed()["bf16_slowdown"] if bf16 else 1.0
@@ -153,6 +156,8 @@ def main() -> None:
         "train_step_tokens": int(n_tokens),
         "target_tokens": n_target,
         "train_step_gflops": round(flops / step / 1e9, 1),
+        "train_step_previous_s": round(previous_step, 3),  # the LM head over every position (`labels=`)
+        "train_step_speedup": round(previous_step / step, 3),
         "fraction_of_matmul_peak": round(flops / step / 1e9 / peak, 3),
         "fraction_of_precision_peak": round(flops / step / 1e9 / (peak * bf16_speedup), 3),
         "generation": generation,

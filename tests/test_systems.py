@@ -260,3 +260,34 @@ def test_audio_scoped_lora_is_skipped_where_masked_and_gives_the_same_tokens(smo
     module.train()
     calls.clear()
     assert module.losses(items)["loss"].requires_grad and len(calls) == len(module.position_mask.lora_layers)
+
+
+@pytest.mark.parametrize("system", ["text", "re-llm", "re-llm-audio-lora"])
+def test_target_only_logits_give_the_labels_loss_and_its_gradients(system, smoke):
+    """The LM head over target positions only: the same loss and trainable gradients as the LLM's `labels=` path."""
+    preset = _paper_at_smoke_width(smoke, {}) if system == "re-llm-audio-lora" else smoke
+    module = _module(system.removesuffix("-audio-lora"), preset)
+    if system == "re-llm-audio-lora":
+        assert module.position_mask is not None  # the decoder pre-hook runs in both paths
+    items = [dict(it, task="response") for it in fake_items(6)]
+    items[1]["target"] = "Yes."  # targets of different lengths: right padding after the shorter one
+    b = module.build(items, with_target=True, left_pad=False)
+    if module.position_mask is not None:
+        module.position_mask.mask = b["speech_mask"]
+    grads = []
+    for loss_fn in (module.response_loss, module.full_logits_loss):
+        module.zero_grad()
+        torch.manual_seed(0)  # the paper preset's LoRA dropout draws the same masks in both paths
+        loss = loss_fn(b)
+        loss.backward(retain_graph=True)
+        grads.append((loss.detach(), {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}))
+    (ours, ours_grad), (ref, ref_grad) = grads
+    assert torch.allclose(ours, ref, atol=1e-6), (ours, ref)
+    assert ours_grad.keys() == ref_grad.keys() and any("lora" in n for n in ours_grad)
+    # Equal up to float32 summation order: the largest difference within 1e-4 of each gradient's scale.
+    bad = {
+        n: d
+        for n in ours_grad
+        if (d := ((ours_grad[n] - ref_grad[n]).abs().max() / ref_grad[n].abs().max()).item()) > 1e-4
+    }
+    assert not bad, bad

@@ -86,6 +86,7 @@ class SystemLitModule(L.LightningModule):
             self.llm.train()
         else:
             self.requires_grad_(False)  # zero-shot: nothing is trained, the released weights included
+        self.target_logits_only = True  # False: the LLM's own labels= loss (benchmarks/perf.py compares the two)
         self._prefix_kv: dict = {}  # (task, autocast dtype) -> the prompt prefix's KV cache (see `generate`)
         self.identity = {
             "system": system,
@@ -174,9 +175,9 @@ class SystemLitModule(L.LightningModule):
         b = self.build(items, with_target=True, left_pad=False)
         if self.position_mask is not None:
             self.position_mask.mask = b["speech_mask"]
-        out = self.llm(inputs_embeds=b["inputs_embeds"], attention_mask=b["attention_mask"], labels=b["labels"])
-        losses = {"response_ce": out.loss}
-        total = self.weights["response"] * out.loss
+        response_ce = self.response_loss(b) if self.target_logits_only else self.full_logits_loss(b)
+        losses = {"response_ce": response_ce}
+        total = self.weights["response"] * response_ce
         if self.spec.speech:
             mask = torch.arange(b["speech_tokens"].shape[1], device=self.device)[None] < b["speech_len"][:, None]
             pooled = (b["speech_tokens"] * mask.unsqueeze(-1)).sum(1) / b["speech_len"][:, None]
@@ -189,6 +190,20 @@ class SystemLitModule(L.LightningModule):
                 total = total + self.weights["avd"] * losses["avd_mse"]
         losses["loss"] = total
         return losses
+
+    def response_loss(self, b: dict) -> torch.Tensor:
+        """Next-token cross-entropy over the target tokens, the loss `labels=` gives, with the LM head run only
+        where a target token follows: the prompt's positions need no logits over the whole vocabulary."""
+        base = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+        hidden = base.get_decoder()(inputs_embeds=b["inputs_embeds"], attention_mask=b["attention_mask"])
+        labels = b["labels"][:, 1:]
+        keep = labels != -100
+        logits = base.get_output_embeddings()(hidden.last_hidden_state[:, :-1][keep])
+        return nn.functional.cross_entropy(logits.float(), labels[keep])
+
+    def full_logits_loss(self, b: dict) -> torch.Tensor:
+        """The same loss through the LLM's own `labels=` path (logits at every position): the reference."""
+        return self.llm(inputs_embeds=b["inputs_embeds"], attention_mask=b["attention_mask"], labels=b["labels"]).loss
 
     def training_step(self, items, batch_idx):
         losses = self.losses(items)
