@@ -1,4 +1,4 @@
-"""Performance figures for a preset (default cpu): prints them and writes results/perf/<preset>.json.
+"""Performance figures for a preset (default cpu): prints them and writes results/perf/<preset>[-<precision>].json.
 
 - machine: the CPU, measured float32 matmul throughput (GFLOP/s) on all threads, the precision chosen;
 - one re-llm training step (batch 8, 35-token responses): seconds, against the previous loss (the LM head
@@ -178,7 +178,8 @@ def main() -> None:
     }
     for k, v in res.items():
         print(f"{k:28} {v}")
-    atomic_write_json(Path("results/perf") / f"{args.preset}.json", res)
+    name = args.preset + (f"-{args.precision}" if args.precision else "")  # a forced precision keeps its own file
+    atomic_write_json(Path("results/perf") / f"{name}.json", res)
 
 
 if __name__ == "__main__":
