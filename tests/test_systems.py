@@ -13,7 +13,7 @@ from relm.bench.training import train_system
 from relm.data.schema import LABELS, Manifest
 from relm.errors import RelmError
 from relm.models.adapter import SubsamplingAdapter
-from relm.models.llm import load_llm
+from relm.models.llm import load_llm, next_token_loss
 from relm.models.systems import SystemLitModule
 from relm.presets import load_preset
 
@@ -275,10 +275,10 @@ def test_target_only_logits_give_the_labels_loss_and_its_gradients(system, smoke
     if module.position_mask is not None:
         module.position_mask.mask = b["speech_mask"]
     grads = []
-    for loss_fn in (module.response_loss, module.full_logits_loss):
+    for target_only in (True, False):
         module.zero_grad()
         torch.manual_seed(0)  # the paper preset's LoRA dropout draws the same masks in both paths
-        loss = loss_fn(b)
+        loss = next_token_loss(module.llm, b, target_only)
         loss.backward(retain_graph=True)
         grads.append((loss.detach(), {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}))
     (ours, ours_grad), (ref, ref_grad) = grads

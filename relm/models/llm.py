@@ -191,3 +191,17 @@ def end_of_turn_ids(tokenizer) -> list[int]:
         if "<|im_end|>" in tokenizer.get_vocab()
         else [tokenizer.eos_token_id]
     )
+
+
+def next_token_loss(llm: nn.Module, b: dict, target_logits_only: bool = True) -> torch.Tensor:
+    """Mean next-token cross-entropy over the target tokens (`b["labels"]`, -100 elsewhere): the loss `labels=`
+    gives. `target_logits_only` runs the LM head only where a target token follows, since the prompt's positions
+    need no logits over the whole vocabulary; else the LLM's own `labels=` path (the reference, in the tests)."""
+    if not target_logits_only:
+        return llm(inputs_embeds=b["inputs_embeds"], attention_mask=b["attention_mask"], labels=b["labels"]).loss
+    base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
+    hidden = base.get_decoder()(inputs_embeds=b["inputs_embeds"], attention_mask=b["attention_mask"])
+    labels = b["labels"][:, 1:]
+    keep = labels != -100
+    logits = base.get_output_embeddings()(hidden.last_hidden_state[:, :-1][keep])
+    return nn.functional.cross_entropy(logits.float(), labels[keep])

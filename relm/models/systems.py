@@ -22,7 +22,14 @@ from relm.errors import RelmError
 from relm.models.adapter import SubsamplingAdapter
 from relm.models.blsp_emo import SpeechInit, check_same_llm, load_into
 from relm.models.checkpoints import read_checkpoint_identity
-from relm.models.llm import PromptParts, add_lora, end_of_turn_ids, prompt_parts, restrict_lora_to_speech
+from relm.models.llm import (
+    PromptParts,
+    add_lora,
+    end_of_turn_ids,
+    next_token_loss,
+    prompt_parts,
+    restrict_lora_to_speech,
+)
 from relm.models.system_table import get_system
 
 if TYPE_CHECKING:
@@ -60,11 +67,8 @@ class SystemLitModule(L.LightningModule):
             check_same_llm(init, llm, preset.llm.model)
         with_lora = self.spec.trains or init is not None
         self.llm = add_lora(llm, preset.lora) if with_lora else llm
-        self.position_mask = (
-            restrict_lora_to_speech(self.llm)
-            if with_lora and self.spec.speech and preset.lora.scope == "audio"
-            else None
-        )
+        audio_lora = with_lora and self.spec.speech and preset.lora.scope == "audio"
+        self.position_mask = restrict_lora_to_speech(self.llm) if audio_lora else None
         d = llm.config.hidden_size
         if self.spec.speech:
             in_dim = speech_dim + (emotion_dim if self.use_emotion else 0)
@@ -175,7 +179,7 @@ class SystemLitModule(L.LightningModule):
         b = self.build(items, with_target=True, left_pad=False)
         if self.position_mask is not None:
             self.position_mask.mask = b["speech_mask"]
-        response_ce = self.response_loss(b) if self.target_logits_only else self.full_logits_loss(b)
+        response_ce = next_token_loss(self.llm, b, self.target_logits_only)
         losses = {"response_ce": response_ce}
         total = self.weights["response"] * response_ce
         if self.spec.speech:
@@ -190,20 +194,6 @@ class SystemLitModule(L.LightningModule):
                 total = total + self.weights["avd"] * losses["avd_mse"]
         losses["loss"] = total
         return losses
-
-    def response_loss(self, b: dict) -> torch.Tensor:
-        """Next-token cross-entropy over the target tokens, the loss `labels=` gives, with the LM head run only
-        where a target token follows: the prompt's positions need no logits over the whole vocabulary."""
-        base = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
-        hidden = base.get_decoder()(inputs_embeds=b["inputs_embeds"], attention_mask=b["attention_mask"])
-        labels = b["labels"][:, 1:]
-        keep = labels != -100
-        logits = base.get_output_embeddings()(hidden.last_hidden_state[:, :-1][keep])
-        return nn.functional.cross_entropy(logits.float(), labels[keep])
-
-    def full_logits_loss(self, b: dict) -> torch.Tensor:
-        """The same loss through the LLM's own `labels=` path (logits at every position): the reference."""
-        return self.llm(inputs_embeds=b["inputs_embeds"], attention_mask=b["attention_mask"], labels=b["labels"]).loss
 
     def training_step(self, items, batch_idx):
         losses = self.losses(items)
