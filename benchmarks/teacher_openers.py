@@ -46,9 +46,9 @@ def main() -> None:
     chosen = {}
     for emotion, openers in pool["candidates"].items():
         said = sorted(set(train.loc[train["emotion"] == emotion, "transcript"].dropna()))[: args.seekers]
+        seekers = [s for s in said for _ in questions]  # each transcript once per question, as in `replies`
         rows = []
         for opener in openers:
-            seekers = [s for s in said for _ in questions]
             replies = [f"{opener} {q}" for _ in said for q in questions]
             a, b = selector.score(seekers, replies), check.score(seekers, replies)
             congruent = all(congruence_row(r, emotion)["congruent"] for r in replies)
