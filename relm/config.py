@@ -43,6 +43,9 @@ class EmotionEncoderCfg:
     empty: a frozen random encoder."""
     pretrain_max_utterances: int = 0
     """>0: a stable subset of the pre-training corpus's train split (smoke)."""
+    avd_targets: str = "annotations"
+    """A/V/D regression targets on corpora that have A/V/D annotations: annotations, or encoder (its own
+    predictions, as on corpora without them when pseudo_avd is encoder)."""
 
 
 @dataclass
@@ -69,6 +72,9 @@ class LoraCfg:
     """all positions, or audio: LoRA active only at speech positions (BLSP's partial LoRA)."""
     target_modules: list[str] | None = None
     """Module names to adapt; None picks them by architecture."""
+    shared_qkv_a: bool = False
+    """One `lora_A` (one Parameter, one dropout mask) for q, k and v, as BLSP's LoRA on Qwen v1's fused `c_attn`
+    has; False: three independent ones."""
 
 
 @dataclass
@@ -103,9 +109,15 @@ class TeacherCfg:
     max_new_tokens: int = 48
     """Greedy decoding length of a teacher reply."""
     repetition_penalty: float = 1.2
-    """Repetition penalty of the teacher's decoding."""
+    """Repetition penalty of the teacher's decoding (decoding: relm)."""
     batch_size: int = 16
     """Teacher generation batch size."""
+    decoding: str = "relm"
+    """release: the model folder's generation_config.json with only the release's overrides (greedy,
+    max_new_tokens, at least 1 new token); relm: greedy with this section's repetition_penalty, the file ignored."""
+    clean: str = "relm"
+    """release: drop the five noise patterns, keep the reply as generated; relm: also strip quotes, keep the first
+    line and cut a reply that hit the token limit back to its last sentence end."""
 
 
 @dataclass
@@ -139,6 +151,21 @@ class TrainCfg:
     num_nodes: int = 1
     """Machines; world size = devices x num_nodes. More than one needs externally launched processes (srun):
     not supported yet."""
+    warmup: str = "linear"
+    """Warm-up curve: linear ((step + 1) / warmup_steps), or log (DeepSpeed's WarmupDecayLR default,
+    log(step + 1) / log(warmup_steps)); both decay linearly to 0 afterwards."""
+    select: str = "best"
+    """Which weights answer the test split: last (the final weights, as released) or best (the lowest val/loss
+    among the validations)."""
+    val_per_epoch: int = 2
+    """Validations per pass over the training items, evenly spaced in optimizer steps (the release: 1)."""
+    val_every_steps: int = 0
+    """>0: validate every this many optimizer steps instead of val_per_epoch."""
+    freeze: list[str] = field(default_factory=list)
+    """Heads kept frozen although the system has them (ser_head, avd_head): no gradient reaches their weights,
+    while their losses still train the adapter through them (the release freezes ser_head)."""
+    target_end: str = "im_end"
+    """What closes a complete training target: im_end (`<|im_end|>`), or release (`<|im_end|>\\n<|endoftext|>`)."""
     grad_clip: float = 1.0
     """Gradient norm clip."""
     val_fraction: float = 0.1
@@ -162,6 +189,8 @@ class GenerateCfg:
     """Greedy decoding length of an SER answer."""
     batch_size: int = 16
     """Generation batch size."""
+    stop: str = "im_end"
+    """Tokens that end an answer: im_end, or release (`<|im_end|>`, `<|im_start|>` or `<|endoftext|>`)."""
 
 
 @dataclass
@@ -222,10 +251,39 @@ class Preset:
         entries and baselines made before it stay valid."""
         d = self.to_dict()
         for section, name in ADDED_LATER:
-            if d[section][name] == type(getattr(self, section)).__dataclass_fields__[name].default:
+            if d[section][name] == field_default(type(getattr(self, section)), name):
                 del d[section][name]
         return content_key({s: d[s] for s in sections} if sections else d)
 
 
+def field_default(cls: type, name: str) -> Any:
+    f = cls.__dataclass_fields__[name]  # type: ignore[attr-defined]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
 # (section, field): fields added after hashes were recorded (see `Preset.hash`).
-ADDED_LATER = [("train", "length_buckets")]
+ADDED_LATER = [
+    ("train", "length_buckets"),
+    ("train", "warmup"),
+    ("train", "select"),
+    ("train", "val_per_epoch"),
+    ("train", "val_every_steps"),
+    ("train", "freeze"),
+    ("train", "target_end"),
+    ("generate", "stop"),
+    ("teacher", "decoding"),
+    ("teacher", "clean"),
+    ("lora", "shared_qkv_a"),
+    ("emotion_encoder", "avd_targets"),
+]
+
+# Fields whose value is one of a few words (checked by the preset loader).
+CHOICES = {
+    ("train", "warmup"): ("linear", "log"),
+    ("train", "select"): ("last", "best"),
+    ("train", "target_end"): ("im_end", "release"),
+    ("generate", "stop"): ("im_end", "release"),
+    ("teacher", "decoding"): ("relm", "release"),
+    ("teacher", "clean"): ("relm", "release"),
+    ("emotion_encoder", "avd_targets"): ("annotations", "encoder"),
+}

@@ -37,6 +37,15 @@ class ScorerInfo(TypedDict, total=False):
     """Why the scorer is unavailable."""
 
 
+class FidelityInfo(TypedDict):
+    recipe: str
+    """`release` when every switch of `docs/fidelity.md` has its released value, else `deviates`."""
+    switches: dict[str, Any]
+    """Every switch of `docs/fidelity.md` (a dotted preset field) and its value in this sweep."""
+    deviations: list[dict[str, Any]]
+    """Each switch whose value differs from the release's: `element`, `switch`, `value`, `release`."""
+
+
 class TeacherInfo(TypedDict):
     identity: str
     """The teacher LLM's identity (file hash or hub revision), or `template`."""
@@ -47,7 +56,18 @@ class TeacherInfo(TypedDict):
     cache_key: str
     """Key of the teacher's cache entry."""
     dropped_by_cleaning: int
-    """Responses the paper's cleaning rules dropped (those utterances train without a response target)."""
+    """Responses the cleaning rules dropped (those utterances train without a response target)."""
+    clean: str
+    """The cleaning rules applied (`teacher.clean`): release (five drop rules) or relm (also trims)."""
+    changed_by_relm_rules: int
+    """Distinct replies that relm's rules would have changed or dropped where the release's keep them as generated
+    (0 difference means the choice did not matter here)."""
+    empty_transcripts: int
+    """Utterances with an empty transcript: reported and left without a teacher target."""
+    decoding: dict[str, Any]
+    """Every effective decoding field (those unlike transformers' defaults, and the ones relm sets)."""
+    dtype: str
+    """The teacher's weight dtype (`none` for a template teacher)."""
     hit_token_limit: int
     """Responses whose generation hit `max_new_tokens`: their targets get no end-of-turn token, as released."""
     n: int
@@ -91,7 +111,10 @@ class Comparison(TypedDict, total=False):
     absolute_difference: float
     """a - b (UA)."""
     p_wilcoxon: float | None
-    """Wilcoxon signed-rank p (zsplit) on per-utterance scores, as the paper reports it (not the primary test)."""
+    """Wilcoxon signed-rank p on per-utterance scores with scipy's defaults (zero differences dropped, two-sided),
+    the paper's test; not the primary test. For UA: on per-utterance correctness."""
+    p_wilcoxon_zsplit: float | None
+    """The same test keeping zero differences (`zero_method="zsplit"`), relm's previous figure."""
     p_permutation: float | None
     """The primary test: paired permutation p over utterances (sign flips of per-utterance differences;
     for UA, a and b swapped per utterance with all its seeds)."""
@@ -174,8 +197,10 @@ class Results(TypedDict, total=False):
     stand_ins: list[str]
     """Models with random or generated weights standing in for real ones (toy presets): their metrics mean nothing."""
     precision: dict[str, str]
-    """`train_and_generate` (`train.precision` resolved: auto picks bf16 only where it is native),
-    `teacher_and_features` and `why`."""
+    """`train_and_generate` (`train.precision` resolved: auto picks bf16 only where it is native), `features`
+    (the frozen encoders), `teacher` (the teacher's weight dtype; `none` for a template teacher) and `why`."""
+    fidelity: FidelityInfo
+    """The preset against the released RE-LLM recipe (`docs/fidelity.md`)."""
     evaluated_from: str
     """`relm evaluate` only: the sweep whose trained systems answered."""
     trained_on: str

@@ -111,7 +111,7 @@ def test_speech_systems_start_from_the_checkpoint_and_blsp_emo_is_it_as_is(tiny_
     init = blsp_emo.load("tiny-blsp-emo")
     speech = build_module("speech", tiny_preset, 32, 16, total_steps=10, seed=0)
     assert speech.loaded_from_init == ["lora", "adapter", "ser_head"]
-    own = dict(speech.llm.named_parameters())
+    own = dict(speech.llm.named_parameters(remove_duplicate=False))  # q, k and v share one lora_A (shared_qkv_a)
     assert all(torch.equal(own[k], v.float()) for k, v in init.parts.lora.items())
     assert all(torch.equal(speech.adapter.state_dict()[k], v.float()) for k, v in init.parts.adapter.items())
     assert torch.equal(speech.ser_head.weight, init.parts.emotion_head.float())

@@ -22,7 +22,7 @@ def test_the_three_presets_ship():
 def test_every_shipped_preset_parses(path: Path):
     preset = load_preset(path.stem)
     assert isinstance(preset, Preset) and preset.name == path.stem
-    assert set(yaml.safe_load(path.read_text())) <= set(preset.to_dict())
+    assert set(yaml.safe_load(path.read_text())) - {"extends"} <= set(preset.to_dict())
 
 
 def test_paper_preset_carries_the_papers_hyperparameters():
@@ -42,6 +42,18 @@ def test_overrides_and_errors():
     with pytest.raises(RelmError, match="did you mean 'smoke'"):
         load_preset("smoek")
     assert load_preset("cpu").hash() != load_preset("smoke").hash()
+
+
+def test_a_preset_extends_another_and_a_cycle_is_one_error(tmp_path):
+    (tmp_path / "mine.yaml").write_text("extends: paper\nname: mine\ntrain: {select: best, lr: 0.0001}\n")
+    mine, paper = load_preset(str(tmp_path / "mine.yaml")), load_preset("paper")
+    assert (mine.name, mine.train.select, mine.train.lr) == ("mine", "best", 0.0001)
+    assert mine.train.warmup == paper.train.warmup == "log" and mine.llm == paper.llm  # the rest is paper's
+    (tmp_path / "loop.yaml").write_text(f"extends: {tmp_path / 'loop.yaml'}\nname: loop\n")
+    with pytest.raises(RelmError, match="without cycles"):
+        load_preset(str(tmp_path / "loop.yaml"))
+    with pytest.raises(RelmError, match="train.select must be one of"):
+        load_preset("paper", {"train.select": "median"})
 
 
 def test_a_users_own_yaml_file_is_a_preset(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from relm.bench.comparisons import adjust
 from relm.bench.regression import DEFAULT_TOLERANCE, tolerances
-from relm.bench.report import proposed_mark, significance_mark
+from relm.bench.report import baseline_mark, significance_mark
 from relm.bench.teacher import clean
 from relm.errors import RelmError
 from relm.scoring import stats
@@ -19,16 +19,17 @@ def test_significance_marks(p, mark):
     assert significance_mark(p) == mark
 
 
-def test_proposed_is_marked_only_when_better_than_every_other_system():
+def test_each_baseline_is_marked_by_its_own_comparison():
     comps = {
         "re-llm vs a": {"ua": {"mean_a": 0.6, "mean_b": 0.4, "p_holm": 0.004, "confirmatory": True}},
         "re-llm vs b": {"ua": {"mean_a": 0.6, "mean_b": 0.5, "p_holm": 0.03, "confirmatory": True}},
-        "re-llm vs c": {"ua": {"mean_a": 0.6, "mean_b": 0.9, "p_bh": 0.001, "confirmatory": False}},
+        "re-llm vs c": {"ua": {"mean_a": 0.6, "mean_b": 0.1, "p_bh": 0.001, "confirmatory": False}},
     }
-    assert proposed_mark("ua", comps, "re-llm") == "*"  # the weakest p decides; exploratory c does not count
+    assert [baseline_mark("ua", comps, "re-llm", s) for s in "abc"] == ["**", "*", ""]  # c is exploratory
     comps["re-llm vs b"]["ua"]["mean_b"] = 0.7
-    assert proposed_mark("ua", comps, "re-llm") == ""  # worse than b: no mark, however small p is
-    assert proposed_mark("er", comps, "re-llm") == ""  # not tested
+    assert baseline_mark("ua", comps, "re-llm", "b") == ""  # worse than b: no mark, however small p is
+    assert baseline_mark("ua", comps, "re-llm", "a") == "**"  # a's mark does not depend on b any more
+    assert baseline_mark("er", comps, "re-llm", "a") == ""  # not tested
 
 
 def test_holm_within_the_declared_family_and_bh_for_everything_else():

@@ -22,9 +22,12 @@ def test_relative_improvement_matches_the_papers_arithmetic():
     assert np.isnan(stats.relative_improvement(1.0, 0.0))
 
 
-def test_wilcoxon_is_scipys_zsplit(levels):
+def test_wilcoxon_is_scipys_default_and_zsplit_on_request(levels):
     a, b = levels
-    assert stats.wilcoxon(a, b) == pytest.approx(sps.wilcoxon(a, b, zero_method="zsplit").pvalue)
+    assert (a == b).sum() > 50  # many ties: the two zero methods differ here
+    assert stats.wilcoxon(a, b) == pytest.approx(sps.wilcoxon(a, b).pvalue, rel=1e-12)
+    assert stats.wilcoxon(a, b, "zsplit") == pytest.approx(sps.wilcoxon(a, b, zero_method="zsplit").pvalue, rel=1e-12)
+    assert stats.wilcoxon(a, b) != pytest.approx(stats.wilcoxon(a, b, "zsplit"), rel=1e-3)
     assert stats.wilcoxon(a, a) == 1.0
 
 
@@ -87,5 +90,13 @@ def test_holm_and_bh_by_hand():
 def test_compare_bundles_everything(levels):
     a, b = levels
     out = stats.compare(a, b, n_resamples=1000)
-    assert set(out) == {"mean_a", "mean_b", "relative_improvement", "p_wilcoxon", "p_permutation", "ci95"}
+    assert set(out) == {
+        "mean_a",
+        "mean_b",
+        "relative_improvement",
+        "p_wilcoxon",
+        "p_wilcoxon_zsplit",
+        "p_permutation",
+        "ci95",
+    }
     assert out["relative_improvement"] > 0

@@ -192,7 +192,7 @@ def test_release_fidelity_empty_test_instruction_and_no_end_of_turn_after_a_cut_
     item = fake_items(1)[0] | {"task": "response", "target": "I see."}
     whole = module.build([item], with_target=True, left_pad=False)["labels"][0].tolist()
     cut = module.build([item | {"target_complete": False}], with_target=True, left_pad=False)["labels"][0].tolist()
-    assert whole[-1] == module.eot[-1] and cut == whole[: -len(module.eot)]
+    assert whole[-1] == module.target_end[-1] and cut == whole[: -len(module.target_end)]
 
 
 @pytest.mark.parametrize("system", ["text-zs", "text", "re-llm"])

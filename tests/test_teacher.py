@@ -49,18 +49,18 @@ def test_openers_start_each_reply_and_enter_the_cache_key_only_when_set():
     cfg = cpu.teacher
     cfg.max_new_tokens, cfg.batch_size, cfg.openers = 4, 4, {}
     plain = Teacher(cfg, llm, tok, identity)
-    # The key of a teacher without openers is the key it had before openers existed: its entries stay valid.
+    # A teacher without openers has no openers in its key; the key holds every decoding field and the dtype.
     from relm.bench.teacher import TEACHER_VERSION, messages_for
 
-    old = content_key(
+    without = content_key(
         identity,
         cfg.prompt,
-        cfg.max_new_tokens,
-        cfg.repetition_penalty,
+        plain.decoding,
+        plain.dtype,
         messages_for(cfg, "{text}", "{emotion}"),
         TEACHER_VERSION,
     )
-    assert plain.key == old
+    assert plain.key == without and plain.decoding["repetition_penalty"] == cfg.repetition_penalty
     cfg.openers = {"sad": "Oh no, you sound sad.", "neutral": "I see."}
     opened = Teacher(cfg, llm, tok, identity)
     assert opened.key != plain.key

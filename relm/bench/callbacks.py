@@ -1,4 +1,4 @@
-"""Lightning callbacks of a training run: checkpoint selection, the step bar, answering in DDP workers."""
+"""Lightning callbacks of a training run: validation and weight selection, the step bar, answering in DDP workers."""
 
 from __future__ import annotations
 
@@ -12,34 +12,95 @@ from relm.bench.generation import answer
 from relm.config import Preset
 from relm.io import atomic_write_text, jsonl_text
 
-BEST_VAL_LOSS, STEPS_DONE = "relm/best_val_loss", "relm/optimizer_steps_done"  # from the workers
+SELECTION = "relm/selection"  # from the DDP workers: [[step, val loss], ...], then [selected step, its loss]
+STEPS_DONE = "relm/optimizer_steps_done"
 
 
-class KeepBestTrained(Callback):
-    """Checkpoint selection on `val/loss`, keeping only the trained parts in memory."""
+class ValidateAndSelect(Callback):
+    """Validation every `every` optimizer steps and after the last one (counted in optimizer steps, whatever
+    the accumulation), and the weights that answer the test split: `select` last (the final weights, as
+    released) or best (the lowest val/loss; a device copy of the trainable parameters only, no host copy).
 
-    def __init__(self):
-        self.best, self.state = float("inf"), None
+    relm runs validation itself rather than through Lightning's loop, whose `val_check_interval` counts
+    micro-batches: the same code serves one process and DDP workers (each takes every world-size-th val batch;
+    the loss is summed over all of them, so every process keeps the same weights)."""
 
-    def on_validation_end(self, trainer, module):
-        loss = trainer.callback_metrics.get("val/loss")
-        if loss is not None and float(loss) < self.best:
-            self.best, self.state = float(loss), module.trained_state()
+    def __init__(self, batches: list[list[dict]], every: int, select: str):
+        self.batches, self.every, self.select = batches, every, select
+        self.history: list[tuple[int, float]] = []  # (optimizer step, val loss)
+        self.best, self.best_step, self.state = float("inf"), -1, None
+
+    def validate(self, trainer, module) -> None:
+        rank, world = trainer.global_rank, trainer.world_size
+        sums: dict[str, torch.Tensor] = {}
+        count = torch.zeros((), device=module.device)
+        module.eval()
+        with torch.no_grad(), trainer.precision_plugin.val_step_context():
+            for batch in self.batches[rank::world]:
+                for name, value in module.losses(batch).items():
+                    sums[name] = sums.get(name, torch.zeros((), device=module.device)) + value.float() * len(batch)
+                count += len(batch)
+        module.train()
+        names = sorted(sums) or ["loss"]
+        totals = torch.stack([sums.get(n, torch.zeros((), device=module.device)) for n in names] + [count])
+        if world > 1:
+            torch.distributed.all_reduce(totals)
+        if float(totals[-1]) == 0:
+            return
+        metrics = {f"val/{n}": float(v) / float(totals[-1]) for n, v in zip(names, totals[:-1])}
+        step = trainer.global_step
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=step)
+        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
+        loss = metrics["val/loss"]
+        self.history.append((step, loss))
+        if loss < self.best:
+            self.best, self.best_step = loss, step
+            if self.select == "best":
+                self.state = {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        step = trainer.global_step
+        due = step % self.every == 0 or step >= trainer.max_steps
+        if self.batches and step > 0 and due and (not self.history or self.history[-1][0] != step):
+            self.validate(trainer, module)
 
     def restore(self, module) -> None:
-        if self.state is not None:
+        """Put the selected weights back (nothing to do for `last`)."""
+        if self.select == "best" and self.state is not None:
             own = dict(module.named_parameters())
             with torch.no_grad():
                 for k, v in self.state.items():
                     own[k].copy_(v)
 
+    def record(self, final_step: int) -> dict:
+        """The train record's selection fields."""
+        last = self.history[-1][1] if self.history and self.history[-1][0] == final_step else None
+        chosen = self.best_step if self.select == "best" and self.state is not None else final_step
+        return {
+            "select": self.select,
+            "selected_step": chosen,
+            "best_val_loss": self.best,
+            "last_val_loss": last,
+            "val_history": [[s, v] for s, v in self.history],
+        }
+
     def on_train_end(self, trainer, module):
-        """In DDP workers: take the best weights now (the sweep's process gets worker 0's copy when they exit),
-        and send the best loss and Lightning's step count back in `callback_metrics`."""
+        """In DDP workers: take the selected weights now (the sweep's process gets worker 0's copy when they exit),
+        and send the history and Lightning's step count back in `callback_metrics`."""
         if trainer.world_size > 1:
             self.restore(module)
-            trainer.callback_metrics[BEST_VAL_LOSS] = torch.tensor(self.best)
+            rows = self.history + [(self.best_step, self.best)]
+            trainer.callback_metrics[SELECTION] = torch.tensor(rows, dtype=torch.float64)
             trainer.callback_metrics[STEPS_DONE] = torch.tensor(trainer.global_step)
+
+    def take_from_workers(self, metrics: dict) -> None:
+        """The parent of DDP workers: the history and selection they sent back."""
+        rows = metrics.get(SELECTION)
+        if rows is not None and len(rows):
+            *history, (step, loss) = [(int(s), float(v)) for s, v in rows.tolist()]
+            self.history, self.best, self.best_step = history, loss, step
+            self.state = {} if self.select == "best" and step >= 0 else None  # the workers restored them
 
 
 class StepBar(Callback):
@@ -67,7 +128,7 @@ class StepBar(Callback):
 
 class AnswerInWorkers(Callback):
     """Multi-process training: when training ends, every process answers its share of the test items (every
-    world-size-th one) with the best weights (`KeepBestTrained` runs first and restores them); process 0
+    world-size-th one) with the selected weights (`ValidateAndSelect` runs first and restores them); process 0
     gathers the answers, in the items' order, into `path`."""
 
     def __init__(self, items: list[dict], preset: Preset, path: Path, progress: bool):

@@ -55,7 +55,9 @@ def _ua(gold: np.ndarray, a: dict, b: dict, n_resamples: int, seed: int) -> Comp
         "mean_b": ua_b,
         "relative_improvement": stats.relative_improvement(ua_a, ua_b),
         "absolute_difference": test["difference"],
-        "p_wilcoxon": None,
+        # per-utterance correctness (the share of seeds right), as a per-utterance paired test would read UA
+        "p_wilcoxon": stats.wilcoxon(a["correct"], b["correct"]),
+        "p_wilcoxon_zsplit": stats.wilcoxon(a["correct"], b["correct"], "zsplit"),
         "p_permutation": test["p_permutation"],
         "ci95": test["ci95"],
     }

@@ -32,7 +32,7 @@ from relm.models.speech_encoder import WhisperFrames
 from relm.runtime import resolve_device
 
 AVD_COLUMNS = ["arousal", "valence", "dominance"]
-FEATURES_VERSION = 1  # bump when feature extraction changes what it produces
+FEATURES_VERSION = 2  # bump when feature extraction changes what it produces (v2: w2v2 pooling over real frames)
 FEATURES_FILE = "features.safetensors"
 
 
@@ -150,9 +150,15 @@ class FeatureStore:
 
     def avd_targets(self, emotion_pred: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], str]:
         """A/V/D regression targets: annotations where the corpus has them, else pseudo-targets."""
-        df = self.df
+        df, cfg = self.df, self.preset.emotion_encoder
         annotated = bool(df[AVD_COLUMNS].notna().all(axis=None))
-        if not annotated and self.preset.emotion_encoder.pseudo_avd == "encoder" and emotion_pred is not None:
-            return {u: emotion_pred[u] for u in df["utt_id"]}, "pseudo: emotion encoder predictions"
+        wanted = cfg.avd_targets == "encoder" if annotated else cfg.pseudo_avd == "encoder"
+        if wanted and emotion_pred is not None:
+            why = (
+                "emotion encoder predictions (emotion_encoder.avd_targets: encoder)"
+                if annotated
+                else "pseudo: emotion encoder predictions"
+            )
+            return {u: emotion_pred[u] for u in df["utt_id"]}, why
         vals, source = dimensional_labels(df)
         return {u: torch.from_numpy(v) for u, v in zip(df["utt_id"], vals)}, source

@@ -28,6 +28,7 @@ from relm.cache import computed_stages, only_cached, warn
 from relm.data.corpora import DEFAULT_DATASET, find_root, get_adapter
 from relm.data.schema import SPLITS
 from relm.errors import RelmError
+from relm.fidelity import fidelity
 from relm.io import check_writable_folder
 from relm.keys import content_key
 from relm.models.budget import world_size
@@ -63,7 +64,7 @@ class SweepConfig:
     wandb_tags: tuple[str, ...] = ()
 
 
-TRAIN_VERSION = 1  # bump when training or generation changes what a run produces
+TRAIN_VERSION = 2  # bump when training or generation changes what a run produces (v2: validation in optimizer steps)
 # Every preset section a run reads; the scorer is not one of them (scoring is redone on every sweep).
 RUN_SECTIONS = (
     "name",
@@ -170,7 +171,6 @@ def _run_sweep(cfg: SweepConfig) -> Path:
         f"{preset.name}-{'+'.join(cfg.datasets)}-{content_key(cfg.systems, cfg.seeds, preset.hash(), length=8)}"
     )
     sweep_dir = cfg.out_root / sweep_id
-    # The sweep folder appears with its first run's files, so a sweep that fails before any run leaves none.
     precision, why = choose_precision(preset)
     if cfg.progress and not cfg.assemble:
         for dataset in cfg.datasets:  # a missing corpus stays a one-line error, before the estimate
@@ -188,10 +188,10 @@ def _run_sweep(cfg: SweepConfig) -> Path:
     )
     results["device"] = str(device)
     results["stand_ins"] = [name for name in preset_models(preset) if is_stand_in(name)]  # toy weights: toy metrics
-    results["precision"] = {"train_and_generate": precision, "teacher_and_features": "32-true", "why": why}
+    results["precision"] = {"train_and_generate": precision, "features": "32-true", "why": why}  # + teacher, below
+    results["fidelity"] = fidelity(preset)
     zero_shot = systems_with_role("zero_shot", cfg.systems)
     key_base = run_key_base(preset)
-    # The sweep bar appears with the first run, so an early error stands alone on its line.
     shard_index, shard_count = cfg.shard or (0, 1)
     per_dataset = len(cfg.systems) * cfg.seeds
     # Runs are numbered over datasets x systems x seeds; shard I of N takes those numbered I, I + N, ...
@@ -216,6 +216,7 @@ def _run_sweep(cfg: SweepConfig) -> Path:
                 warn(scorer_info.get("reason", "no empathy scorer"))
             with timer(Stage.TEACHER):
                 targets, cut, teacher_info = teacher_targets(preset, bundle.df, cfg.progress, Stage.TEACHER in force)
+            results["precision"]["teacher"] = teacher_info["dtype"]  # the teacher's weights (template: none)
             results["protocols"][dataset] = bundle.protocol
             results["data"][dataset] = {
                 "data_hash": bundle.data_hash,

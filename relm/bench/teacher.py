@@ -2,9 +2,12 @@
 
 The preset states the prompt (`teacher.system`, `teacher.user`, `teacher.examples`): the
 paper's continuation prompt (paper), or worked examples (cpu), or a fixed reply per emotion
-(`template`, smoke's random models). Outputs go through the paper's cleaning rules (`clean`);
-a dropped output leaves its utterance without a response target (counted). Raw outputs are one
-cache entry (`relm.cache`) per (teacher identity, prompt, decoding) and set of (transcript,
+(`template`, smoke's random models). Decoding (`teacher.decoding`) is the release's (the model folder's
+generation_config.json, only greedy and the lengths overridden) or relm's (the file's repetition penalty
+replaced by the preset's). Outputs go through the cleaning rules (`teacher.clean`: the release's five
+drop rules, or relm's, which also trim the reply); a dropped output leaves its utterance without a
+response target (counted), and so does an empty transcript. Raw outputs are one cache entry
+(`relm.cache`) per (teacher identity, dtype, prompt, every effective decoding field) and set of (transcript,
 emotion) pairs, `<cache>/teacher/<key>/responses.json`; the same sentence in the same emotion is
 generated once. Until the entry is complete, each finished batch is appended to
 `<cache>/partial/teacher-<key>.jsonl`, so a killed sweep resumes where it stopped.
@@ -15,7 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from relm.bench.stages import Stage
+from relm.bench.teacher_decoding import clean, decoding_record, generation_config, release_clean
 from relm.cache import CacheEntry, load_or_compute
 from relm.config import Preset, TeacherCfg
 from relm.io import atomic_write_json
@@ -36,9 +40,9 @@ if TYPE_CHECKING:
     from transformers import DynamicCache
 
 RESPONSES_FILE = "responses.json"
-TEACHER_VERSION = 2  # bump when generation changes what it produces (v2: raw outputs cached, cleaned on read)
-DROP_PREFIXES = ("I'm sorry, but I cannot", "I'm sorry, but I'm not sure")
-DROP_CONTAINS = ("as an ai language model", "i'm sorry, but i")
+TEACHER_VERSION = (
+    3  # bump when generation changes what it produces (v3: the key holds every decoding field and the dtype)
+)
 
 
 def messages_for(cfg: TeacherCfg, text: str, emotion: str) -> list[dict]:
@@ -51,32 +55,21 @@ def messages_for(cfg: TeacherCfg, text: str, emotion: str) -> list[dict]:
     return msgs + [{"role": "user", "content": cfg.user.format(emotion=emotion, text=text)}]
 
 
-def clean(text: str, truncated: bool) -> str | None:
-    """The paper's cleaning rules; also trims a reply cut mid-sentence at the token limit."""
-    text = text.strip().strip('"').strip()
-    if not text or text.startswith(DROP_PREFIXES) or "I'm not sure what you" in text:
-        return None
-    if any(p in text.lower() for p in DROP_CONTAINS):
-        return None
-    text = text.split("\n")[0].strip().strip('"').strip()  # the first line, without its quotes
-    if truncated:
-        ends = [m.end() for m in re.finditer(r"[.!?](\s|$)", text)]
-        text = text[: ends[-1]].strip() if ends else text
-    return text or None
-
-
 class Teacher:
     def __init__(self, cfg: TeacherCfg, model, tokenizer, identity: str):
         self.cfg, self.model, self.tok, self.identity = cfg, model, tokenizer, identity
         prompt = cfg.templates if cfg.prompt == "template" else messages_for(cfg, "{text}", "{emotion}")
+        self.generation = generation_config(cfg, model) if model is not None else None
+        self.decoding = decoding_record(self.generation)
+        self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.") if model is not None else "none"
         self.key = content_key(
             identity,
             cfg.prompt,
-            cfg.max_new_tokens,
-            cfg.repetition_penalty,
+            self.decoding,
+            self.dtype,
             prompt,
             TEACHER_VERSION,
-            *([cfg.openers] if cfg.openers else []),  # absent from older keys: their entries stay valid
+            *([cfg.openers] if cfg.openers else []),
         )
         self.cache: dict = {}
         if self.tok is not None:
@@ -138,14 +131,10 @@ class Teacher:
         out = self.model.generate(
             input_ids=input_ids.to(self.model.device),
             attention_mask=mask.to(self.model.device),
-            max_new_tokens=self.cfg.max_new_tokens,
-            min_new_tokens=1,
-            do_sample=sampling is not None,
-            num_beams=1,
-            repetition_penalty=self.cfg.repetition_penalty,
+            generation_config=self.generation,
             pad_token_id=pad,
             **kwargs,
-            **(sampling or {}),
+            **({"do_sample": True} | sampling if sampling else {}),
         )
         new = out[:, input_ids.shape[1] :]
         texts = self.tok.batch_decode(new, skip_special_tokens=True)
@@ -204,8 +193,13 @@ class Teacher:
         out = {}
         for t, e in pairs:
             item = self.cache[self.item_key(t, e)]
-            out[self.item_key(t, e)] = (clean(item["raw"], item["truncated"]), bool(item["truncated"]))
+            out[self.item_key(t, e)] = (clean(item["raw"], item["truncated"], self.cfg.clean), bool(item["truncated"]))
         return out
+
+    def changed_by_relm_rules(self, pairs: list[tuple[str, str]]) -> int:
+        """Targets (after `responses`) that relm's cleaning would have changed or dropped, under either rules."""
+        raw = [self.cache[self.item_key(t, e)] for t, e in set(pairs)]
+        return sum(clean(r["raw"], r["truncated"], "relm") != release_clean(r["raw"]) for r in raw)
 
 
 def read_partial(path: Path) -> dict:
@@ -243,13 +237,23 @@ def teacher_targets(
         llm, tok, identity = load_llm(llm_cfg)
         llm = llm.to(resolve_device(preset))
     teacher = Teacher(cfg, llm, tok, identity)
-    pairs = list(zip(df["transcript"].fillna(""), df["emotion"]))
+    everything = list(zip(df["utt_id"], df["transcript"].fillna("").astype(str), df["emotion"]))
+    # An empty transcript would give every such utterance the teacher's one reply to nothing: no target.
+    empty = {u for u, t, _ in everything if not t.strip()}
+    if empty:
+        print(
+            f"relm: warning: {len(empty)} utterance(s) have an empty transcript; they get no teacher target",
+            file=sys.stderr,
+        )
+    pairs = [(t, e) for u, t, e in everything if u not in empty]
     out = teacher.responses(pairs, progress=progress, force=force)
-    targets = {u: out[teacher.item_key(t, e)][0] for u, (t, e) in zip(df["utt_id"], pairs)}
+    targets: dict[str, str | None] = {
+        u: None if u in empty else out[teacher.item_key(t, e)][0] for u, t, e in everything
+    }
     # As released: a target whose generation hit the limit gets no end-of-turn token, so models do not learn
     # to stop wherever the teacher was cut off.
-    cut = {u for u, (t, e) in zip(df["utt_id"], pairs) if out[teacher.item_key(t, e)][1]}
-    dropped = sum(v is None for v in targets.values())
+    cut = {u for u, t, e in everything if u not in empty and out[teacher.item_key(t, e)][1]}
+    dropped = sum(targets[u] is None for u, _, _ in everything if u not in empty)
     return (
         targets,
         cut,
@@ -261,6 +265,11 @@ def teacher_targets(
             "cache_key": teacher.key,
             "entry": teacher.entry(pairs).name,
             "dropped_by_cleaning": dropped,
+            "clean": cfg.clean,
+            "changed_by_relm_rules": teacher.changed_by_relm_rules(pairs) if pairs else 0,
+            "empty_transcripts": len(empty),
+            "decoding": teacher.decoding,
+            "dtype": teacher.dtype,
             "n": len(targets),
         },
     )

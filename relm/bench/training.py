@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 from relm.batching import LengthBucketSampler
-from relm.bench.callbacks import BEST_VAL_LOSS, STEPS_DONE, AnswerInWorkers, KeepBestTrained, StepBar
+from relm.bench.callbacks import STEPS_DONE, AnswerInWorkers, StepBar, ValidateAndSelect
 from relm.bench.distributed import lightning_strategy
 from relm.bench.generation import answer
 from relm.bench.stages import Stage
@@ -55,8 +55,18 @@ def sequence_length(module: SystemLitModule, item: dict) -> int:
     else:
         middle = len(module.tokenizer(item["transcript"].strip(), add_special_tokens=False)["input_ids"])
     target = len(module.tokenizer(item["target"], add_special_tokens=False)["input_ids"])
-    target += len(module.eot) if item.get("target_complete", True) else 0
+    target += len(module.target_end) if item.get("target_complete", True) else 0
     return len(parts.prefix) + middle + len(parts.suffix) + target
+
+
+def validation_interval(preset: Preset, micro_batches_per_pass: int, steps: int) -> int:
+    """Optimizer steps between validations: `train.val_every_steps`, else `train.val_per_epoch` evenly spaced
+    validations per pass over the training items (a pass ends with a step of its last, partial accumulation)."""
+    t = preset.train
+    if t.val_every_steps > 0:
+        return t.val_every_steps
+    per_pass = -(-micro_batches_per_pass // t.accumulate)
+    return max(1, min(steps, per_pass) // t.val_per_epoch)
 
 
 def build_module(
@@ -132,16 +142,17 @@ def train_system(
     else:  # several processes: Lightning gives each its share through a DistributedSampler
         gen = torch.Generator().manual_seed(seed)
         train_loader = DataLoader(items, batch_size=per_process, shuffle=True, collate_fn=list, generator=gen)
-    val_loader = DataLoader(val, batch_size=per_process, collate_fn=list)
-    keep = KeepBestTrained()
     processes = budget["world_size"]
+    # Validation batches of the global batch size: each process takes every world-size-th one.
+    val_batches = [val[i : i + t.batch_size] for i in range(0, len(val), t.batch_size)]
+    keep = ValidateAndSelect(val_batches, validation_interval(preset, -(-len(items) // t.batch_size), steps), t.select)
     if processes > 1:
         module.cpu()  # spawned workers each move their copy to their own device; the parent keeps none there
         # Tensors reach the spawned workers through shared memory; passing file descriptors (torch's default)
         # failed in a worker here ("unable to resize file", a Firecracker VM); named files in /dev/shm work.
         torch.multiprocessing.set_sharing_strategy("file_system")
     spread = processes > 1 and test_items is not None and answers_path is not None
-    callbacks: list[Callback] = [keep]  # first: its on_train_end restores the best weights before any answering
+    callbacks: list[Callback] = [keep]  # first: its on_train_end restores the selected weights before answering
     if spread:
         callbacks.append(AnswerInWorkers(test_items, preset, answers_path, progress))  # type: ignore[arg-type]
     if progress:
@@ -161,29 +172,23 @@ def train_system(
         enable_checkpointing=False,
         num_sanity_val_steps=0,
         log_every_n_steps=5,
-        val_check_interval=max(1, min(steps, len(train_loader)) // 2) if val else None,
-        limit_val_batches=1.0 if val else 0,
+        limit_val_batches=0,  # ValidateAndSelect validates, counted in optimizer steps
         default_root_dir=str(log_dir),
         enable_model_summary=False,
         enable_progress_bar=False,  # StepBar instead
     )
     start = time.perf_counter()
-    _without_lightnings_exit(trainer.fit, module, train_loader, val_loader if val else None)
+    _without_lightnings_exit(trainer.fit, module, train_loader)
     seconds = time.perf_counter() - start
-    if processes > 1:  # the workers kept the best weights; the sweep's process got rank 0's copy
-        best = trainer.callback_metrics.get(BEST_VAL_LOSS)
-        keep.best = float(best) if best is not None else float("inf")
+    if processes > 1:  # the workers restored the selected weights; the sweep's process got rank 0's copy
+        keep.take_from_workers(trainer.callback_metrics)
         done = int(trainer.callback_metrics.get(STEPS_DONE, torch.tensor(-1)))
     else:
         done = trainer.global_step
-        if val:
-            _without_lightnings_exit(trainer.validate, module, val_loader, verbose=False)
-            keep.on_validation_end(trainer, module)
         keep.restore(module)
     module.to(resolve_device(preset))  # Lightning's teardown leaves the module on the CPU
-    return module, info | {
+    return module, info | keep.record(done) | {
         "train_seconds": round(seconds, 1),
-        "best_val_loss": keep.best,
         "seconds_per_step": round(seconds / max(steps, 1), 3),
         "answered_in_workers": spread,
         "optimizer_steps_done": done,  # counted by Lightning, against the budget's `steps`

@@ -79,6 +79,41 @@ def lora_to_peft(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+PEFT_LORA = re.compile(
+    r"^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_([AB])\.default\.weight$"
+)
+QKV = ("q_proj", "k_proj", "v_proj")
+
+
+def peft_to_lora(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """PEFT names on the Qwen2 model -> BLSP's LoRA keys (the inverse of `lora_to_peft`): q, k and v must share
+    one A (`lora.shared_qkv_a`; a state without k's and v's A, as a deduplicated one, shares q's), and their Bs
+    stack into the fused `c_attn`'s."""
+    back = {v: k for k, v in LORA_TARGETS.items()}
+    layers: dict[str, dict[str, torch.Tensor]] = {}
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        m = PEFT_LORA.match(key)
+        if not m:
+            continue
+        layer, block, module, ab = m.groups()
+        base = f"{QWEN_PREFIX}transformer.h.{layer}."
+        if module in QKV:
+            layers.setdefault(layer, {})[f"{module}.{ab}"] = tensor
+        else:
+            out[f"{base}{back[f'{block}.{module}']}.lora_{ab}.default.weight"] = tensor
+    for layer, parts in layers.items():
+        base = f"{QWEN_PREFIX}transformer.h.{layer}.attn.c_attn."
+        a = parts["q_proj.A"]
+        if any(not torch.equal(parts.get(f"{p}.A", a), a) for p in QKV[1:]):
+            raise RelmError(
+                f"layer {layer}: q, k and v have different lora_A; BLSP's layout has one (lora.shared_qkv_a)"
+            )
+        out[f"{base}lora_A.default.weight"] = a
+        out[f"{base}lora_B.default.weight"] = torch.cat([parts[f"{p}.B"] for p in QKV])
+    return out
+
+
 def split_checkpoint(state: dict[str, torch.Tensor]) -> BlspParts:
     """Every key of the checkpoint goes to exactly one part; an unknown key is an error naming it."""
     parts = BlspParts()
@@ -149,7 +184,7 @@ def load_into(module, init: SpeechInit) -> list[str]:
     """Copy the checkpoint's LoRA, adapter (when its input is Whisper alone) and emotion head into a built
     `SystemLitModule`; returns what was loaded. A part whose shapes do not fit is one error naming it."""
     loaded = []
-    own = dict(module.llm.named_parameters())
+    own = dict(module.llm.named_parameters(remove_duplicate=False))  # a shared q/k/v lora_A under each name
     missing = [k for k in init.parts.lora if k not in own]
     if missing:
         raise RelmError(

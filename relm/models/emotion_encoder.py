@@ -12,7 +12,6 @@ outputs [arousal, dominance, valence]; it is reordered here).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -164,8 +163,9 @@ class W2v2Dimensional(nn.Module):
         )
         out = self.wav2vec2(inputs.input_values.to(device), attention_mask=inputs.attention_mask.to(device))
         h = out.last_hidden_state
-        # frame mask at the model's stride (320 samples)
-        lengths = torch.tensor([math.ceil(len(w) / 320) for w in waves], device=device)
+        # The frames the conv front end makes of each utterance's own samples: a padded frame never enters the
+        # mean, so an utterance's vector is the same alone and in any batch.
+        lengths = self.wav2vec2._get_feat_extract_output_lengths(torch.tensor([len(w) for w in waves])).to(device)
         mask = (torch.arange(h.shape[1], device=device)[None] < lengths[:, None]).float().unsqueeze(-1)
         pooled = (h * mask).sum(1) / mask.sum(1).clamp(min=1)
         adv = self.out_proj(torch.tanh(self.dense(pooled)))  # [arousal, dominance, valence]

@@ -117,7 +117,54 @@ def add_lora(model: nn.Module, cfg: LoraCfg) -> nn.Module:
         bias="none",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    model = get_peft_model(model, config)
+    if cfg.shared_qkv_a:
+        share_qkv_lora_a(model)
+    return model
+
+
+class SharedDropout(nn.Module):
+    """One dropout mask for a layer's q, k and v LoRA inputs (BLSP's one dropout before the fused `c_attn`'s
+    LoRA). Qwen2 calls q, k and v in turn on the same hidden states; peft may cast each call's input anew, so the
+    mask, not the tensor, is shared: the first of every `sharers` calls draws it, the others reuse it."""
+
+    def __init__(self, p: float, sharers: int):
+        super().__init__()
+        self.p, self.sharers = p, sharers
+        self._mask: torch.Tensor | None = None
+        self._served = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if self._mask is None or self._served >= self.sharers or self._mask.shape != x.shape:
+            self._mask = torch.empty_like(x).bernoulli_(1 - self.p).div_(1 - self.p)
+            self._served = 0
+        self._served += 1
+        out = x * self._mask.to(x.dtype)
+        if self._served == self.sharers:  # every sharer has it: hold nothing past this layer
+            self._mask = None
+        return out
+
+
+def share_qkv_lora_a(model: nn.Module) -> int:
+    """Make each attention layer's q, k and v LoRA share one `lora_A` Linear (one Parameter, registered under q's
+    name) and one dropout mask, as BLSP's LoRA on Qwen v1's fused `c_attn` has; returns the layers shared."""
+    shared = 0
+    for module in model.modules():
+        parts = [getattr(module, n, None) for n in ("q_proj", "k_proj", "v_proj")]
+        if not all(hasattr(p, "lora_A") for p in parts):
+            continue
+        q = parts[0]
+        for adapter in q.lora_A:
+            dropout = SharedDropout(getattr(q.lora_dropout[adapter], "p", 0.0), sharers=3)
+            for p in parts:
+                p.lora_A[adapter] = q.lora_A[adapter]
+                p.lora_dropout[adapter] = dropout
+        shared += 1
+    if shared == 0:
+        raise RelmError("lora.shared_qkv_a: no attention layer with q/k/v LoRA (lora.target_modules needs all three)")
+    return shared
 
 
 class PositionMask:
@@ -190,6 +237,23 @@ def end_of_turn_ids(tokenizer) -> list[int]:
         [tokenizer.convert_tokens_to_ids("<|im_end|>")]
         if "<|im_end|>" in tokenizer.get_vocab()
         else [tokenizer.eos_token_id]
+    )
+
+
+def target_end_ids(tokenizer, style: str) -> list[int]:
+    """What closes a complete training target: `<|im_end|>`, or the release's `<|im_end|>\\n<|endoftext|>`."""
+    if style == "release" and {"<|im_end|>", "<|endoftext|>"} <= tokenizer.get_vocab().keys():
+        return tokenizer("<|im_end|>\n<|endoftext|>", add_special_tokens=False)["input_ids"]
+    return end_of_turn_ids(tokenizer)
+
+
+def stop_ids(tokenizer, style: str) -> list[int]:
+    """Tokens that end an answer: `<|im_end|>`, or the release's `<|im_end|>`, `<|im_start|>`, `<|endoftext|>`."""
+    if style != "release":
+        return end_of_turn_ids(tokenizer)
+    vocab = tokenizer.get_vocab()
+    return [vocab[t] for t in ("<|im_end|>", "<|im_start|>", "<|endoftext|>") if t in vocab] or end_of_turn_ids(
+        tokenizer
     )
 
 

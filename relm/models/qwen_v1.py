@@ -32,7 +32,7 @@ import torch
 from relm.errors import RelmError
 from relm.models.checkpoints import read_weights
 
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # v2: the source's generation_config.json fields kept
 PAT_STR = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
@@ -231,9 +231,12 @@ def convert_folder(src: Path, out: Path) -> None:
         "dtype": str(next(iter(converted.values())).dtype).removeprefix("torch.")
     }
     (out / "config.json").write_text(json.dumps(native, indent=2) + "\n")
-    (out / "generation_config.json").write_text(
-        json.dumps({"bos_token_id": endoftext, "eos_token_id": [endoftext, im_end], "pad_token_id": endoftext}) + "\n"
-    )
+    # The source's decoding fields (Qwen-7B-Chat: repetition penalty 1.1, top-p ...) are kept: the release's
+    # teacher decodes with them (`teacher.decoding: release`); the special tokens are the native tokenizer's.
+    source = src / "generation_config.json"
+    fields = json.loads(source.read_text()) if source.is_file() else {}
+    fields |= {"bos_token_id": endoftext, "eos_token_id": [endoftext, im_end], "pad_token_id": endoftext}
+    (out / "generation_config.json").write_text(json.dumps(fields, indent=2) + "\n")
     tokenizer.save_pretrained(str(out))
     (out / "relm-conversion.json").write_text(
         json.dumps({"from": str(src), "converter": f"relm.models.qwen_v1 v{CONVERTER_VERSION}"}) + "\n"

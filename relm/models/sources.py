@@ -130,7 +130,7 @@ def convert_native(name: str, force: bool = False) -> Resolved:
     return out
 
 
-GENERATED_VERSION = 1  # bump when a generator writes different files
+GENERATED_VERSION = 2  # bump when a generator writes different files (v2: tiny-qwen-v1 has generation_config.json)
 
 
 def _generated(spec: ModelSpec) -> Resolved:

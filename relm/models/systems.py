@@ -7,6 +7,7 @@ A batch item is a dict: `frames` (T, d_whisper), `emotion` (d_emo,), `avd` (3,),
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,11 +26,13 @@ from relm.models.checkpoints import read_checkpoint_identity
 from relm.models.llm import (
     PromptParts,
     add_lora,
-    end_of_turn_ids,
     next_token_loss,
     prompt_parts,
     restrict_lora_to_speech,
+    stop_ids,
+    target_end_ids,
 )
+from relm.models.schedule import warmup_decay
 from relm.models.system_table import get_system
 
 if TYPE_CHECKING:
@@ -84,10 +87,14 @@ class SystemLitModule(L.LightningModule):
             "response_eval": prompt_parts(tokenizer, p.system, eval_instruction),
             "ser": prompt_parts(tokenizer, p.ser_system, ser_instruction),
         }
-        self.eot = end_of_turn_ids(tokenizer)
+        self.target_end = target_end_ids(tokenizer, preset.train.target_end)  # closes a complete training target
+        self.stop = stop_ids(tokenizer, preset.generate.stop)  # tokens that end an answer
         self.loaded_from_init: list[str] = load_into(self, init) if init is not None else []
         if self.spec.trains:
             self.llm.train()
+            for head in preset.train.freeze:  # its loss still reaches the adapter through it
+                if getattr(self, head, None) is not None:
+                    getattr(self, head).requires_grad_(False)
         else:
             self.requires_grad_(False)  # zero-shot: nothing is trained, the released weights included
         self.target_logits_only = True  # False: the LLM's own labels= loss (benchmarks/perf.py compares the two)
@@ -142,7 +149,7 @@ class SystemLitModule(L.LightningModule):
             target_ids = []
             if with_target:
                 target_ids = self.tokenizer(it["target"], add_special_tokens=False)["input_ids"]
-                target_ids += self.eot if it.get("target_complete", True) else []
+                target_ids += self.target_end if it.get("target_complete", True) else []
             pieces = [self._embed_ids(parts.prefix), middle.to(dtype), self._embed_ids(parts.suffix)]
             if target_ids:
                 pieces.append(self._embed_ids(target_ids))
@@ -200,21 +207,14 @@ class SystemLitModule(L.LightningModule):
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=len(items), prog_bar=True)
         return losses["loss"]
 
-    def validation_step(self, items, batch_idx):
-        losses = self.losses(items)
-        # sync_dist: every process sees the mean over all of them, so all keep the same best weights.
-        self.log_dict({f"val/{k}": v for k, v in losses.items()}, batch_size=len(items), sync_dist=True)
-
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
         t = self.preset.train
         opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
-        warm, total = t.warmup_steps, max(self.total_steps, t.warmup_steps + 1)
-
-        def schedule(step: int) -> float:  # DeepSpeed's WarmupDecayLR: linear up, linear down
-            return (step + 1) / warm if step < warm else max(0.0, (total - step) / (total - warm))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt,
+            functools.partial(warmup_decay, warmup_steps=t.warmup_steps, total_steps=self.total_steps, warmup=t.warmup),
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ---- inference ------------------------------------------------------------------------
@@ -256,7 +256,7 @@ class SystemLitModule(L.LightningModule):
             do_sample=False,
             num_beams=1,
             pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.eot,
+            eos_token_id=self.stop,
             **kwargs,
         )
         if self.position_mask is not None:

@@ -120,9 +120,25 @@ def blsp_state(
     return s | {"hidden2emotion.weight": w(EMOTIONS, h)}
 
 
+# Qwen-7B-Chat's generation_config.json: the teacher's decoding as released reads it (`teacher.decoding`).
+QWEN_V1_GENERATION = {
+    "chat_format": "chatml",
+    "eos_token_id": 151643,
+    "pad_token_id": 151643,
+    "max_window_size": 6144,
+    "max_new_tokens": 512,
+    "do_sample": True,
+    "top_k": 0,
+    "top_p": 0.8,
+    "repetition_penalty": 1.1,
+}
+
+
 def write_qwen_v1_folder(folder: Path) -> None:
-    """`config.json`, `pytorch_model.bin` and `qwen.tiktoken`, as Qwen-7B-Chat ships them (remote code)."""
+    """`config.json`, `generation_config.json`, `pytorch_model.bin` and `qwen.tiktoken`, as Qwen-7B-Chat ships
+    them (remote code)."""
     (folder / "config.json").write_text(json.dumps(QWEN_V1, indent=2) + "\n")
+    (folder / "generation_config.json").write_text(json.dumps(QWEN_V1_GENERATION, indent=2) + "\n")
     torch.save(qwen_v1_state(), folder / "pytorch_model.bin")
     write_tiktoken(folder / "qwen.tiktoken")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from relm.config import Preset
+from relm.config import CHOICES, Preset
 from relm.docstrings import attribute_docs
 from relm.errors import RelmError
 from relm.registry import Registry
@@ -103,6 +103,15 @@ def _check(preset: Preset, where: str) -> Preset:
     empty = [k for k in REQUIRED_PROMPTS if not getattr(preset.prompts, k).strip()]
     if empty:
         raise RelmError(f"{where}: prompts.{empty[0]} is empty; a preset states every prompt it uses")
+    for (section, name), allowed in CHOICES.items():
+        value = getattr(getattr(preset, section), name)
+        if value not in allowed:
+            raise RelmError(f"{where}: {section}.{name} must be one of {list(allowed)}, got {value!r}")
+    heads = {"ser_head", "avd_head"}
+    if set(preset.train.freeze) - heads:
+        raise RelmError(f"{where}: train.freeze may name {sorted(heads)}, got {preset.train.freeze}")
+    if preset.train.val_per_epoch < 1 or preset.train.val_every_steps < 0:
+        raise RelmError(f"{where}: train.val_per_epoch must be at least 1 and train.val_every_steps at least 0")
     t = preset.teacher
     if t.prompt == "template" and not t.templates:
         raise RelmError(f"{where}: teacher.prompt is template but teacher.templates is empty")
@@ -139,14 +148,32 @@ def _set_dotted(data: dict, key: str, value) -> None:
     node[parts[-1]] = value
 
 
-def load_preset(name_or_path: str, overrides: dict | None = None) -> Preset:
-    path = preset_path(name_or_path)
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _read(path: Path, seen: tuple[str, ...] = ()) -> dict:
+    """A preset file's mapping; `extends: NAME` lays it over the shipped (or named file's) preset NAME."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise RelmError(f"{path}: invalid YAML ({exc})") from None
     if not isinstance(data, dict):
         raise RelmError(f"{path}: a preset is a mapping of sections, got {type(data).__name__}")
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or base in seen:
+        raise RelmError(f"{path}: extends must name one other preset, without cycles; got {base!r}")
+    return _merged(_read(preset_path(base), (*seen, base)), data)
+
+
+def load_preset(name_or_path: str, overrides: dict | None = None) -> Preset:
+    path = preset_path(name_or_path)
+    data = _read(path, (name_or_path,))
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
     return _check(preset_from_dict(data, path.name), path.name)

@@ -26,12 +26,13 @@ def relative_improvement(new: float, base: float) -> float:
     return float("nan") if base == 0 else 100.0 * (new - base) / abs(base)
 
 
-def wilcoxon(a, b) -> float:
-    """Two-sided Wilcoxon signed-rank p; `zsplit` keeps ties (common with 0/1/2 levels)."""
+def wilcoxon(a, b, zero_method: str = "wilcox") -> float:
+    """Two-sided Wilcoxon signed-rank p. `wilcox` (scipy's default, as the paper would have run it) drops zero
+    differences; `zsplit` keeps them, split between the signs (common with 0/1/2 levels)."""
     a, b = _paired(a, b)
     if len(a) == 0 or np.all(a == b):
         return 1.0
-    return float(stats.wilcoxon(a, b, zero_method="zsplit", alternative="two-sided").pvalue)
+    return float(stats.wilcoxon(a, b, zero_method=zero_method, alternative="two-sided").pvalue)
 
 
 def permutation_test(a, b, n_resamples: int = 10000, seed: int = 0) -> float:
@@ -132,6 +133,7 @@ def compare(a, b, n_resamples: int = 10000, seed: int = 0) -> dict:
         "mean_b": float(b.mean()) if len(b) else float("nan"),
         "relative_improvement": relative_improvement(float(a.mean()), float(b.mean())) if len(a) else float("nan"),
         "p_wilcoxon": wilcoxon(a, b),
+        "p_wilcoxon_zsplit": wilcoxon(a, b, "zsplit"),
         "p_permutation": permutation_test(a, b, n_resamples, seed),
         "ci95": list(bootstrap_ci(a, b, n_resamples, seed)),
     }
