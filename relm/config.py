@@ -154,9 +154,10 @@ class TrainCfg:
     warmup: str = "linear"
     """Warm-up curve: linear ((step + 1) / warmup_steps), or log (DeepSpeed's WarmupDecayLR default,
     log(step + 1) / log(warmup_steps)); both decay linearly to 0 afterwards."""
-    select: str = "best"
+    select: str = "last"
     """Which weights answer the test split: last (the final weights, as released) or best (the lowest val/loss
-    among the validations)."""
+    among the validations). Before this switch, relm meant to keep the best but on a CPU kept the last: its
+    snapshot was a view of the live CPU parameters, so every CPU result so far is `last`."""
     val_per_epoch: int = 2
     """Validations per pass over the training items, evenly spaced in optimizer steps (the release: 1)."""
     val_every_steps: int = 0

@@ -176,6 +176,14 @@ class Results(TypedDict, total=False):
     `per_source` (each system's outputs, edge cases)."""
     teacher_reference: dict[str, dict[str, Any]]
     """[dataset]: the step-1 targets scored like a system and compared with the zero-shot system (a = teacher)."""
+    teacher_replies: dict[str, dict[str, Any]]
+    """[dataset]: the step-1 targets of the test utterances measured like a system's replies (`distinct_1`,
+    `distinct_2` with `_ci95`, `repeat_rate`, `reply_words`, `relevance`, `off_topic_rate` and its threshold,
+    `distinct_replies`, `distinct_transcripts`, `collapse`, `n`) and `samples`: the utterances of the report's
+    sample table (3 transcripts, one per emotion) with their target."""
+    reply_samples: dict[str, list[dict[str, Any]]]
+    """[dataset]: the sample table: per utterance `utt_id`, `transcript`, `emotion`, `target` and `replies`
+    ({system: its seed-0 reply})."""
     runs: dict[str, dict[str, list[str]]]
     """[dataset][system]: run folders (relative) with `responses.jsonl`, `metrics.json` and training logs."""
     timings_s: dict[str, float]
@@ -255,6 +263,11 @@ def aggregate(by_seed: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
         for mech in EMPATHY_MECHANISMS:
             if runs and runs[0].get(f"{mech}_levels") is not None:
                 row[f"{mech}_levels"] = np.mean([r[f"{mech}_levels"] for r in runs], axis=0).tolist()
+        for key in ("distinct_replies", "distinct_transcripts"):  # reply diversity: mean over seeds
+            counts = [r[key] for r in runs if r.get(key) is not None]
+            row[key] = float(np.mean(counts)) if counts else None
+        warnings = sorted({r["collapse"] for r in runs if r.get("collapse")})
+        row["collapse"] = " ".join(warnings) if warnings else None  # relm.scoring.responses.collapse_warning
         row["n_unparseable"] = int(sum(r.get("n_unparseable", 0) for r in runs))
         row["n"] = int(runs[0].get("n", 0)) if runs else 0
         out[system] = row
@@ -271,7 +284,7 @@ def schema_markdown() -> str:
         "`results/runs/latest` points at the newest sweep folder. Metric names and facts: `relm ls metrics`.",
         "",
     ]
-    for cls in (Results, DataInfo, TeacherInfo, ScorerInfo, Comparison, Provenance):
+    for cls in (Results, DataInfo, TeacherInfo, FidelityInfo, ScorerInfo, Comparison, Provenance):
         lines += [f"## `{cls.__name__}`", "", "| key | type | meaning |", "|---|---|---|"]
         for key, (hint, doc) in attribute_fields(cls).items():
             cell = hint.replace("|", "\\|")  # a bare | would split the Markdown cell

@@ -46,8 +46,14 @@ def test_results_schema(sweep):
     res = json.loads((run_dir / "results.json").read_text())
     m = res["metrics"]["synth-esd"]
     assert set(m) == {"text-zs", "text", "speech", "re-llm"}
+    replies = {"distinct_1", "distinct_2", "repeat_rate", "reply_words", "relevance", "off_topic_rate"}
+    assert replies <= set(res["teacher_replies"]["synth-esd"]) and res["teacher_replies"]["synth-esd"]["n"] == 20
+    samples = res["reply_samples"]["synth-esd"]
+    assert samples and all(set(s["replies"]) == set(m) and s["target"] for s in samples)
+    assert res["fidelity"]["recipe"] == "deviates" and "train.select" in res["fidelity"]["switches"]
     for system, row in m.items():
-        assert {"er", "ip", "ex", "ua", "wa", "macro_f1", "ua_head"} <= set(row)
+        assert {"er", "ip", "ex", "ua", "wa", "macro_f1", "ua_head"} | replies <= set(row)
+        assert 0 <= row["repeat_rate"] <= 1 and -1 <= row["relevance"] <= 1
         assert (row["ua_head"] is None) == (system in ("text-zs", "text"))
     comp = res["comparisons"]["synth-esd"]
     assert set(comp) == {"re-llm vs text-zs", "re-llm vs text", "re-llm vs speech"}
@@ -80,7 +86,9 @@ def test_results_schema(sweep):
     for name in ("report.md", "report.html", "plots/synth-esd-bars.png", "plots/synth-esd-confusion.png"):
         assert (run_dir / name).is_file(), name
     assert (run_dir.parent / "latest").resolve() == run_dir.resolve()
-    assert "| re-llm |" in (run_dir / "report.md").read_text()
+    report = (run_dir / "report.md").read_text()
+    assert "| re-llm |" in report and "## Replies" in report and "### Sample replies: synth-esd" in report
+    assert report.count("| synth-esd | teacher targets |") == 1 and "Recipe: deviates from the release" in report
     page = (run_dir / "report.html").read_text()  # one self-contained file: real tables, plots inlined
     assert "<table>" in page and "data:image/png;base64," in page and "`" not in page and 'src="plots/' not in page
     tex = (run_dir / "report.tex").read_text()
@@ -302,7 +310,8 @@ def test_report_html_renders_in_a_real_browser(sweep, tmp_path):
     page = f"file://{run_dir / 'report.html'}"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files"]
     dom = subprocess.run([chromium, *flags, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
-    assert dom.count("<table") >= 3 and dom.count('src="data:image/png;base64,') >= 3
+    assert dom.count("<table") >= 5 and dom.count('src="data:image/png;base64,') >= 3
+    assert "Sample replies: synth-esd" in dom and "teacher target</th>" in dom  # the sample table, rendered
     text = re.sub(r"<[^>]+>", " ", re.sub(r"<(code|pre)>.*?</\1>", " ", dom, flags=re.S))
     raw = re.findall(r"(?s).{0,60}(?:`|\{'|\*\*(?=\w)).{0,60}", text)  # Markdown or a Python repr left raw
     assert not raw, raw
@@ -330,6 +339,7 @@ def test_compare_two_2_seed_sweeps_prints_the_config_difference_and_clustered_te
     out = capsys.readouterr().out
     assert "train.lr" in out and "0.01" in out and "0.02" in out  # the config difference, first
     assert "| synth-esd | re-llm | ua |" in out and "20 x (2, 2) |" in out  # every seed, clustered by utterance
+    assert "Sample replies, synth-esd:" in out and out.count("| re-llm |") >= 3  # the same utterances, A and B
     assert main(["compare", str(a), str(b), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     row = next(r for r in data["rows"] if (r["system"], r["metric"]) == ("re-llm", "ua"))

@@ -48,7 +48,7 @@ def test_the_paper_presets_carry_the_release_switches():
     assert recipe_line(fidelity(fp32)).startswith("Recipe: the release recipe")
     assert "train.precision='bf16-mixed' (release '32-true')" in recipe_line(fidelity(paper))
     # the cpu presets keep what they measured best, and their results say so
-    assert load_preset("cpu").train.select == "best" and fidelity(load_preset("cpu"))["recipe"] == "deviates"
+    assert load_preset("cpu").train.select == "last" and fidelity(load_preset("cpu"))["recipe"] == "deviates"
 
 
 def test_select_last_answers_with_the_final_weights_and_validates_once_per_epoch(tmp_path, monkeypatch):
@@ -83,17 +83,33 @@ def test_select_last_answers_with_the_final_weights_and_validates_once_per_epoch
     assert info["selected_step"] == 9 and info["last_val_loss"] == pytest.approx(info["val_history"][-1][1], abs=1e-6)
     own = dict(module.named_parameters())
     assert final and all(torch.equal(own[n].cpu(), v.cpu()) for n, v in final.items())
-    # best: the lowest validation's weights, kept on the device, put back
-    best_preset = load_preset(
-        "smoke",
-        {"train.max_steps": 9, "train.accumulate": 2, "train.val_every_steps": 2, "train.ser_prompt_fraction": 0.0},
+
+
+def test_select_best_puts_back_a_copy_of_the_best_validations_weights(tmp_path, monkeypatch):
+    """The snapshot is a copy: relm's earlier one was a view of the live CPU parameters (`.cpu()` of a CPU tensor
+    is itself), so on a CPU it always answered with the last weights."""
+    from relm.bench import callbacks
+
+    snaps: dict = {}
+    validate = callbacks.ValidateAndSelect.validate
+
+    def snapshot(self, trainer, module):
+        validate(self, trainer, module)
+        snaps[trainer.global_step] = {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
+
+    monkeypatch.setattr(callbacks.ValidateAndSelect, "validate", snapshot)
+    overrides = {"train.select": "best", "train.max_steps": 30, "train.val_every_steps": 4, "train.lr": 0.05}
+    # 8 training items: the validation loss turns back up (lowest at step 16 here)
+    module, info = train_system(
+        "speech", load_preset("smoke", overrides), fake_items(8), fake_items(10, 1), SPEECH_DIM, EMO_DIM, 0, tmp_path
     )
-    _, best = train_system(
-        "speech", best_preset, fake_items(20), fake_items(8, 1), SPEECH_DIM, EMO_DIM, 0, tmp_path / "b", progress=False
-    )
-    assert [s for s, _ in best["val_history"]] == [2, 4, 6, 8, 9]
-    assert best["best_val_loss"] == min(v for _, v in best["val_history"])
-    assert best["selected_step"] == min(best["val_history"], key=lambda sv: sv[1])[0]
+    steps = [s for s, _ in info["val_history"]]
+    assert steps == [4, 8, 12, 16, 20, 24, 28, 30] and info["best_val_loss"] == min(v for _, v in info["val_history"])
+    chosen = info["selected_step"]
+    assert chosen == min(info["val_history"], key=lambda sv: sv[1])[0] and chosen != 30, info["val_history"]
+    own = dict(module.named_parameters())
+    assert all(torch.equal(own[n], v) for n, v in snaps[chosen].items())
+    assert not all(torch.equal(own[n], v) for n, v in snaps[30].items())
 
 
 def test_release_cleaning_keeps_a_reply_as_generated():

@@ -25,8 +25,10 @@ class ValidateAndSelect(Callback):
     micro-batches: the same code serves one process and DDP workers (each takes every world-size-th val batch;
     the loss is summed over all of them, so every process keeps the same weights)."""
 
-    def __init__(self, batches: list[list[dict]], every: int, select: str):
-        self.batches, self.every, self.select = batches, every, select
+    def __init__(self, batches: list[list[dict]], every: int, select: str, per_pass: int = 0):
+        # every: optimizer steps between validations, counted from the start of each pass over the training
+        # items when `per_pass` (its optimizer steps) is given, else from the start of training.
+        self.batches, self.every, self.select, self.per_pass = batches, every, select, per_pass
         self.history: list[tuple[int, float]] = []  # (optimizer step, val loss)
         self.best, self.best_step, self.state = float("inf"), -1, None
 
@@ -56,12 +58,13 @@ class ValidateAndSelect(Callback):
         self.history.append((step, loss))
         if loss < self.best:
             self.best, self.best_step = loss, step
-            if self.select == "best":
+            if self.select == "best":  # a copy: `.cpu()` of a CPU tensor is the tensor itself, not a snapshot
                 self.state = {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         step = trainer.global_step
-        due = step % self.every == 0 or step >= trainer.max_steps
+        in_pass = (step - 1) % self.per_pass + 1 if self.per_pass else step
+        due = in_pass % self.every == 0 or step >= trainer.max_steps
         if self.batches and step > 0 and due and (not self.history or self.history[-1][0] != step):
             self.validate(trainer, module)
 

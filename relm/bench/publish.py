@@ -57,6 +57,11 @@ def close_dataset(
         for other in own:
             comparisons[comparison_name(name, other)] = compare_systems(rows_by_system[name], rows_by_system[other])
     results.setdefault("hypotheses", {})[dataset] = adjust(comparisons, own)
+    samples = results.get("teacher_replies", {}).get(dataset, {}).get("samples", [])
+    by_id = {s: {r["id"]: r["response"] for r in runs[0]} for s, runs in rows_by_system.items() if runs}
+    results.setdefault("reply_samples", {})[dataset] = [  # type: ignore[typeddict-unknown-key]
+        s | {"replies": {system: replies.get(s["utt_id"]) for system, replies in by_id.items()}} for s in samples
+    ]
     if comparisons:
         results["comparisons"][dataset] = comparisons
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from relm.bench.comparisons import compare_systems
 from relm.bench.report import fmt_p
+from relm.bench.report_replies import sample_comparison
 from relm.errors import RelmError
 from relm.io import read_jsonl
 from relm.metrics.table import METRICS, metric_names
@@ -178,6 +179,7 @@ def compare_data(run_a: Path, run_b: Path) -> dict:
         "b": {"path": str(run_b), "sweep_id": b.get("sweep_id"), "git_hash": b.get("provenance", {}).get("git_hash")},
         "config_difference": config_difference(a, b),
         "rows": rows,
+        "sample_replies": sample_comparison(a, b),  # Markdown lines: the same utterances' replies in A and B
     }
 
 
@@ -201,7 +203,7 @@ def compare_runs(run_a: Path, run_b: Path) -> str:
             + ("n/a" if ci is None else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]")
             + f" | {fmt_p(r['p'])} | {fmt_p(r['p_bh'])} | {size} |"
         )
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *data["sample_replies"]]).rstrip() + "\n"
 
 
 def config_difference(a: dict, b: dict) -> list[str]:

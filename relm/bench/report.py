@@ -12,6 +12,7 @@ import numpy as np
 from markdown_it import MarkdownIt
 
 from relm.bench.plots import plots
+from relm.bench.report_replies import collapse_lines, replies_section
 from relm.fidelity import recipe_line
 from relm.io import atomic_write_text
 from relm.metrics.table import METRICS, metric_names
@@ -96,9 +97,14 @@ def _data_lines(results: dict) -> list[str]:
         line = f"- {d}: {sizes} utterances, A/V/D targets: {info['avd_targets']}"
         if teacher:
             line += (
-                f"; teacher `{teacher['identity']}` ({teacher['prompt']} prompt), "
+                f"; teacher `{teacher['identity']}` ({teacher['prompt']} prompt, {teacher.get('dtype', '?')}), "
                 f"{teacher['dropped_by_cleaning']} responses dropped by cleaning"
             )
+            if "clean" in teacher:  # results written before the switch existed lack these
+                line += (
+                    f" ({teacher['clean']} rules; relm's rules would change {teacher['changed_by_relm_rules']}), "
+                    f"{teacher['empty_transcripts']} empty transcripts without a target"
+                )
         out.append(line + ".")
     for d, agr in results.get("scorer_agreement", {}).items():
         if agr:
@@ -162,9 +168,12 @@ def markdown(results: dict, plot_files: list[Path]) -> str:
         "",
         *table_rows(results),
         "",
+        *collapse_lines(results),
+        "",
         "UA: generative SER answer parsed to a label (unparseable answers count as wrong); UA_HEAD: the SER "
         "head on the pooled adapter output.",
         "",
+        *replies_section(results),
         "## Paired comparisons",
         "",
         *comparison_rows(results),

@@ -18,6 +18,7 @@ from relm.scoring import empathy, stats
 from relm.scoring.congruence import congruence_row
 from relm.scoring.empathy_base import EmpathyScorer
 from relm.scoring.epitome_data import default_dir, load_epitome
+from relm.scoring.responses import reply_metrics
 from relm.scoring.ser import parse_emotion, ser_scores
 
 SCORER_SEED = 0  # one scorer serves every run of a sweep; its seed is fixed and recorded
@@ -93,9 +94,12 @@ def score_rows(rows: list[dict], scorer: EmpathyScorer | None) -> tuple[list[dic
     for name in metric_names(family="congruence"):
         key = METRICS.get(name).item_key
         metrics[name] = float(np.mean([r[key] for r in rows])) if rows else float("nan")
-    words = [len(r["response"].split()) for r in rows]
-    metrics["response_words_mean"] = float(np.mean(words)) if words else 0.0
-    metrics["n_empty_responses"] = int(sum(w == 0 for w in words))
+    columns, replies = reply_metrics([r["response"] for r in rows], [r["transcript"] for r in rows])
+    for name, values in columns.items():
+        for r, v in zip(rows, values):
+            r[name] = v
+    metrics |= replies
+    metrics["n_empty_responses"] = int(sum(w == 0 for w in columns["reply_words"]))
     if scorer is not None:
         levels = scorer.score([r["transcript"] for r in rows], [r["response"] for r in rows])
         for mech, vals in levels.items():
@@ -107,6 +111,28 @@ def score_rows(rows: list[dict], scorer: EmpathyScorer | None) -> tuple[list[dic
         for mech in EMPATHY_MECHANISMS:
             metrics[mech] = None
     return rows, metrics
+
+
+def teacher_replies(test_items: list[dict], n_transcripts: int = 3) -> dict:
+    """The reply metrics of the step-1 targets of the test utterances (what the systems learned from), and the
+    utterances of the report's sample table: the `n_transcripts` sentences said in the most emotions, one
+    utterance per emotion each."""
+    have = [it for it in test_items if it.get("target")]
+    metrics = reply_metrics([it["target"] for it in have], [it["transcript"] for it in have])[1] | {"n": len(have)}
+    emotions: dict[str, set[str]] = {}
+    for it in test_items:
+        emotions.setdefault(it["transcript"], set()).add(it["emotion_name"])
+    chosen = sorted(emotions, key=lambda t: (-len(emotions[t]), t))[:n_transcripts]
+    first: dict[tuple[str, str], dict] = {}
+    for it in sorted(test_items, key=lambda it: str(it["utt_id"])):
+        first.setdefault((it["transcript"], it["emotion_name"]), it)
+    samples = [
+        {"utt_id": str(it["utt_id"]), "transcript": t, "emotion": e, "target": it.get("target")}
+        for t in chosen
+        for e in LABELS
+        if (it := first.get((t, e)))
+    ]
+    return metrics | {"samples": samples}
 
 
 def teacher_reference(reference_rows: list[dict], targets: dict[str, str | None], scorer: EmpathyScorer) -> dict:

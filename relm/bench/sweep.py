@@ -20,7 +20,7 @@ from relm.bench.dataset import prepare_dataset
 from relm.bench.distributed import lightning_strategy
 from relm.bench.publish import close_dataset, finish, write_run
 from relm.bench.report import table_rows
-from relm.bench.scoring import load_agreement_scorer, load_scorer, score_rows, teacher_reference
+from relm.bench.scoring import load_agreement_scorer, load_scorer, score_rows, teacher_reference, teacher_replies
 from relm.bench.stages import Stage, StageTimer, parse_force
 from relm.bench.teacher import teacher_targets
 from relm.bench.training import train_and_answer
@@ -190,8 +190,7 @@ def _run_sweep(cfg: SweepConfig) -> Path:
     results["stand_ins"] = [name for name in preset_models(preset) if is_stand_in(name)]  # toy weights: toy metrics
     results["precision"] = {"train_and_generate": precision, "features": "32-true", "why": why}  # + teacher, below
     results["fidelity"] = fidelity(preset)
-    zero_shot = systems_with_role("zero_shot", cfg.systems)
-    key_base = run_key_base(preset)
+    zero_shot, key_base = systems_with_role("zero_shot", cfg.systems), run_key_base(preset)
     shard_index, shard_count = cfg.shard or (0, 1)
     per_dataset = len(cfg.systems) * cfg.seeds
     # Runs are numbered over datasets x systems x seeds; shard I of N takes those numbered I, I + N, ...
@@ -237,6 +236,7 @@ def _run_sweep(cfg: SweepConfig) -> Path:
                 "git_dirty": results["provenance"]["git_dirty"],
             }
             items = {s: bundle.items(s, targets, cut) for s in SPLITS}
+            results.setdefault("teacher_replies", {})[dataset] = teacher_replies(items["test"])
             rows_by_system: dict[str, list[list[dict]]] = {}
             for s_index, system in enumerate(cfg.systems):
                 for seed in range(cfg.seeds):

@@ -134,6 +134,10 @@ def summary_keys(results: dict) -> dict:
     for d, systems in results["metrics"].items():
         for system, row in systems.items():
             out |= {f"{d}/{system}/{k}": v for k, v in row.items() if isinstance(v, int | float) and v is not None}
+            if row.get("collapse"):  # the collapse warning, in words, next to the system's scores
+                out[f"{d}/{system}/collapse"] = row["collapse"]
+    for d, teacher in results.get("teacher_replies", {}).items():
+        out |= {f"{d}/teacher_targets/{k}": v for k, v in teacher.items() if isinstance(v, int | float)}
     for d, comps in results["comparisons"].items():
         for name, per_metric in comps.items():
             for metric, r in per_metric.items():

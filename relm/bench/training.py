@@ -59,14 +59,15 @@ def sequence_length(module: SystemLitModule, item: dict) -> int:
     return len(parts.prefix) + middle + len(parts.suffix) + target
 
 
-def validation_interval(preset: Preset, micro_batches_per_pass: int, steps: int) -> int:
-    """Optimizer steps between validations: `train.val_every_steps`, else `train.val_per_epoch` evenly spaced
-    validations per pass over the training items (a pass ends with a step of its last, partial accumulation)."""
+def validation_interval(preset: Preset, micro_batches_per_pass: int, steps: int) -> tuple[int, int]:
+    """(optimizer steps between validations, optimizer steps per pass or 0): `train.val_every_steps` counted from
+    the start, else `train.val_per_epoch` evenly spaced validations counted within each pass over the training
+    items (a pass ends with a step of its last, partial accumulation)."""
     t = preset.train
     if t.val_every_steps > 0:
-        return t.val_every_steps
+        return t.val_every_steps, 0
     per_pass = -(-micro_batches_per_pass // t.accumulate)
-    return max(1, min(steps, per_pass) // t.val_per_epoch)
+    return max(1, min(steps, per_pass) // t.val_per_epoch), per_pass
 
 
 def build_module(
@@ -145,7 +146,8 @@ def train_system(
     processes = budget["world_size"]
     # Validation batches of the global batch size: each process takes every world-size-th one.
     val_batches = [val[i : i + t.batch_size] for i in range(0, len(val), t.batch_size)]
-    keep = ValidateAndSelect(val_batches, validation_interval(preset, -(-len(items) // t.batch_size), steps), t.select)
+    every, per_pass = validation_interval(preset, -(-len(items) // t.batch_size), steps)
+    keep = ValidateAndSelect(val_batches, every, t.select, per_pass)
     if processes > 1:
         module.cpu()  # spawned workers each move their copy to their own device; the parent keeps none there
         # Tensors reach the spawned workers through shared memory; passing file descriptors (torch's default)

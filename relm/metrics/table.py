@@ -15,7 +15,7 @@ from typing import Literal
 
 from relm.registry import Registry
 
-Family = Literal["empathy", "ser", "congruence"]
+Family = Literal["empathy", "ser", "congruence", "replies"]
 PrimaryTest = Literal["permutation"]
 
 
@@ -126,6 +126,26 @@ register_metric(
     family="ser",
     description="unweighted accuracy of the SER head on the pooled adapter output (speech systems)",
 )
+
+# What the replies are (relm.scoring.responses): per-reply columns get paired tests (exploratory).
+for _name, _higher, _key, _description in (
+    ("distinct_1", True, None, "unique words over all words of all replies (corpus-level; jackknife CI in _ci95)"),
+    ("distinct_2", True, None, "unique word bigrams over all bigrams of all replies (corpus-level)"),
+    ("repeat_rate", False, "repeated", "share of replies that are also the system's reply to a different sentence"),
+    ("reply_words", True, "reply_words", "mean reply length in words (descriptive: longer is not better by itself)"),
+    ("relevance", True, "relevance", "cosine of reply and transcript in all-MiniLM-L6-v2's sentence space"),
+    ("off_topic_rate", False, "off_topic", "share of replies no closer to their transcript than to others' (95th pct)"),
+):
+    register_metric(
+        _name,
+        higher_is_better=_higher,
+        primary_test="permutation" if _key else None,
+        gated=False,
+        family="replies",
+        headline=False,
+        item_key=_key,
+        description=_description,
+    )
 
 
 def metric_names(**facts: object) -> list[str]:
