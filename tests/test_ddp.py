@@ -51,6 +51,9 @@ def test_two_process_ddp_matches_one_process_steps_and_writes_one_results(tmp_pa
     assert a["samples_seen"] == b["samples_seen"]
     assert b["answered_in_workers"] and not a["answered_in_workers"]
     assert b["best_val_loss"] < 100  # the workers' checkpoint selection came back
+    # the workers validate at the same optimizer steps as one process (the last included) and say which they kept
+    assert [s for s, _ in b["val_history"]] == [s for s, _ in a["val_history"]] and b["val_history"][-1][0] == 30
+    assert b["selected_step"] == 30 and b["select"] == "last"
     # Every test utterance answered once, in the test split's order, by the two workers together.
     answers = read_jsonl(found[0].parent / "synth-esd" / "re-llm" / "seed0" / "responses.jsonl")
     ids_one = [r["id"] for r in read_jsonl(next((tmp_path / "one").glob("*/synth-esd/re-llm/seed0/responses.jsonl")))]

@@ -36,12 +36,14 @@ class ValidateAndSelect(Callback):
         rank, world = trainer.global_rank, trainer.world_size
         sums: dict[str, torch.Tensor] = {}
         count = torch.zeros((), device=module.device)
+        # A process without a batch of its own still runs one at weight 0, so every process reduces the same losses.
+        mine = [(b, len(b)) for b in self.batches[rank::world]] or [(self.batches[0], 0)]
         module.eval()
         with torch.no_grad(), trainer.precision_plugin.val_step_context():
-            for batch in self.batches[rank::world]:
+            for batch, weight in mine:
                 for name, value in module.losses(batch).items():
-                    sums[name] = sums.get(name, torch.zeros((), device=module.device)) + value.float() * len(batch)
-                count += len(batch)
+                    sums[name] = sums.get(name, torch.zeros((), device=module.device)) + value.float() * weight
+                count += weight
         module.train()
         names = sorted(sums) or ["loss"]
         totals = torch.stack([sums.get(n, torch.zeros((), device=module.device)) for n in names] + [count])
