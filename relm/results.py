@@ -263,9 +263,9 @@ def aggregate(by_seed: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
         for mech in EMPATHY_MECHANISMS:
             if runs and runs[0].get(f"{mech}_levels") is not None:
                 row[f"{mech}_levels"] = np.mean([r[f"{mech}_levels"] for r in runs], axis=0).tolist()
-        for key in ("distinct_replies", "distinct_transcripts"):  # reply diversity: mean over seeds
-            counts = [r[key] for r in runs if r.get(key) is not None]
-            row[key] = float(np.mean(counts)) if counts else None
+        for key in ("distinct_replies", "distinct_transcripts", "distinct_1_ci95", "distinct_2_ci95"):
+            found = [r[key] for r in runs if r.get(key) is not None]  # reply diversity: mean over seeds
+            row[key] = np.mean(found, axis=0).tolist() if found else None
         warnings = sorted({r["collapse"] for r in runs if r.get("collapse")})
         row["collapse"] = " ".join(warnings) if warnings else None  # relm.scoring.responses.collapse_warning
         row["n_unparseable"] = int(sum(r.get("n_unparseable", 0) for r in runs))

@@ -118,7 +118,19 @@ def test_the_metric_table_holds_each_fact_once():
     assert metric_names(gated=True) == ["er", "ip", "ex", "ua", "wa", "macro_f1", "ua_head"]
     assert METRICS.get("wa").p_key == "p_permutation" and metric_names(confirmatory=True) == ["er", "ex", "ua"]
     assert METRICS.get("ua_head").primary_p({"p_permutation": 0.1}) is None
-    assert [n for n, m in METRICS.items() if not m.higher_is_better] == ["incongruence"]
+    assert [n for n, m in METRICS.items() if not m.higher_is_better] == [
+        "incongruence",
+        "repeat_rate",
+        "off_topic_rate",
+    ]
+    assert metric_names(family="replies", headline=False, gated=False) == [
+        "distinct_1",
+        "distinct_2",
+        "repeat_rate",
+        "reply_words",
+        "relevance",
+        "off_topic_rate",
+    ]
 
 
 def test_relm_ls_lists_systems_with_roles(capsys):

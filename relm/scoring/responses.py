@@ -114,21 +114,22 @@ def relevance(replies: list[str], transcripts: list[str], seed: int = 0) -> tupl
 def reply_metrics(replies: list[str], transcripts: list[str]) -> tuple[dict[str, list], dict]:
     """(per-reply columns, system metrics) of one system's (or the teacher's) replies to the test utterances."""
     rel, off, threshold = relevance(replies, transcripts)
-    rows = {
-        "reply_words": [len(r.split()) for r in replies],
-        "repeated": repeated(replies, transcripts),
+    lengths, repeats = [len(r.split()) for r in replies], repeated(replies, transcripts)
+    rows: dict[str, list] = {
+        "reply_words": lengths,
+        "repeated": repeats,
         "relevance": [float(x) for x in rel],
         "off_topic": [int(x) for x in off],
     }
     distinct_replies = len({r.strip() for r in replies})
     distinct_transcripts = len({t.strip() for t in transcripts})
-    metrics = {
+    metrics: dict = {
         "distinct_1": distinct_n(replies, 1),
         "distinct_2": distinct_n(replies, 2),
         "distinct_1_ci95": distinct_ci(replies, 1),
         "distinct_2_ci95": distinct_ci(replies, 2),
-        "repeat_rate": float(np.mean(rows["repeated"])) if replies else float("nan"),
-        "reply_words": float(np.mean(rows["reply_words"])) if replies else float("nan"),
+        "repeat_rate": float(np.mean(repeats)) if replies else float("nan"),
+        "reply_words": float(np.mean(lengths)) if replies else float("nan"),
         "relevance": float(np.mean(rel)) if replies else float("nan"),
         "off_topic_rate": float(np.mean(off)) if replies else float("nan"),
         "off_topic_threshold": threshold,
