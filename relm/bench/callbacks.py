@@ -45,8 +45,8 @@ class ValidateAndSelect(Callback):
                     sums[name] = sums.get(name, torch.zeros((), device=module.device)) + value.float() * weight
                 count += weight
         module.train()
-        names = sorted(sums) or ["loss"]
-        totals = torch.stack([sums.get(n, torch.zeros((), device=module.device)) for n in names] + [count])
+        names = sorted(sums)
+        totals = torch.stack([sums[n] for n in names] + [count])
         if world > 1:
             torch.distributed.all_reduce(totals)
         if float(totals[-1]) == 0:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from relm.bench.comparisons import compare_systems
-from relm.bench.report import fmt_p
+from relm.bench.formatting import fmt_p
 from relm.bench.report_replies import sample_comparison
 from relm.errors import RelmError
 from relm.io import read_jsonl

@@ -8,9 +8,9 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
 from markdown_it import MarkdownIt
 
+from relm.bench.formatting import fmt, fmt_p
 from relm.bench.plots import plots
 from relm.bench.report_replies import collapse_lines, replies_section
 from relm.fidelity import recipe_line
@@ -19,15 +19,6 @@ from relm.metrics.table import METRICS, metric_names
 from relm.models.system_table import systems_with_role
 
 ALPHA_MARKS = ((0.01, "**"), (0.05, "*"))  # (threshold, mark), strictest first
-
-
-def fmt(v, digits: int = 3) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
-
-
-def fmt_p(p) -> str:
-    """A p-value as a reader expects it: 4 decimals, or `< 0.001`."""
-    return "n/a" if p is None else "< 0.001" if p < 0.001 else f"{p:.4f}"
 
 
 def significance_mark(p: float | None) -> str:

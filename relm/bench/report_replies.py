@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import re
 
+from relm.bench.formatting import fmt
 from relm.scoring.responses import COLLAPSE_DISTINCT_FRACTION, COLLAPSE_REPEAT_RATE, OFF_TOPIC_QUANTILE
-
-
-def _f(v, digits: int = 3) -> str:
-    return "n/a" if v is None else f"{v:.{digits}f}"
-
 
 MARKDOWN = re.compile(r"([\\`*_\[\]<>|#~])")
 
@@ -44,11 +40,11 @@ def reply_rows(results: dict) -> list[str]:
             if m.get("distinct_2") is None:
                 continue
             ci = m.get("distinct_2_ci95")
-            ci_text = f" [{_f(ci[0])}, {_f(ci[1])}]" if ci else ""
+            ci_text = f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else ""
             lines.append(
-                f"| {d} | {who} | {_f(m.get('distinct_replies'), 0)} / {_f(m.get('distinct_transcripts'), 0)} | "
-                f"{_f(m.get('distinct_1'))} | {_f(m.get('distinct_2'))}{ci_text} | {_f(m.get('repeat_rate'))} | "
-                f"{_f(m.get('reply_words'), 1)} | {_f(m.get('relevance'))} | {_f(m.get('off_topic_rate'))} |"
+                f"| {d} | {who} | {fmt(m.get('distinct_replies'), 0)} / {fmt(m.get('distinct_transcripts'), 0)} | "
+                f"{fmt(m.get('distinct_1'))} | {fmt(m.get('distinct_2'))}{ci_text} | {fmt(m.get('repeat_rate'))} | "
+                f"{fmt(m.get('reply_words'), 1)} | {fmt(m.get('relevance'))} | {fmt(m.get('off_topic_rate'))} |"
             )
     return lines
 

@@ -40,9 +40,8 @@ if TYPE_CHECKING:
     from transformers import DynamicCache
 
 RESPONSES_FILE = "responses.json"
-TEACHER_VERSION = (
-    3  # bump when generation changes what it produces (v3: the key holds every decoding field and the dtype)
-)
+# Bump when generation changes what it produces (v3: the key holds every decoding field and the dtype).
+TEACHER_VERSION = 3
 
 
 def messages_for(cfg: TeacherCfg, text: str, emotion: str) -> list[dict]:
@@ -197,7 +196,8 @@ class Teacher:
         return out
 
     def changed_by_relm_rules(self, pairs: list[tuple[str, str]]) -> int:
-        """Targets (after `responses`) that relm's cleaning would have changed or dropped, under either rules."""
+        """Distinct replies (after `responses`) that relm's cleaning rules would change or drop where the release's
+        rules keep them as generated."""
         raw = [self.cache[self.item_key(t, e)] for t, e in set(pairs)]
         return sum(clean(r["raw"], r["truncated"], "relm") != release_clean(r["raw"]) for r in raw)
 

@@ -252,9 +252,8 @@ def stop_ids(tokenizer, style: str) -> list[int]:
     if style != "release":
         return end_of_turn_ids(tokenizer)
     vocab = tokenizer.get_vocab()
-    return [vocab[t] for t in ("<|im_end|>", "<|im_start|>", "<|endoftext|>") if t in vocab] or end_of_turn_ids(
-        tokenizer
-    )
+    found = [vocab[t] for t in ("<|im_end|>", "<|im_start|>", "<|endoftext|>") if t in vocab]
+    return found or end_of_turn_ids(tokenizer)
 
 
 def next_token_loss(llm: nn.Module, b: dict, target_logits_only: bool = True) -> torch.Tensor:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from relm.config import CHOICES, Preset
+from relm.config import CHOICES, Preset, field_default
 from relm.docstrings import attribute_docs
 from relm.errors import RelmError
 from relm.registry import Registry
@@ -189,7 +189,7 @@ def help_text(cls: type = Preset, prefix: str = "") -> str:
             lines.append(f"{prefix}{f.name}:")
             lines.append(help_text(section, prefix + "  "))
             continue
-        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        default = field_default(cls, f.name)
         text = docs.get(f.name, "")
         lines.append(f"{prefix}{f.name} (default {default!r}): {text}")
     return "\n".join(lines)

@@ -101,9 +101,18 @@ def relevance(replies: list[str], transcripts: list[str], seed: int = 0) -> tupl
     t = np.stack([vectors[x] for x in transcripts])
     own = (r * t).sum(1)
     # Shuffled pairs: each reply against the transcript of another item that says something else.
+    # Uniform over the items of the other sentences, without listing them per item (a test set of 10k utterances
+    # would make that 10^8 entries): the k-th index outside a sentence's sorted group, found by binary search.
     rng = np.random.default_rng(seed)
-    others = [[j for j in range(len(transcripts)) if transcripts[j] != transcripts[i]] for i in range(len(replies))]
-    pairs = [(i, int(rng.choice(o))) for i, o in enumerate(others) for _ in range(4) if o]
+    _, group, sizes = np.unique(np.array(transcripts, dtype=object), return_inverse=True, return_counts=True)
+    members = np.split(np.argsort(group, kind="stable"), np.cumsum(sizes)[:-1])  # each sentence's items, sorted
+    shifted = [m - np.arange(len(m)) for m in members]  # the k-th outsider is k + #(members[j] - j <= k)
+    pairs = []
+    for i, g in enumerate(group):
+        outside = len(transcripts) - len(members[g])
+        for _ in range(4 if outside else 0):
+            k = int(rng.integers(0, outside))
+            pairs.append((i, k + int(np.searchsorted(shifted[g], k, side="right"))))
     if not pairs:
         return own, np.zeros(len(own), int), float("nan")
     shuffled = np.array([float(r[i] @ t[j]) for i, j in pairs])
