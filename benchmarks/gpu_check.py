@@ -73,7 +73,7 @@ def device_facts(device: torch.device) -> dict:
     return {"name": "cpu", "threads": torch.get_num_threads(), "float32_matmul_gflops": matmul_gflops()}
 
 
-def placement(preset, device: torch.device) -> dict:
+def placement(preset, runtime) -> dict:
     """Train 2 steps of re-llm with Lightning; every parameter must stay on the device; then answer."""
     from relm.bench.generation import answer
     from relm.bench.training import train_system
@@ -98,6 +98,7 @@ def placement(preset, device: torch.device) -> dict:
         module, info = train_system(
             "re-llm",
             preset,
+            runtime,
             items,
             items[:2],
             preset.speech_encoder.tiny["d_model"],
@@ -106,9 +107,10 @@ def placement(preset, device: torch.device) -> dict:
             Path(logs),
             progress=False,
         )
+    device = runtime.device
     on = lambda d: d.type == device.type and device.index in (None, d.index)  # noqa: E731 ("cuda" is cuda:0 here)
     off = sorted({str(p.device) for p in module.parameters() if not on(p.device)})
-    rows = answer(module, items[:4], preset, progress=False)
+    rows = answer(module, items[:4], preset, runtime, progress=False)
     return {
         "steps": info["steps"],
         "seconds": round(time.perf_counter() - start, 1),
@@ -127,14 +129,16 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("WANDB_MODE", "disabled")
-    from relm.bench.sweep import SweepConfig, run_sweep
+    from relm.bench.preparation import SweepConfig
+    from relm.bench.sweep import run_sweep
     from relm.presets import load_preset
-    from relm.runtime import resolve_device
+    from relm.runtime import resolve_runtime
 
     overrides = {"runtime.device": args.device, "emotion_encoder.pretrain_corpus": ""}
     preset = load_preset("paper-tiny", overrides)
-    device = resolve_device(preset)
-    figures: dict = {"device": device_facts(device), "placement": placement(preset, device)}
+    runtime = resolve_runtime(preset)
+    device = runtime.device
+    figures: dict = {"device": device_facts(device), "placement": placement(preset, runtime)}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["RELM_CACHE"] = str(Path(tmp) / "cache")
         tone_corpus(Path(tmp) / "esd")

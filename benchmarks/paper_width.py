@@ -82,6 +82,7 @@ def paper_width(
     from relm.models.budget import training_budget
     from relm.models.speech_encoder import WhisperFrames
     from relm.presets import load_preset
+    from relm.runtime import Runtime
 
     qwen, whisper = (QWEN_REHEARSAL, WHISPER_REHEARSAL) if rehearse else (QWEN_7B, WHISPER_LARGE_V2)
     overrides = {
@@ -94,6 +95,7 @@ def paper_width(
         "llm.dtype": "bfloat16",
     } | (settings or {})
     preset = load_preset("paper", overrides)
+    runtime = Runtime(device, preset.train.precision, "set by the preset", torch.get_num_threads())
     cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     rng = np.random.default_rng(0)
@@ -130,6 +132,7 @@ def paper_width(
         module, info = train_system(
             "re-llm",
             preset,
+            runtime,
             train,
             val,
             encoder_dim := frames[0].shape[-1],
@@ -145,7 +148,7 @@ def paper_width(
     batch = module.build([it | {"task": "response"} for it in train[:samples]], with_target=True, left_pad=False)
     tokens_per_step = int(batch["attention_mask"].sum())  # real tokens, padding not counted
     start = time.perf_counter()
-    rows = answer(module, test, preset, progress=False) if answers else []
+    rows = answer(module, test, preset, runtime, progress=False) if answers else []
     sync()
     generate = time.perf_counter() - start
     seconds_per_step = info["train_seconds"] / max(info["optimizer_steps_done"], 1)

@@ -31,7 +31,7 @@ from relm.bench.training import build_module
 from relm.data.schema import LABELS
 from relm.io import atomic_write_json
 from relm.presets import load_preset
-from relm.runtime import choose_precision, cpu_bf16_speed
+from relm.runtime import cpu_bf16_speed, resolve_runtime
 
 TARGET = (
     "That is so frustrating, no wonder you are angry. What do you plan to do about it now, "
@@ -66,21 +66,21 @@ def items(n: int, speech_dim: int, emo_dim: int, seconds: float = 2.7) -> list[d
     ]
 
 
-def answer_speed(system: str, preset, overrides: dict, speech_dim: int, emo_dim: int, n: int) -> dict:
+def answer_speed(system: str, preset, runtime, overrides: dict, speech_dim: int, emo_dim: int, n: int) -> dict:
     """`answer` on n test-like items (2-5 s of speech, real synth-esd sentences of varied length): the previous
     method against the current one, same module and items, this process."""
-    module = build_module(system, preset, speech_dim, emo_dim, total_steps=100, seed=0)
+    module = build_module(system, preset, runtime.device, speech_dim, emo_dim, total_steps=100, seed=0)
     sentences = sorted(set(read_manifest("synth-esd", None, {}, progress=False).df["transcript"].dropna()))
     test = items(n, speech_dim, emo_dim)
     for i, it in enumerate(test):
         it["frames"] = torch.randn(100 + (i * 37) % 150, speech_dim)
         it["transcript"] = sentences[(i * 7) % len(sentences)]
-    answer(module, test[:4], preset, progress=False)  # warm-up
+    answer(module, test[:4], preset, runtime, progress=False)  # warm-up
     out = {}
     previous = load_preset(preset.name, {"generate.batch_size": teacher_speed.PREVIOUS_BATCH} | overrides)
     for name, setting, fast in (("previous", previous, False), ("current", preset, True)):
         start = time.perf_counter()
-        out[name] = answer(module, test, setting, progress=False, fast=fast)
+        out[name] = answer(module, test, setting, runtime, progress=False, fast=fast)
         out[f"{name}_seconds"] = round(time.perf_counter() - start, 2)
     same = sum(
         a["response"] == b["response"] and a["ser_answer"] == b["ser_answer"]
@@ -106,21 +106,20 @@ def main() -> None:
     args = ap.parse_args()
     overrides = {"train.precision": args.precision} if args.precision else {}
     preset = load_preset(args.preset, overrides)
-    torch.set_num_threads(torch.get_num_threads())
+    runtime = resolve_runtime(preset)
     peak = matmul_gflops()
     dims = {"whisper-tiny.en": 384, "whisper-large-v2": 1280}
     speech_dim = dims.get(preset.speech_encoder.model, preset.speech_encoder.tiny.get("d_model", 384))
     emo_dim = preset.emotion_encoder.dim
-    module = build_module("re-llm", preset, speech_dim, emo_dim, total_steps=100, seed=0)
+    module = build_module("re-llm", preset, runtime.device, speech_dim, emo_dim, total_steps=100, seed=0)
     opt = module.configure_optimizers()["optimizer"]
     batch = items(8, speech_dim, emo_dim)
     n_tokens = module.build(batch, with_target=True, left_pad=False)["attention_mask"].sum().item()
     n_target = len(module.tokenizer(TARGET)["input_ids"])
     import contextlib
 
-    precision, why = choose_precision(preset)
-    bf16 = precision.startswith("bf16")
-    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+    precision, why = runtime.precision, runtime.precision_why
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if runtime.bf16 else contextlib.nullcontext
     times: dict[bool, list[float]] = {False: [], True: []}
     for _ in range(args.steps + 1):
         for target_only in (False, True):  # interleaved: the previous loss (logits everywhere), then the current
@@ -135,8 +134,10 @@ def main() -> None:
     step, previous_step = min(times[True][1:]), min(times[False][1:])
     llm_params = sum(p.numel() for p in module.llm.parameters())
     flops = 6 * llm_params * n_tokens  # forward + backward through the (frozen + LoRA) LLM
-    bf16_speedup = 1 / cpu_bf16_speed()["bf16_slowdown"] if bf16 else 1.0
-    generation = {s: answer_speed(s, preset, overrides, speech_dim, emo_dim, args.items) for s in ("text-zs", "re-llm")}
+    bf16_speedup = 1 / cpu_bf16_speed()["bf16_slowdown"] if runtime.bf16 else 1.0
+    generation = {
+        s: answer_speed(s, preset, runtime, overrides, speech_dim, emo_dim, args.items) for s in ("text-zs", "re-llm")
+    }
     teacher = teacher_speed.measure(args.preset, args.items)
     gen_items = items(8, speech_dim, emo_dim)
     with autocast():

@@ -1,16 +1,19 @@
-"""Where a sweep runs: one device rule for every stage, and a preflight that fails before any work.
+"""Where and how a sweep computes: one `Runtime`, resolved once after every input is validated, passed down.
 
 `runtime.device` (preset) or `--device`: `auto` is CUDA when torch sees a GPU, else the CPU;
-`cuda` never falls back to the CPU. Features, stage 0, the teacher, training and generation
-all run on the resolved device, and a trained module is moved back to it after Lightning's
-teardown. `preflight` names everything a preset needs that is missing here, in one line.
+`cuda` never falls back to the CPU. Features, stage 0, the teacher, training, generation and the
+scorers all run on `Runtime.device`, and a trained module is moved back to it after Lightning's
+teardown. `preflight` names everything a preset needs that is missing here, in one line. No other
+module resolves a device or a precision: they take the `Runtime` they are given.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,13 +26,13 @@ from relm.models import sources
 from relm.paths import cache_dir, hub_offline
 
 
-def resolve_device(preset: Preset) -> torch.device:
-    wanted = preset.runtime.device
+def resolve_device(wanted: str, owner: str) -> torch.device:
+    """`auto`, `cpu` or `cuda[:N]` -> a torch device; `owner` (e.g. "preset paper") names who asked, in errors."""
     if wanted == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if wanted.startswith("cuda") and not torch.cuda.is_available():
         raise RelmError(
-            f"preset {preset.name} runs on {wanted} (runtime.device), but torch sees no CUDA device; "
+            f"{owner} runs on {wanted} (runtime.device), but torch sees no CUDA device; "
             "run it on a GPU machine, or pass --device cpu to run it on the CPU (very slow)"
         )
     if wanted not in ("cpu",) and not wanted.startswith("cuda"):
@@ -48,7 +51,7 @@ def preflight(preset: Preset) -> torch.device:
     """The device to run on; or one error naming every missing device and model, and where each was looked for."""
     problems = []
     try:
-        device = resolve_device(preset)
+        device = resolve_device(preset.runtime.device, f"preset {preset.name}")
     except RelmError as exc:
         problems.append(str(exc))
         device = torch.device("cpu")
@@ -109,12 +112,12 @@ def cpu_bf16_speed() -> dict:
     return found
 
 
-def choose_precision(preset: Preset) -> tuple[str, str]:
+def choose_precision(preset: Preset, device: torch.device) -> tuple[str, str]:
     """(Lightning precision, why): `auto` is bf16 only where this machine runs it natively."""
     wanted = preset.train.precision
     if wanted != "auto":
         return wanted, "set by the preset"
-    if resolve_device(preset).type == "cuda":
+    if device.type == "cuda":
         if torch.cuda.is_bf16_supported():
             return "bf16-mixed", "auto: the GPU supports bf16"
         return "16-mixed", "auto: the GPU has no bf16"
@@ -132,3 +135,58 @@ def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
     """This machine's float32 matmul throughput now (median of `repeats` size^3 products), the yardstick
     that makes timings from different machines comparable (`cost_gflop_eq` = seconds x GFLOP/s)."""
     return round(2 * size**3 / _matmul_seconds(torch.float32, size, repeats) / 1e9, 1)
+
+
+FEATURES_PRECISION = "32-true"  # the frozen encoders' features are computed in float32 on every device
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how one sweep (or evaluation) computes; resolved once by `resolve_runtime`."""
+
+    device: torch.device
+    """every stage's device: features, stage 0, teacher, training, generation, scorers"""
+    precision: str
+    """Lightning precision of training and generation (32-true, bf16-mixed, 16-mixed)"""
+    precision_why: str
+    """why: set by the preset, or what `auto` measured"""
+    threads: int
+    """torch's intra-op threads (preset `threads`, else every core)"""
+
+    @property
+    def bf16(self) -> bool:
+        return self.precision.startswith("bf16")
+
+    @property
+    def accelerator(self) -> str:
+        """Lightning's name for the device's kind."""
+        return "gpu" if self.device.type == "cuda" else "cpu"
+
+    def apply(self) -> None:
+        """Set the process-wide settings (torch's threads); a DDP worker calls it again in its own process."""
+        torch.set_num_threads(self.threads)
+
+    def record(self, teacher: str | None = None) -> dict:
+        """What results.json keeps: the device, each stage's precision and why, the threads."""
+        precision = {"train_and_generate": self.precision, "features": FEATURES_PRECISION, "why": self.precision_why}
+        if teacher is not None:
+            precision["teacher"] = teacher
+        return {"device": str(self.device), "precision": precision, "threads": self.threads}
+
+
+def resolve_runtime(preset: Preset) -> Runtime:
+    """The preset's runtime on this machine: `preflight`, then precision (`auto` may measure the CPU once and cache
+    it, so call this only after every other input is validated) and threads."""
+    device = preflight(preset)
+    precision, why = choose_precision(preset, device)
+    return Runtime(device, precision, why, preset.threads or max(1, os.cpu_count() or 1))
+
+
+def cpu_runtime(threads: int | None = None) -> Runtime:
+    """Float32 on the CPU: tools that run without a preset (the scorer CLI, benchmarks' references)."""
+    return Runtime(torch.device("cpu"), "32-true", "set by the caller", threads or max(1, os.cpu_count() or 1))
+
+
+def runtime_for_device(wanted: str) -> Runtime:
+    """A float32 runtime on `auto`, `cpu` or `cuda[:N]`, without a preset (`relm scorer --device`)."""
+    return Runtime(resolve_device(wanted, "--device"), "32-true", "set by the caller", max(1, os.cpu_count() or 1))

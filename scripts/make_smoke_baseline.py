@@ -29,7 +29,8 @@ if args.run_dir:
 with tempfile.TemporaryDirectory() as tmp:
     os.environ["RELM_CACHE"] = str(Path(tmp) / "cache")
     from relm.bench.baseline import BASELINE, SMOKE_PRETRAIN, SMOKE_SYNTH, write_baseline
-    from relm.bench.sweep import SweepConfig, run_sweep
+    from relm.bench.preparation import SweepConfig
+    from relm.bench.sweep import run_sweep
     from relm.data.synth import generate
 
     generate(Path(tmp) / "synth", SMOKE_SYNTH, progress=False)

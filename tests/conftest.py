@@ -51,3 +51,13 @@ def need_tool(tool: str) -> str:
     if exe is None:
         pytest.skip(f"{tool} is not installed (make setup installs it with apt-get)")
     return exe
+
+
+def runtime_of(preset):
+    """The CPU runtime a test runs a preset on: its own precision (`auto` is float32 here: nothing measured)."""
+    import torch
+
+    from relm.runtime import Runtime
+
+    precision = "32-true" if preset.train.precision == "auto" else preset.train.precision
+    return Runtime(torch.device("cpu"), precision, "a test's choice", torch.get_num_threads())

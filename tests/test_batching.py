@@ -12,6 +12,7 @@ import torch
 from relm.batching import LengthBucketSampler, padding_share
 from relm.bench.training import sequence_length, train_system, training_items
 from relm.presets import load_preset
+from tests.conftest import runtime_of
 from tests.test_systems import EMO_DIM, SPEECH_DIM, _module, fake_items
 
 
@@ -53,7 +54,9 @@ def test_training_with_length_buckets_records_less_padding(smoke, tmp_path):
     for i, it in enumerate(items):
         it["target"] = " ".join(["How are you feeling?"] * (1 + i % 5))
     torch.manual_seed(0)
-    module, info = train_system("text", preset, items, [], SPEECH_DIM, EMO_DIM, 0, tmp_path, progress=False)
+    module, info = train_system(
+        "text", preset, runtime_of(preset), items, [], SPEECH_DIM, EMO_DIM, 0, tmp_path, progress=False
+    )
     share = info["padding_share"]
     assert share["length_buckets"] < share["shuffled"] and info["optimizer_steps_done"] == info["steps"]
 

@@ -9,7 +9,8 @@ import shutil
 import pytest
 
 from relm.bench.baseline import BASELINE, SMOKE_PRETRAIN, SMOKE_SYNTH
-from relm.bench.sweep import SweepConfig, run_sweep
+from relm.bench.preparation import SweepConfig
+from relm.bench.sweep import run_sweep
 from relm.cli import main
 from relm.data.synth import generate
 from tests.conftest import need_tool, shared_data

@@ -11,6 +11,7 @@ from relm.errors import RelmError
 from relm.models import qwen_v1, tiny_checkpoints
 from relm.models.adapter import SubsamplingAdapter
 from relm.models.blsp_emo import lora_to_peft, split_checkpoint
+from tests.conftest import runtime_of
 from tests.test_qwen_v1 import TINY
 
 D, E, F, M, P = 16, 2, 32, 80, 1500  # Whisper: width, layers, ffn, mel bins, positions
@@ -109,19 +110,19 @@ def test_speech_systems_start_from_the_checkpoint_and_blsp_emo_is_it_as_is(tiny_
     from relm.models import blsp_emo
 
     init = blsp_emo.load("tiny-blsp-emo")
-    speech = build_module("speech", tiny_preset, 32, 16, total_steps=10, seed=0)
+    speech = build_module("speech", tiny_preset, runtime_of(tiny_preset).device, 32, 16, total_steps=10, seed=0)
     assert speech.loaded_from_init == ["lora", "adapter", "ser_head"]
     own = dict(speech.llm.named_parameters(remove_duplicate=False))  # q, k and v share one lora_A (shared_qkv_a)
     assert all(torch.equal(own[k], v.float()) for k, v in init.parts.lora.items())
     assert all(torch.equal(speech.adapter.state_dict()[k], v.float()) for k, v in init.parts.adapter.items())
     assert torch.equal(speech.ser_head.weight, init.parts.emotion_head.float())
-    relm = build_module("re-llm", tiny_preset, 32, 16, total_steps=10, seed=0)
+    relm = build_module("re-llm", tiny_preset, runtime_of(tiny_preset).device, 32, 16, total_steps=10, seed=0)
     assert relm.loaded_from_init == ["lora", "ser_head"]  # the fusion adapter reads [Whisper ; emotion]: new
     assert relm.adapter.convs[0].weight.shape[1] == 32 + 16
-    released = build_module("blsp-emo", tiny_preset, 32, 16, total_steps=10, seed=0)
+    released = build_module("blsp-emo", tiny_preset, runtime_of(tiny_preset).device, 32, 16, total_steps=10, seed=0)
     assert released.loaded_from_init == ["lora", "adapter", "ser_head"]
     assert not any(p.requires_grad for p in released.parameters())  # evaluated as is
-    text = build_module("text", tiny_preset, 32, 16, total_steps=10, seed=0)
+    text = build_module("text", tiny_preset, runtime_of(tiny_preset).device, 32, 16, total_steps=10, seed=0)
     assert text.loaded_from_init == [] and "speech_init" not in text.identity
 
 
@@ -130,7 +131,9 @@ def test_masked_lora_is_the_base_model_outside_speech_and_acts_at_speech_positio
     from relm.bench.training import build_module
     from relm.models.llm import load_llm
 
-    module = build_module("blsp-emo", tiny_preset, 32, 16, total_steps=10, seed=0).eval()
+    module = build_module(
+        "blsp-emo", tiny_preset, runtime_of(tiny_preset).device, 32, 16, total_steps=10, seed=0
+    ).eval()
     base, _, _ = load_llm(tiny_preset.llm)
     embeds = base.get_input_embeddings()(torch.tensor([[5, 17, 42, 99, 7]]))
     with torch.no_grad():
@@ -151,7 +154,7 @@ def test_a_checkpoint_over_another_llm_or_without_one_is_one_error(tiny_preset):
         "paper-tiny", {"runtime.device": "cpu", "llm.model": "tiny-random", "llm.tiny": {"hidden_size": 32}}
     )
     with pytest.raises(RelmError, match="LLM weights differ from the preset's llm 'tiny-random'"):
-        build_module("speech", other, 32, 16, total_steps=10, seed=0)
+        build_module("speech", other, runtime_of(other).device, 32, 16, total_steps=10, seed=0)
     smoke = load_preset("smoke")
     with pytest.raises(RelmError, match="needs a preset with speech_init"):
-        build_module("blsp-emo", smoke, 32, 16, total_steps=10, seed=0)
+        build_module("blsp-emo", smoke, runtime_of(smoke).device, 32, 16, total_steps=10, seed=0)

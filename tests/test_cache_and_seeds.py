@@ -22,6 +22,7 @@ from relm.data.manifest_store import data_hash
 from relm.errors import RelmError
 from relm.models.budget import training_budget
 from relm.presets import load_preset
+from tests.conftest import runtime_of
 
 
 def _manifest(folder: Path, n: int = 3) -> pd.DataFrame:
@@ -68,7 +69,7 @@ def _bundle(**keys) -> SimpleNamespace:
 
 
 def _key(bundle, preset, teacher: str) -> str:
-    return run_key(run_key_base(preset), bundle, "re-llm", 0, teacher)
+    return run_key(run_key_base(preset, runtime_of(preset)), bundle, "re-llm", 0, teacher)
 
 
 def _tiny_model_folder(folder: Path, fill: float) -> None:
@@ -124,7 +125,7 @@ def test_two_seeds_differ_and_one_seed_repeats():
     smoke = load_preset("smoke")
 
     def init(seed):
-        module = build_module("re-llm", smoke, 32, 16, total_steps=1, seed=seed)
+        module = build_module("re-llm", smoke, runtime_of(smoke).device, 32, 16, total_steps=1, seed=seed)
         return {k: v.clone() for k, v in module.trained_state().items()}
 
     a, again, b = init(0), init(0), init(1)
@@ -160,7 +161,7 @@ def test_stage0_refuses_a_pretraining_corpus_that_overlaps_the_benchmark():
     assert overlap("esd", bench, "synth-pretrain", pre) == {"speakers": 0, "sentences": 1}  # other corpora
     preset = load_preset("smoke", {"emotion_encoder.pretrain_corpus": "synth-esd"})
     with pytest.raises(RelmError, match="would train on the benchmark itself"):
-        train_encoder(preset, "synth-esd", bench)
+        train_encoder(preset, runtime_of(preset).device, "synth-esd", bench)
 
 
 def test_check_refuses_runs_scored_by_another_scorer(tmp_path, capsys):
@@ -180,11 +181,12 @@ def test_precision_auto_picks_float32_where_bf16_is_emulated(monkeypatch):
     cpu = load_preset("cpu", {"runtime.device": "cpu"})
     assert cpu.train.precision == "auto"
     monkeypatch.setattr(runtime, "cpu_bf16_speed", lambda: {"bf16_slowdown": 70.0})  # an AVX2-only EPYC
-    precision, why = runtime.choose_precision(cpu)
-    assert precision == "32-true" and "70.0x" in why
+    monkeypatch.setattr(runtime, "preflight", lambda preset: torch.device("cpu"))
+    found = runtime.resolve_runtime(cpu)
+    assert found.precision == "32-true" and "70.0x" in found.precision_why and found.record()["device"] == "cpu"
     monkeypatch.setattr(runtime, "cpu_bf16_speed", lambda: {"bf16_slowdown": 0.5})  # native bf16 units
-    assert runtime.choose_precision(cpu)[0] == "bf16-mixed"
-    assert runtime.choose_precision(load_preset("smoke"))[0] == "32-true"  # a preset's explicit choice stands
+    assert runtime.resolve_runtime(cpu).precision == "bf16-mixed"
+    assert runtime.resolve_runtime(load_preset("smoke")).precision == "32-true"  # a preset's explicit choice stands
 
 
 def test_the_bf16_probe_is_measured_once_per_machine(tmp_cache):

@@ -20,6 +20,7 @@ from relm.fidelity import ELEMENTS, fidelity, markdown, recipe_line
 from relm.models.blsp_emo import lora_to_peft, peft_to_lora
 from relm.models.llm import add_lora, stop_ids, target_end_ids, tiny_tokenizer
 from relm.presets import load_preset
+from tests.conftest import runtime_of
 from tests.test_systems import EMO_DIM, SPEECH_DIM, _module, fake_items
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +77,16 @@ def test_select_last_answers_with_the_final_weights_and_validates_once_per_epoch
     monkeypatch.setattr(callbacks.ValidateAndSelect, "on_train_batch_end", snapshot)
     # 20 items in micro-batches of 4: 5 per pass, 3 optimizer steps per pass (the last one accumulates one)
     module, info = train_system(
-        "speech", preset, fake_items(20), fake_items(8, 1), SPEECH_DIM, EMO_DIM, 0, tmp_path, progress=False
+        "speech",
+        preset,
+        runtime_of(preset),
+        fake_items(20),
+        fake_items(8, 1),
+        SPEECH_DIM,
+        EMO_DIM,
+        0,
+        tmp_path,
+        progress=False,
     )
     assert info["steps"] == 9 and info["optimizer_steps_done"] == 9
     assert [s for s, _ in info["val_history"]] == [3, 6, 9]  # once per epoch, counted in optimizer steps
@@ -101,7 +111,15 @@ def test_select_best_puts_back_a_copy_of_the_best_validations_weights(tmp_path, 
     overrides = {"train.select": "best", "train.max_steps": 30, "train.val_every_steps": 4, "train.lr": 0.05}
     # 8 training items: the validation loss turns back up (lowest at step 16 here)
     module, info = train_system(
-        "speech", load_preset("smoke", overrides), fake_items(8), fake_items(10, 1), SPEECH_DIM, EMO_DIM, 0, tmp_path
+        "speech",
+        (p := load_preset("smoke", overrides)),
+        runtime_of(p),
+        fake_items(8),
+        fake_items(10, 1),
+        SPEECH_DIM,
+        EMO_DIM,
+        0,
+        tmp_path,
     )
     steps = [s for s, _ in info["val_history"]]
     assert steps == [4, 8, 12, 16, 20, 24, 28, 30] and info["best_val_loss"] == min(v for _, v in info["val_history"])
@@ -173,7 +191,7 @@ def test_an_empty_transcript_gets_no_teacher_target(capsys):
     df = pd.DataFrame(
         {"utt_id": ["a", "b", "c"], "transcript": ["I won!", "  ", None], "emotion": ["happy", "sad", "angry"]}
     )
-    targets, _, info = teacher_targets(smoke, df, progress=False, force=False)
+    targets, _, info = teacher_targets(smoke, df, runtime_of(smoke).device, progress=False, force=False)
     assert targets["a"] and targets["b"] is None and targets["c"] is None
     assert info["empty_transcripts"] == 2 and info["dtype"] == "none" and info["clean"] == "relm"
     assert "2 utterance(s) have an empty transcript" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from relm.models.adapter import SubsamplingAdapter
 from relm.models.llm import load_llm, next_token_loss
 from relm.models.systems import SystemLitModule
 from relm.presets import load_preset
+from tests.conftest import runtime_of
 
 SPEECH_DIM, EMO_DIM = 32, 16
 
@@ -56,20 +57,31 @@ def _losses(log_dir):
 @pytest.mark.parametrize("system", ["text", "speech", "re-llm"])
 def test_system_trains_loss_falls_and_answers(system, smoke, tmp_path):
     module, info = train_system(
-        system, smoke, fake_items(40), fake_items(10, 1), SPEECH_DIM, EMO_DIM, 0, tmp_path, progress=False
+        system,
+        smoke,
+        runtime_of(smoke),
+        fake_items(40),
+        fake_items(10, 1),
+        SPEECH_DIM,
+        EMO_DIM,
+        0,
+        tmp_path,
+        progress=False,
     )
     assert info["steps"] == 30
     losses = _losses(tmp_path)
     assert len(losses) >= 5 and sum(losses[-2:]) / 2 < sum(losses[:2]) / 2, losses
-    rows = answer(module, fake_items(4, 2), smoke, progress=False)
+    rows = answer(module, fake_items(4, 2), smoke, runtime_of(smoke), progress=False)
     assert len(rows) == 4 and all(isinstance(r["response"], str) and isinstance(r["ser_answer"], str) for r in rows)
     assert (rows[0]["ser_head"] in LABELS) == (system != "text")
 
 
 def test_text_zs_trains_nothing_and_answers(smoke, tmp_path):
-    module, info = train_system("text-zs", smoke, fake_items(8), [], SPEECH_DIM, EMO_DIM, 0, tmp_path, progress=False)
+    module, info = train_system(
+        "text-zs", smoke, runtime_of(smoke), fake_items(8), [], SPEECH_DIM, EMO_DIM, 0, tmp_path, progress=False
+    )
     assert info["steps"] == 0 and info["trainable_params"] == 0
-    assert len(answer(module, fake_items(3), smoke, progress=False)) == 3
+    assert len(answer(module, fake_items(3), smoke, runtime_of(smoke), progress=False)) == 3
 
 
 def _module(system, preset, seed=0):
@@ -165,10 +177,19 @@ def test_paper_preset_wiring_at_tiny_width(smoke, tmp_path):
     )
     assert paper.lora.scope == "audio" and paper.train.accumulate == 8
     module, info = train_system(
-        "re-llm", paper, fake_items(48), fake_items(4, 1), SPEECH_DIM, EMO_DIM, 0, tmp_path, progress=False
+        "re-llm",
+        paper,
+        runtime_of(paper),
+        fake_items(48),
+        fake_items(4, 1),
+        SPEECH_DIM,
+        EMO_DIM,
+        0,
+        tmp_path,
+        progress=False,
     )
     assert module.position_mask is not None and info["steps"] == 3
-    assert len(answer(module, fake_items(2), paper, progress=False)) == 2
+    assert len(answer(module, fake_items(2), paper, runtime_of(paper), progress=False)) == 2
 
 
 def test_ctrl_c_during_training_is_a_keyboard_interrupt_not_lightnings_exit(smoke, tmp_path, monkeypatch):
@@ -177,7 +198,9 @@ def test_ctrl_c_during_training_is_a_keyboard_interrupt_not_lightnings_exit(smok
 
     monkeypatch.setattr(SystemLitModule, "training_step", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train_system("text", smoke, fake_items(8), [], SPEECH_DIM, EMO_DIM, 0, tmp_path, progress=False)
+        train_system(
+            "text", smoke, runtime_of(smoke), fake_items(8), [], SPEECH_DIM, EMO_DIM, 0, tmp_path, progress=False
+        )
     import signal
 
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -211,8 +234,8 @@ def test_prefix_reuse_and_length_order_give_the_same_tokens(system, smoke, monke
     for i, it in enumerate(items):  # prompts of different lengths, so sorting and padding both matter
         it["transcript"] = " ".join(["I got the results of my exam today."] * (1 + i % 3))
     preset = load_preset("smoke", {"generate.batch_size": 3, "train.precision": "32-true"})
-    fast = answer(module, items, preset, progress=False, fast=True)
-    slow = answer(module, items, preset, progress=False, fast=False)
+    fast = answer(module, items, preset, runtime_of(preset), progress=False, fast=True)
+    slow = answer(module, items, preset, runtime_of(preset), progress=False, fast=False)
     assert [r["id"] for r in fast] == [it["utt_id"] for it in items]
     assert [(r["response"], r["ser_answer"]) for r in fast] == [(r["response"], r["ser_answer"]) for r in slow]
     assert all(r["response"] for r in fast) and len({r["response"] for r in fast}) > 1
@@ -254,7 +277,7 @@ def test_audio_scoped_lora_is_skipped_where_masked_and_gives_the_same_tokens(smo
     assert outputs[0] == outputs[1] and len(set(outputs[0][0])) > 1
     assert all(n > 1 for n in counts[0])  # prefills only: no single-token decoding step ran a LoRA branch
     assert 1 in counts[1] and len(counts[0]) < len(counts[1]) / 2
-    answer(module, batch, paper, progress=False, fast=False)
+    answer(module, batch, paper, runtime_of(paper), progress=False, fast=False)
     assert module.position_mask.skip_unmasked is False  # `answer`'s previous method computes every branch
     items = [dict(it, task="response") for it in fake_items(2)]
     module.train()

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from relm.bench.generation import answer
 from relm.config import Preset
 from relm.io import atomic_write_text, jsonl_text
+from relm.runtime import Runtime
 
 SELECTION = "relm/selection"  # from the DDP workers: [[step, val loss], ...], then [selected step, its loss]
 STEPS_DONE = "relm/optimizer_steps_done"
@@ -136,13 +137,13 @@ class AnswerInWorkers(Callback):
     world-size-th one) with the selected weights (`ValidateAndSelect` runs first and restores them); process 0
     gathers the answers, in the items' order, into `path`."""
 
-    def __init__(self, items: list[dict], preset: Preset, path: Path, progress: bool):
-        self.items, self.preset, self.path, self.progress = items, preset, path, progress
+    def __init__(self, items: list[dict], preset: Preset, runtime: Runtime, path: Path, progress: bool):
+        self.items, self.preset, self.runtime, self.path, self.progress = items, preset, runtime, path, progress
 
     def on_train_end(self, trainer, module):
         rank, world = trainer.global_rank, trainer.world_size
         mine = list(range(rank, len(self.items), world))
-        rows = answer(module, [self.items[i] for i in mine], self.preset, self.progress and rank == 0)
+        rows = answer(module, [self.items[i] for i in mine], self.preset, self.runtime, self.progress and rank == 0)
         shares: list = [None] * world
         torch.distributed.all_gather_object(shares, list(zip(mine, rows)))
         if rank == 0:

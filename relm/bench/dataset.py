@@ -21,6 +21,7 @@ from relm.config import Preset
 from relm.data.manifest_store import content_hash, data_hash, save_manifest
 from relm.data.schema import LABELS, SPLITS, Manifest
 from relm.errors import RelmError
+from relm.runtime import Runtime
 
 
 @dataclass
@@ -87,6 +88,7 @@ def prepare_dataset(
     root: str | None,
     preset: Preset,
     timer: StageTimer,
+    runtime: Runtime,
     *,
     protocol: str | None = None,
     force: set[Stage] = frozenset(),
@@ -104,12 +106,12 @@ def prepare_dataset(
             warn(f"{name}: skipped {sum(manifest.skipped.values())} file(s) or row(s) ({counts}), e.g. {example}")
         dhash = data_hash(manifest.df, verify)
         manifest_path = save_manifest(manifest)
-    store = FeatureStore(name, manifest.df, dhash, preset)
+    store = FeatureStore(name, manifest.df, dhash, preset, runtime.device)
     with timer(Stage.FEATURES):
         frames = store.whisper_frames(progress, force=Stage.FEATURES in force)
     with timer(Stage.STAGE0):
         encoder, encoder_key, encoder_meta = frozen_encoder(
-            preset, name, manifest.df, progress, Stage.STAGE0 in force, stage0_weights
+            preset, runtime.device, name, manifest.df, progress, Stage.STAGE0 in force, stage0_weights
         )
     with timer(Stage.FEATURES):
         emb, avd_pred = store.emotion(encoder, encoder_key, progress, force=Stage.FEATURES in force)

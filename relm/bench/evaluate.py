@@ -17,6 +17,7 @@ from relm.keys import content_key
 from relm.models.emotion_encoder import EMOTION_ENCODERS
 from relm.presets import preset_from_dict
 from relm.results import new_results
+from relm.runtime import resolve_runtime
 
 
 def evaluate_run(
@@ -36,16 +37,18 @@ def evaluate_run(
     if trained_on not in res["metrics_by_seed"]:
         raise RelmError(f"{run}: no systems trained on {trained_on!r} (has {list(res['metrics_by_seed'])})")
     preset: Preset = preset_from_dict(res["preset"], "results.json preset")
+    runtime = resolve_runtime(preset)
+    runtime.apply()
     timer = StageTimer()
     with timer(Stage.SCORE):
-        scorer, scorer_info = load_scorer(preset, epitome)
+        scorer, scorer_info = load_scorer(preset, epitome, runtime)
     weights = None
     if EMOTION_ENCODERS.get(preset.emotion_encoder.kind).trained_in_stage0:
         recorded = res["data"][trained_on]["emotion_encoder"].get("weights")
         if not recorded:
             raise RelmError(f"{run}: the stage-0 emotion encoder of {trained_on!r} is not recorded")
         weights = Path(recorded)
-    bundle = prepare_dataset(dataset, root, preset, timer, progress=progress, stage0_weights=weights)
+    bundle = prepare_dataset(dataset, root, preset, timer, runtime, progress=progress, stage0_weights=weights)
     own_root = res["data"][trained_on].get("root")
     same_corpus = dataset == trained_on and own_root == bundle.root
     split = split or ("test" if same_corpus else "all")
@@ -72,10 +75,10 @@ def evaluate_run(
         for seed in res["seeds"]:
             info = res["metrics_by_seed"][trained_on][system][seed]["train"]
             with timer(Stage.TRAIN, system):
-                module = build_module(system, preset, *bundle.dims, total_steps=1, seed=seed)
+                module = build_module(system, preset, runtime.device, *bundle.dims, total_steps=1, seed=seed)
                 if info.get("checkpoint"):
                     module.load_trained(info["checkpoint"])
-                rows = answer(module, test, preset, progress)
+                rows = answer(module, test, preset, runtime, progress)
             with timer(Stage.SCORE):
                 rows, metrics = score_rows(rows, scorer)
             write_run(results, rows_by_system, sweep_dir, dataset, system, seed, rows, metrics)

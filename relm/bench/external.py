@@ -19,6 +19,7 @@ from relm.keys import content_key
 from relm.models.system_table import SYSTEMS
 from relm.presets import preset_from_dict
 from relm.results import new_results
+from relm.runtime import resolve_runtime
 from relm.scoring.response_files import read_system_answers
 
 
@@ -43,7 +44,9 @@ def evaluate_responses(
     timer = StageTimer()
     preset = preset_from_dict(res["preset"], "results.json preset")
     with timer(Stage.SCORE):
-        scorer, scorer_info = load_scorer(preset, epitome or res["scorer"].get("training_data"))
+        scorer, scorer_info = load_scorer(
+            preset, epitome or res["scorer"].get("training_data"), resolve_runtime(preset)
+        )
     if scorer_info.get("identity") != res["scorer"].get("identity"):
         raise RelmError(
             f"{run}: was scored by {res['scorer'].get('identity')}, but the scorer found now is "

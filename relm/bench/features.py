@@ -29,7 +29,6 @@ from relm.keys import content_key
 from relm.models.emotion_encoder import category_avd
 from relm.models.sources import resolve
 from relm.models.speech_encoder import WhisperFrames
-from relm.runtime import resolve_device
 
 AVD_COLUMNS = ["arousal", "valence", "dominance"]
 FEATURES_VERSION = 2  # bump when feature extraction changes what it produces (v2: w2v2 pooling over real frames)
@@ -59,9 +58,15 @@ class FeatureStore:
     """Audio and frozen-encoder features of one corpus's manifest."""
 
     def __init__(
-        self, dataset: str, df: pd.DataFrame, data_hash: str, preset: Preset, bounds: AudioBounds = AudioBounds()
+        self,
+        dataset: str,
+        df: pd.DataFrame,
+        data_hash: str,
+        preset: Preset,
+        device: torch.device,
+        bounds: AudioBounds = AudioBounds(),
     ):
-        self.df, self.preset, self.bounds = df, preset, bounds
+        self.df, self.preset, self.device, self.bounds = df, preset, device, bounds
         self.prefix = f"{dataset}-{data_hash}"
         self._waves: dict[str, np.ndarray] = {}
 
@@ -97,7 +102,7 @@ class FeatureStore:
 
         def compute(folder: Path) -> dict[str, torch.Tensor]:
             check_free_space(folder, self.whisper_bytes(), "the Whisper features")
-            encoder = WhisperFrames.build(cfg).to(resolve_device(self.preset))
+            encoder = WhisperFrames.build(cfg).to(self.device)
             ids = self.df["utt_id"].tolist()
             out: dict[str, torch.Tensor] = {}
             bs = 16

@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from relm.config import Preset
 from relm.models.systems import SystemLitModule
-from relm.runtime import choose_precision
+from relm.runtime import Runtime
 
 
 def generation_order(items: list[dict]) -> list[int]:
@@ -18,7 +18,12 @@ def generation_order(items: list[dict]) -> list[int]:
 
 
 def answer(
-    module: SystemLitModule, items: list[dict], preset: Preset, progress: bool = True, fast: bool = True
+    module: SystemLitModule,
+    items: list[dict],
+    preset: Preset,
+    runtime: Runtime,
+    progress: bool = True,
+    fast: bool = True,
 ) -> list[dict]:
     """Greedy batched responses and SER answers (and head predictions) for the test items, in their order.
 
@@ -29,8 +34,7 @@ def answer(
     if module.position_mask is not None:
         module.position_mask.skip_unmasked = fast
     g = preset.generate
-    bf16 = choose_precision(preset)[0].startswith("bf16")
-    autocast = torch.autocast(module.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    autocast = torch.autocast(module.device.type, dtype=torch.bfloat16) if runtime.bf16 else contextlib.nullcontext()
     order = generation_order(items) if fast else list(range(len(items)))
     rows: list[dict] = [{} for _ in items]
     for i in tqdm(

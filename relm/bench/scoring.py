@@ -11,25 +11,27 @@ import numpy as np
 
 from relm.config import Preset
 from relm.data.schema import LABELS
-from relm.errors import RelmError
 from relm.metrics.table import EMPATHY_MECHANISMS, METRICS, metric_names
 from relm.results import ScorerInfo
+from relm.runtime import Runtime
 from relm.scoring import empathy, stats
 from relm.scoring.congruence import congruence_row
 from relm.scoring.empathy_base import EmpathyScorer
-from relm.scoring.epitome_data import default_dir, load_epitome
+from relm.scoring.epitome_data import check_epitome_folder, default_dir, load_epitome
 from relm.scoring.responses import reply_metrics
 from relm.scoring.ser import parse_emotion, ser_scores
 
 SCORER_SEED = 0  # one scorer serves every run of a sweep; its seed is fixed and recorded
 
 
-def load_scorer(preset: Preset, epitome: str | None, force: bool = False) -> tuple[EmpathyScorer | None, ScorerInfo]:
+def load_scorer(
+    preset: Preset, epitome: str | None, runtime: Runtime, force: bool = False
+) -> tuple[EmpathyScorer | None, ScorerInfo]:
     """(scorer or None, info): the preset's one scorer kind, trained once when EPITOME data is found."""
     empathy.SCORERS.get(preset.scorer)  # an unknown kind fails here, with a suggestion
     folder = Path(epitome) if epitome else default_dir()
-    if epitome and not folder.is_dir():
-        raise RelmError(f"--epitome {folder}: no such folder (it holds the three EPITOME CSVs)")
+    if epitome:
+        check_epitome_folder(folder)
     if not folder.is_dir():
         return None, {
             "available": False,
@@ -40,7 +42,7 @@ def load_scorer(preset: Preset, epitome: str | None, force: bool = False) -> tup
             ),
         }
     data = load_epitome(folder)
-    scorer = empathy.load_or_train(preset.scorer, data, seed=SCORER_SEED, force=force)
+    scorer = empathy.load_or_train(preset.scorer, data, seed=SCORER_SEED, force=force, device=runtime.device)
     val = scorer.meta["validation"]
     return scorer, {
         "available": True,
@@ -54,12 +56,12 @@ def load_scorer(preset: Preset, epitome: str | None, force: bool = False) -> tup
     }
 
 
-def load_agreement_scorer(preset: Preset, epitome: str | None) -> EmpathyScorer | None:
+def load_agreement_scorer(preset: Preset, epitome: str | None, runtime: Runtime) -> EmpathyScorer | None:
     """The preset's second scorer kind, trained once on the same EPITOME data (None when not asked for)."""
     folder = Path(epitome) if epitome else default_dir()
     if not preset.agreement_scorer or not folder.is_dir():
         return None
-    return empathy.load_or_train(preset.agreement_scorer, load_epitome(folder), seed=SCORER_SEED)
+    return empathy.load_or_train(preset.agreement_scorer, load_epitome(folder), seed=SCORER_SEED, device=runtime.device)
 
 
 def score_rows(rows: list[dict], scorer: EmpathyScorer | None) -> tuple[list[dict], dict]:

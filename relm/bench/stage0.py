@@ -29,7 +29,6 @@ from relm.errors import RelmError
 from relm.keys import content_key
 from relm.models.emotion_encoder import EMOTION_ENCODERS, build_emotion_encoder
 from relm.models.sources import resolve
-from relm.runtime import resolve_device
 from relm.scoring.epitome_data import norm_text
 
 STAGE0_VERSION = 2  # bump when the training code changes what it produces (v2: a separate pre-training corpus)
@@ -52,7 +51,12 @@ def overlap(benchmark: str, bench_df: pd.DataFrame, pretrain: str, pre_df: pd.Da
 
 
 def train_encoder(
-    preset: Preset, benchmark: str, bench_df: pd.DataFrame, progress: bool = True, force: bool = False
+    preset: Preset,
+    device: torch.device,
+    benchmark: str,
+    bench_df: pd.DataFrame,
+    progress: bool = True,
+    force: bool = False,
 ) -> tuple[nn.Module, str, dict]:
     """(frozen encoder, weights key, meta), trained on the pre-training corpus or read from the cache."""
     cfg = preset.emotion_encoder
@@ -78,14 +82,14 @@ def train_encoder(
         state, meta = load_tensors(folder / ENCODER_FILE)
         encoder.load_state_dict(state)
         meta["weights"] = str(entry.folder / ENCODER_FILE)  # where the entry is now
-        return encoder.to(resolve_device(preset)).eval().requires_grad_(False), meta
+        return encoder.to(device).eval().requires_grad_(False), meta
 
     def compute(folder: Path) -> tuple[nn.Module, dict]:
-        store = FeatureStore(cfg.pretrain_corpus, manifest.df, pre_hash, preset)
+        store = FeatureStore(cfg.pretrain_corpus, manifest.df, pre_hash, preset, device)
         train, val = (manifest.df[manifest.df["split"] == s] for s in ("train", "val"))
         targets, source = dimensional_labels(train)
         torch.manual_seed(STAGE0_SEED)
-        encoder = build_emotion_encoder(cfg).to(resolve_device(preset))
+        encoder = build_emotion_encoder(cfg).to(device)
         losses = encoder.fit(
             store.waves(train["utt_id"].tolist()), targets, cfg.epochs, cfg.lr, seed=STAGE0_SEED, progress=progress
         )
@@ -122,23 +126,29 @@ def load_encoder(cfg: EmotionEncoderCfg, weights: Path, device: torch.device) ->
 
 
 def frozen_encoder(
-    preset: Preset, benchmark: str, bench_df: pd.DataFrame, progress: bool, force: bool, weights: Path | None = None
+    preset: Preset,
+    device: torch.device,
+    benchmark: str,
+    bench_df: pd.DataFrame,
+    progress: bool,
+    force: bool,
+    weights: Path | None = None,
 ) -> tuple[nn.Module, str, dict]:
     """The emotion encoder a dataset's features use: pretrained, trained in stage 0, random, or given."""
     cfg = preset.emotion_encoder
     spec = EMOTION_ENCODERS.get(cfg.kind)
     if not spec.trained_in_stage0:
         meta = {"kind": cfg.kind, "model": encoder_identity(cfg), "trained_on": spec.trained_on}
-        return build_emotion_encoder(cfg).to(resolve_device(preset)), content_key(cfg, encoder_identity(cfg)), meta
+        return build_emotion_encoder(cfg).to(device), content_key(cfg, encoder_identity(cfg)), meta
     if weights is not None:
-        encoder, key = load_encoder(cfg, weights, resolve_device(preset))
+        encoder, key = load_encoder(cfg, weights, device)
         return encoder, key, {"kind": cfg.kind, "weights": str(weights), **load_tensors(weights)[1]}
     if not cfg.pretrain_corpus:  # an untrained encoder: a fixed random projection, said plainly
         torch.manual_seed(STAGE0_SEED)
-        encoder = build_emotion_encoder(cfg).to(resolve_device(preset)).eval().requires_grad_(False)
+        encoder = build_emotion_encoder(cfg).to(device).eval().requires_grad_(False)
         return (
             encoder,
             content_key(cfg, "random", STAGE0_SEED),
             {"kind": cfg.kind, "trained_on": "none", "seed": STAGE0_SEED},
         )
-    return train_encoder(preset, benchmark, bench_df, progress, force)
+    return train_encoder(preset, device, benchmark, bench_df, progress, force)

@@ -7,62 +7,29 @@ skipped when present: a killed sweep, started again, redoes only unfinished stag
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from relm.bench import estimate, tracking
 from relm.bench.agreement import scorer_agreement
 from relm.bench.dataset import prepare_dataset
-from relm.bench.distributed import lightning_strategy
+from relm.bench.preparation import SweepConfig, prepare_sweep
 from relm.bench.publish import close_dataset, finish, write_run
 from relm.bench.report import table_rows
 from relm.bench.scoring import load_agreement_scorer, load_scorer, score_rows, teacher_reference, teacher_replies
-from relm.bench.stages import Stage, StageTimer, parse_force
+from relm.bench.stages import Stage, StageTimer
 from relm.bench.teacher import teacher_targets
 from relm.bench.training import train_and_answer
 from relm.cache import computed_stages, only_cached, warn
-from relm.data.corpora import DEFAULT_DATASET, find_root, get_adapter
+from relm.config import Preset
 from relm.data.schema import SPLITS
-from relm.errors import RelmError
 from relm.fidelity import fidelity
-from relm.io import check_writable_folder
 from relm.keys import content_key
-from relm.models.budget import world_size
 from relm.models.sources import is_stand_in, resolve
-from relm.models.system_table import default_systems, get_system, needs_speech_init, systems_with_role
-from relm.paths import cache_dir
-from relm.presets import load_preset
+from relm.models.system_table import systems_with_role
 from relm.results import new_results
-from relm.runtime import choose_precision, preflight, preset_models, resolve_device
-
-
-@dataclass
-class SweepConfig:
-    datasets: list[str] = field(default_factory=lambda: [DEFAULT_DATASET])
-    systems: list[str] = field(default_factory=default_systems)
-    preset: str = "cpu"
-    seeds: int = 1
-    roots: dict[str, str] = field(default_factory=dict)
-    protocol: str | None = None
-    epitome: str | None = None
-    force: set[str] = field(default_factory=set)
-    out_root: Path = Path("results/runs")
-    overrides: dict = field(default_factory=dict)
-    sweep_id: str | None = None
-    progress: bool = True
-    tracking: bool = True
-    verify: bool = False  # key cache entries on audio content (sha256) instead of size and mtime
-    strict_audio: bool = False  # a bad audio file stops the sweep instead of being skipped and counted
-    shard: tuple[int, int] | None = None  # (I, N): run only the I-th of N disjoint parts of the runs
-    assemble: bool = False  # compute nothing: every entry must be in the cache (written by the shards)
-    wandb_project: str | None = None  # default: WANDB_PROJECT, else relm
-    wandb_entity: str | None = None  # default: WANDB_ENTITY, else W&B's default for the login
-    wandb_tags: tuple[str, ...] = ()
-
+from relm.runtime import Runtime, preset_models
 
 TRAIN_VERSION = 2  # bump when training or generation changes what a run produces (v2: validation in optimizer steps)
 # Every preset section a run reads; the scorer is not one of them (scoring is redone on every sweep).
@@ -105,11 +72,11 @@ class _LazyBar:
             self.bar.close()
 
 
-def run_key_base(preset) -> dict:
+def run_key_base(preset: Preset, runtime: Runtime) -> dict:
     """What every run of a sweep shares in its cache key: device, precision, the LLM's files, config, code."""
     return {
-        "device": resolve_device(preset).type,
-        "precision": choose_precision(preset)[0],
+        "device": runtime.device.type,
+        "precision": runtime.precision,
         "llm": resolve(preset.llm.model).identity,
         "speech_init": resolve(preset.speech_init).identity if preset.speech_init else None,
         "preset": preset.hash(*RUN_SECTIONS),
@@ -122,23 +89,9 @@ def run_key(base: dict, bundle, system: str, seed: int, teacher_key: str) -> str
     return content_key(base, bundle.data_hash, bundle.feature_keys, bundle.avd_source, teacher_key, system, seed)
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """`I/N` -> (I, N) with 0 <= I < N."""
-    index, sep, count = text.partition("/")
-    try:
-        i, n = int(index), int(count)
-    except ValueError:
-        i, n = -1, 0
-    if not sep or n < 1 or not 0 <= i < n:
-        raise RelmError(f"--shard {text!r}: expected I/N with 0 <= I < N, e.g. 0/8")
-    return i, n
-
-
 def run_sweep(cfg: SweepConfig) -> Path:
     """Run a sweep (or, with `shard`, its part; with `assemble`, only from the cache) and write its results."""
-    if cfg.shard and cfg.assemble:
-        raise RelmError("--shard runs a part of the sweep and --assemble collects them: give one of the two")
-    if cfg.assemble:
+    if cfg.assemble and not cfg.shard:
         command = "a shard has not finished (or failed); rerun it, or drop --assemble to compute what is missing"
         with only_cached(command):
             return _run_sweep(cfg)
@@ -146,51 +99,29 @@ def run_sweep(cfg: SweepConfig) -> Path:
 
 
 def _run_sweep(cfg: SweepConfig) -> Path:
-    for system in cfg.systems:  # unknown names fail before any work
-        get_system(system)
-    for dataset in cfg.datasets:
-        protocols = get_adapter(dataset).protocols  # an unknown dataset fails here, with a suggestion
-        if cfg.protocol and cfg.protocol not in protocols:
-            raise RelmError(f"{dataset}: unknown protocol {cfg.protocol!r}; choose from {list(protocols)}")
-    if cfg.seeds < 1:
-        raise RelmError(f"seeds must be at least 1, got {cfg.seeds}")
-    check_writable_folder(cfg.out_root, "--out")
-    check_writable_folder(cache_dir(), "the cache (RELM_CACHE)")
-    force = parse_force(cfg.force)
-    preset = load_preset(cfg.preset, cfg.overrides)
-    device = preflight(preset)  # no device or model missing: one line naming each, before any work
-    lightning_strategy(preset, world_size(preset))  # an unsupported multi-process setting fails here
-    released = [s for s in cfg.systems if needs_speech_init(s)]
-    if released and not preset.speech_init:
-        raise RelmError(
-            f"{', '.join(released)}: a released speech-LLM evaluated as is needs a preset with speech_init "
-            f"(paper, paper-tiny); preset {preset.name} has none"
-        )
-    torch.set_num_threads(preset.threads or max(1, os.cpu_count() or 1))
+    prepared = prepare_sweep(cfg)  # every input validated, then the runtime: nothing is written before
+    preset, runtime, force = prepared.preset, prepared.runtime, prepared.force
+    runtime.apply()
     sweep_id = cfg.sweep_id or (
         f"{preset.name}-{'+'.join(cfg.datasets)}-{content_key(cfg.systems, cfg.seeds, preset.hash(), length=8)}"
     )
     sweep_dir = cfg.out_root / sweep_id
-    precision, why = choose_precision(preset)
     if cfg.progress and not cfg.assemble:
-        for dataset in cfg.datasets:  # a missing corpus stays a one-line error, before the estimate
-            find_root(dataset, cfg.roots.get(dataset), cfg.progress)
-        estimate.say(preset.name, precision, len(cfg.datasets), cfg.systems, cfg.seeds)
+        estimate.say(preset.name, runtime.precision, len(cfg.datasets), cfg.systems, cfg.seeds)
     timer = StageTimer()
     computed_stages(reset=True)
     trained_here: set[str] = set()
     reused_runs: set[str] = set()
     with timer(Stage.SCORE):
-        scorer, scorer_info = load_scorer(preset, cfg.epitome, Stage.SCORE in force)
-        other_scorer = load_agreement_scorer(preset, cfg.epitome)
+        scorer, scorer_info = load_scorer(preset, cfg.epitome, runtime, Stage.SCORE in force)
+        other_scorer = load_agreement_scorer(preset, cfg.epitome, runtime)
     results = new_results(
         sweep_id, preset.to_dict(), preset.hash(), cfg.datasets, cfg.systems, list(range(cfg.seeds)), scorer_info
     )
-    results["device"] = str(device)
+    results |= runtime.record()  # device, precision (+ the teacher's, below), threads
     results["stand_ins"] = [name for name in preset_models(preset) if is_stand_in(name)]  # toy weights: toy metrics
-    results["precision"] = {"train_and_generate": precision, "features": "32-true", "why": why}  # + teacher, below
     results["fidelity"] = fidelity(preset)
-    zero_shot, key_base = systems_with_role("zero_shot", cfg.systems), run_key_base(preset)
+    zero_shot, key_base = systems_with_role("zero_shot", cfg.systems), run_key_base(preset, runtime)
     shard_index, shard_count = cfg.shard or (0, 1)
     per_dataset = len(cfg.systems) * cfg.seeds
     # Runs are numbered over datasets x systems x seeds; shard I of N takes those numbered I, I + N, ...
@@ -205,6 +136,7 @@ def _run_sweep(cfg: SweepConfig) -> Path:
                 cfg.roots.get(dataset),
                 preset,
                 timer,
+                runtime,
                 protocol=cfg.protocol,
                 force=force,
                 progress=cfg.progress,
@@ -214,7 +146,9 @@ def _run_sweep(cfg: SweepConfig) -> Path:
             if scorer is None and dataset == cfg.datasets[0]:  # after the corpus checks, so an error stands alone
                 warn(scorer_info.get("reason", "no empathy scorer"))
             with timer(Stage.TEACHER):
-                targets, cut, teacher_info = teacher_targets(preset, bundle.df, cfg.progress, Stage.TEACHER in force)
+                targets, cut, teacher_info = teacher_targets(
+                    preset, bundle.df, runtime.device, cfg.progress, Stage.TEACHER in force
+                )
             results["precision"]["teacher"] = teacher_info["dtype"]  # the teacher's weights (template: none)
             results["protocols"][dataset] = bundle.protocol
             results["data"][dataset] = {
@@ -255,6 +189,7 @@ def _run_sweep(cfg: SweepConfig) -> Path:
                                 system,
                                 seed,
                                 preset,
+                                runtime,
                                 items,
                                 bundle.dims,
                                 entry_key,

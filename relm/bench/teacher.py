@@ -34,7 +34,6 @@ from relm.io import atomic_write_json
 from relm.keys import content_key
 from relm.models.llm import load_llm
 from relm.paths import cache_dir
-from relm.runtime import resolve_device
 
 if TYPE_CHECKING:
     from transformers import DynamicCache
@@ -226,7 +225,7 @@ def read_responses(folder: Path, pairs: list[tuple[str, str]], item_key) -> dict
 
 
 def teacher_targets(
-    preset: Preset, df: pd.DataFrame, progress: bool, force: bool
+    preset: Preset, df: pd.DataFrame, device: torch.device, progress: bool, force: bool
 ) -> tuple[dict[str, str | None], set[str], dict]:
     """({utt_id: expected response or None}, {utt_ids whose generation hit the limit}, info) for the manifest."""
     cfg = preset.teacher
@@ -235,7 +234,7 @@ def teacher_targets(
     else:
         llm_cfg = preset.llm if cfg.model == preset.llm.model else type(preset.llm)(model=cfg.model)
         llm, tok, identity = load_llm(llm_cfg)
-        llm = llm.to(resolve_device(preset))
+        llm = llm.to(device)
     teacher = Teacher(cfg, llm, tok, identity)
     everything = list(zip(df["utt_id"], df["transcript"].fillna("").astype(str), df["emotion"]))
     # An empty transcript would give every such utterance the teacher's one reply to nothing: no target.

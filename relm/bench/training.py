@@ -30,7 +30,7 @@ from relm.models.budget import training_budget
 from relm.models.llm import load_llm
 from relm.models.system_table import get_system
 from relm.models.systems import SystemLitModule
-from relm.runtime import choose_precision, resolve_device
+from relm.runtime import Runtime
 
 
 def training_items(items: list[dict], ser_fraction: float, seed: int) -> tuple[list[dict], dict]:
@@ -71,15 +71,15 @@ def validation_interval(preset: Preset, micro_batches_per_pass: int, steps: int)
 
 
 def build_module(
-    system: str, preset: Preset, speech_dim: int, emotion_dim: int, total_steps: int, seed: int
+    system: str, preset: Preset, device: torch.device, speech_dim: int, emotion_dim: int, total_steps: int, seed: int
 ) -> SystemLitModule:
     # the pretrained (or fixed random) LLM: the same for every seed
-    llm, tok, identity = load_llm(preset.llm, resolve_device(preset))
+    llm, tok, identity = load_llm(preset.llm, device)
     init = blsp_emo.load(preset.speech_init) if preset.speech_init and get_system(system).speech else None
     L.seed_everything(seed, verbose=False)  # after loading, so LoRA and adapter initialisation follow the seed
     module = SystemLitModule(system, preset, llm, tok, speech_dim, emotion_dim, total_steps, init=init)
     module.identity["llm"] = identity
-    return module.to(resolve_device(preset))
+    return module.to(device)
 
 
 def _without_lightnings_exit(call, *args, **kwargs):
@@ -95,6 +95,7 @@ def _without_lightnings_exit(call, *args, **kwargs):
 def train_system(
     system: str,
     preset: Preset,
+    runtime: Runtime,
     train_items,
     val_items,
     speech_dim: int,
@@ -123,7 +124,7 @@ def train_system(
         val = [val[i] for i in sorted(keep)]
     budget = training_budget(len(items), preset) if spec.trains else {"steps": 0, "epochs": 0.0, "samples_seen": 0}
     steps = budget["steps"]
-    module = build_module(system, preset, speech_dim, emotion_dim, max(steps, 1), seed)
+    module = build_module(system, preset, runtime.device, speech_dim, emotion_dim, max(steps, 1), seed)
     info = {
         "train_items": counts,
         **budget,
@@ -156,17 +157,17 @@ def train_system(
     spread = processes > 1 and test_items is not None and answers_path is not None
     callbacks: list[Callback] = [keep]  # first: its on_train_end restores the selected weights before answering
     if spread:
-        callbacks.append(AnswerInWorkers(test_items, preset, answers_path, progress))  # type: ignore[arg-type]
+        callbacks.append(AnswerInWorkers(test_items, preset, runtime, answers_path, progress))  # type: ignore[arg-type]
     if progress:
         callbacks.append(StepBar(f"{system} seed {seed}", steps))
     trainer = L.Trainer(
-        accelerator="gpu" if resolve_device(preset).type == "cuda" else "cpu",
+        accelerator=runtime.accelerator,
         max_steps=steps,
         max_epochs=-1,  # the budget is in optimizer steps
         accumulate_grad_batches=t.accumulate,
         gradient_clip_val=t.grad_clip,
-        precision=choose_precision(preset)[0],
-        strategy=lightning_strategy(preset, processes),
+        precision=runtime.precision,
+        strategy=lightning_strategy(preset, processes, runtime.device),
         devices=t.devices,
         num_nodes=t.num_nodes,
         logger=[CSVLogger(str(log_dir), name="", version=""), *loggers],
@@ -188,7 +189,7 @@ def train_system(
     else:
         done = trainer.global_step
         keep.restore(module)
-    module.to(resolve_device(preset))  # Lightning's teardown leaves the module on the CPU
+    module.to(runtime.device)  # Lightning's teardown leaves the module on the CPU
     return module, info | keep.record(done) | {
         "train_seconds": round(seconds, 1),
         "seconds_per_step": round(seconds / max(steps, 1), 3),
@@ -219,6 +220,7 @@ def train_and_answer(
     system: str,
     seed: int,
     preset: Preset,
+    runtime: Runtime,
     items: dict[str, list[dict]],
     dims: tuple[int, int],
     entry_key: str,
@@ -248,6 +250,7 @@ def train_and_answer(
         module, info = train_system(
             system,
             preset,
+            runtime,
             items["train"],
             items["val"],
             *dims,
@@ -262,7 +265,7 @@ def train_and_answer(
             rows = read_jsonl(folder / ANSWERS_FILE)
         else:
             start = time.perf_counter()
-            rows = answer(module, items["test"], preset, progress)
+            rows = answer(module, items["test"], preset, runtime, progress)
             info["generate_seconds"] = round(time.perf_counter() - start, 1)
             atomic_write_text(folder / ANSWERS_FILE, jsonl_text(rows))
         if module.spec.trains:

@@ -27,7 +27,8 @@ def _csv(text: str) -> list[str]:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run datasets x systems x seeds: manifest, features, teacher, train, generate, score, test, report."""
-    from relm.bench.sweep import SweepConfig, parse_shard, run_sweep
+    from relm.bench.preparation import SweepConfig, parse_shard
+    from relm.bench.sweep import run_sweep
 
     if args.help_preset:
         print(help_text())

@@ -29,7 +29,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     params = {"epochs": args.epochs} if args.epochs else {}
     if params and "epochs" not in inspect.signature(empathy.SCORERS.get(args.kind)).parameters:
         raise RelmError(f"--epochs: scorer kind {args.kind!r} does not train in epochs")
-    scorer = empathy.train(args.kind, data, seed=args.seed, **params)
+    scorer = empathy.train(args.kind, data, seed=args.seed, device=_device(args), **params)
     m = scorer.meta
     print(
         f"trained {scorer.identity} on {m['n_train']} pairs in {m['train_seconds']:.1f} s "
@@ -44,7 +44,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from relm.scoring import empathy
     from relm.scoring.epitome_data import load_epitome
 
-    scorer = empathy.load_trained(args.kind)
+    scorer = empathy.load_trained(args.kind, device=_device(args))
     data = load_epitome(args.data)
     table = empathy.unseen_rows(scorer, data.table)
     if table.empty:
@@ -69,7 +69,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from relm.scoring.response_files import read_pairs
 
     pairs = read_pairs(args.input)  # the file is checked before any model loads
-    scorer = empathy.load_trained(args.kind)
+    scorer = empathy.load_trained(args.kind, device=_device(args))
     levels = scorer.score([p["seeker"] for p in pairs], [p["response"] for p in pairs])
     out = []
     for i, pair in enumerate(pairs):
@@ -92,6 +92,12 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _device(args: argparse.Namespace):
+    from relm.runtime import runtime_for_device
+
+    return runtime_for_device(args.device).device
+
+
 def register(sub) -> None:
     from relm.scoring.empathy import SCORERS
     from relm.scoring.epitome_data import default_dir
@@ -104,11 +110,13 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, help="epochs (neural kinds only)")
     p.add_argument("--data", help=data_help)
     p.add_argument("--seed", type=int, default=0, help="seed of the seeker-grouped split and initialisation")
+    p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda[:N] (neural kinds)")
     p.set_defaults(func=cmd_train)
     p = ssub.add_parser("eval", help=cmd_eval.__doc__, description=cmd_eval.__doc__)
     p.add_argument("--kind", choices=SCORERS.names(), help="which trained scorer (default: the first found)")
     p.add_argument("--data", help=data_help)
     p.add_argument("--json", action="store_true", help="print {mechanism: {accuracy, macro_f1, ...}}")
+    p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda[:N] (neural kinds)")
     p.set_defaults(func=cmd_eval)
     p = ssub.add_parser("score", help=cmd_score.__doc__, description=cmd_score.__doc__)
     p.add_argument(
@@ -122,4 +130,5 @@ def register(sub) -> None:
         action="store_true",
         help="one object per input row, in order: er, ip, ex, response_emotion, congruent",
     )
+    p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda[:N] (neural kinds)")
     p.set_defaults(func=cmd_score)

@@ -13,6 +13,7 @@ import json
 import random
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,9 @@ from relm.registry import Registry
 from relm.scoring.empathy_base import FORMAT_VERSION, EmpathyScorer, evaluate, scorer_identity
 from relm.scoring.epitome_data import EpitomeData, pair_key, split_by_seeker
 
+if TYPE_CHECKING:  # torch loads only with a neural kind
+    import torch
+
 SCORER_STAGE = "scorers"  # the cache folder of trained scorers
 SCORERS: Registry[type[EmpathyScorer]] = Registry("scorer kind")
 SCORERS.register("tfidf", lazy="relm.scoring.empathy_tfidf:TfidfScorer")
@@ -31,16 +35,19 @@ SCORERS.register("minilm", lazy="relm.scoring.empathy_neural:MiniLMScorer")
 SCORERS.register("roberta", lazy="relm.scoring.empathy_roberta:RobertaScorer")
 
 
-def build(kind: str, **params) -> EmpathyScorer:
-    return SCORERS.get(kind)(kind, **params)
+def build(kind: str, device: torch.device | str = "cpu", **params) -> EmpathyScorer:
+    """A scorer of `kind` that computes on `device` (the caller's `Runtime.device`)."""
+    scorer = SCORERS.get(kind)(kind, **params)
+    scorer.device = device
+    return scorer
 
 
-def load_folder(folder: Path) -> EmpathyScorer:
+def load_folder(folder: Path, device: torch.device | str = "cpu") -> EmpathyScorer:
     meta_path = Path(folder) / "meta.json"
     if not meta_path.is_file():
         raise RelmError(f"{folder}: not a saved scorer (no meta.json)")
     meta = json.loads(meta_path.read_text())
-    scorer = build(meta["kind"], **meta.get("params", {}))
+    scorer = build(meta["kind"], device, **meta.get("params", {}))
     scorer._load(Path(folder))
     scorer.meta = meta
     return scorer
@@ -51,13 +58,19 @@ def scorer_dir(identity: str) -> Path:
 
 
 def train(
-    kind: str, data: EpitomeData, seed: int = 0, val_fraction: float = 0.2, save: bool = True, **params
+    kind: str,
+    data: EpitomeData,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    save: bool = True,
+    device: torch.device | str = "cpu",
+    **params,
 ) -> EmpathyScorer:
     """Train a scorer on a seeker-grouped split, validate on held-out seekers, and (`save`) cache it."""
     random.seed(seed)
     np.random.seed(seed)
     train_df, val_df = split_by_seeker(data.table, val_fraction, seed)
-    scorer = build(kind, **params)
+    scorer = build(kind, device, **params)
     scorer.meta["seed"] = seed  # the neural kinds seed torch from it
     start = time.perf_counter()
     scorer.fit(train_df, val_df)
@@ -80,20 +93,27 @@ def train(
     return scorer
 
 
-def load_or_train(kind: str, data: EpitomeData, seed: int = 0, force: bool = False, **params) -> EmpathyScorer:
+def load_or_train(
+    kind: str, data: EpitomeData, seed: int = 0, force: bool = False, device: torch.device | str = "cpu", **params
+) -> EmpathyScorer:
     """The scorer of exactly this kind, parameters, training data and seed: from the cache (a `relm.cache`
     entry, checked on read), else trained now; a damaged one is quarantined and trained again."""
     identity = scorer_identity(kind, build(kind, **params).params, data.data_hash, seed)
 
     def compute(folder: Path) -> EmpathyScorer:
-        scorer = train(kind, data, seed, save=False, **params)
+        scorer = train(kind, data, seed, save=False, device=device, **params)
         scorer.write_files(folder)
         return scorer
 
-    return load_or_compute(CacheEntry(SCORER_STAGE, identity), load_folder, compute, force=force)
+    def read(folder: Path) -> EmpathyScorer:
+        return load_folder(folder, device)
+
+    return load_or_compute(CacheEntry(SCORER_STAGE, identity), read, compute, force=force)
 
 
-def load_trained(kind: str | None = None, data_hash: str | None = None) -> EmpathyScorer:
+def load_trained(
+    kind: str | None = None, data_hash: str | None = None, device: torch.device | str = "cpu"
+) -> EmpathyScorer:
     """The newest trained scorer of `kind` (any kind, fastest first, when None), for `relm scorer eval`."""
     kinds = [kind] if kind else SCORERS.names()
     for k in kinds:
@@ -106,7 +126,7 @@ def load_trained(kind: str | None = None, data_hash: str | None = None) -> Empat
             m for m in metas if m.get("format") == FORMAT_VERSION and (not data_hash or m["data_hash"] == data_hash)
         ]
         if metas:
-            return load_folder(max(metas, key=lambda m: m["created"])["_folder"])
+            return load_folder(max(metas, key=lambda m: m["created"])["_folder"], device)
     raise RelmError(
         f"no trained {kind or 'empathy'} scorer in {cache_dir() / 'scorers'}; "
         f"run `relm scorer train --kind {kind or SCORERS.names()[0]} --data DIR`"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,9 @@ class EmpathyScorer(ABC):
     def __init__(self, kind: str, **params):
         self.kind = kind  # the name it is registered under (`relm ls scorers`)
         self.params = params
+        self.device: Any = (
+            "cpu"  # a torch device, set by `empathy.build` from the caller's Runtime; not in the identity
+        )
         self.meta: dict = {"kind": kind, "params": params}
 
     @abstractmethod

@@ -61,7 +61,6 @@ class RobertaScorer(EmpathyScorer):
         )
         self.models: dict[str, BiEncoderRationale] = {}
         self.tokenizer: Any = None
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
 
     def _tok(self, texts) -> tuple[torch.Tensor, torch.Tensor]:
         enc = self.tokenizer(

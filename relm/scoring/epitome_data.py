@@ -53,6 +53,12 @@ def default_dir() -> Path:
     return Path(os.environ.get("RELM_EPITOME_DIR") or "datasets/epitome")
 
 
+def check_epitome_folder(folder: Path) -> None:
+    """An `--epitome` folder that is not there: one error line."""
+    if not folder.is_dir():
+        raise RelmError(f"--epitome {folder}: no such folder (it holds the three EPITOME CSVs)")
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
     raw = path.read_bytes()
     try:

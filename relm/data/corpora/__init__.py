@@ -85,14 +85,19 @@ def get_adapter(dataset: str) -> CorpusAdapter:
     return get_dataset(dataset).adapter(dataset)
 
 
-def find_root(dataset: str, root: str | os.PathLike | None = None, progress: bool = True) -> Path:
+def find_root(
+    dataset: str, root: str | os.PathLike | None = None, progress: bool = True, generate: bool = True
+) -> Path:
     """`root`, else env RELM_<DATASET>_ROOT, else datasets/<dataset>; an error says where it looked.
 
-    A built-in corpus with no root given is generated into datasets/<dataset> first.
+    A built-in corpus with no root given is generated into datasets/<dataset> first (`generate`; without it,
+    that folder is returned as it is: validation before any work writes nothing).
     """
     spec = get_dataset(dataset)
     env = os.environ.get(spec.env_var)
     if spec.generate is not None and not root and not env:
+        if not generate:
+            return spec.default_root
         spec.generate(spec.default_root, progress)
     candidates = [Path(root)] if root else [Path(p) for p in (env,) if p] + [spec.default_root]
     for path in candidates:

@@ -34,8 +34,8 @@ class CorpusAdapter(ABC):
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def read(self, root: str | os.PathLike, options: ReadOptions | None = None) -> Manifest:
-        options = options or ReadOptions()
+    def check_root(self, root: str | os.PathLike) -> Path:
+        """The root, if it is a folder with something in it; else one error naming it."""
         root = Path(root).expanduser()
         if not root.exists():
             raise RelmError(f"{self.name}: corpus root {root} does not exist. {self.how_to_get}")
@@ -43,6 +43,11 @@ class CorpusAdapter(ABC):
             raise RelmError(f"{self.name}: corpus root {root} is not a folder")
         if not any(root.iterdir()):
             raise RelmError(f"{self.name}: corpus root {root} is empty. {self.how_to_get}")
+        return root
+
+    def read(self, root: str | os.PathLike, options: ReadOptions | None = None) -> Manifest:
+        options = options or ReadOptions()
+        root = self.check_root(root)
         protocol = options.protocol or self.protocols[0]
         if protocol not in self.protocols:
             raise RelmError(f"{self.name}: unknown protocol {protocol!r}; choose from {list(self.protocols)}")
