@@ -208,7 +208,7 @@ def where_time_goes(module, train_batch: list[dict], test_batch: list[dict], dev
         sync()
         return (time.perf_counter() - start) / repeats
 
-    figures = {"train_micro_batch_seconds": round(timed(micro_batch, 3), 4)}
+    figures: dict = {"train_micro_batch_seconds": round(timed(micro_batch, 3), 4)}
     for skip in (False, True):
         module.position_mask.skip_unmasked = skip
 

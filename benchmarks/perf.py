@@ -76,7 +76,7 @@ def answer_speed(system: str, preset, runtime, overrides: dict, speech_dim: int,
         it["frames"] = torch.randn(100 + (i * 37) % 150, speech_dim)
         it["transcript"] = sentences[(i * 7) % len(sentences)]
     answer(module, test[:4], preset, runtime, progress=False)  # warm-up
-    out = {}
+    out: dict = {}
     previous = load_preset(preset.name, {"generate.batch_size": teacher_speed.PREVIOUS_BATCH} | overrides)
     for name, setting, fast in (("previous", previous, False), ("current", preset, True)):
         start = time.perf_counter()

@@ -45,7 +45,7 @@ def main() -> None:
                 setattr(cfg, key, value)
         teacher = Teacher(cfg, llm, tok, identity)
         order, prefix = teacher.plan(pairs)
-        raw = {}
+        raw: dict = {}
         for i in range(0, len(order), cfg.batch_size):
             batch = order[i : i + cfg.batch_size]
             raw |= dict(zip(batch, teacher._generate(batch, prefix)))

@@ -96,7 +96,7 @@ def main() -> None:
     for name, scorer in (("half B (disjoint from the selector)", judge), ("the sweep's scorer", sweep_scorer)):
         ref = scorer.score([r["transcript"] for r in zs], [r["response"] for r in zs])
         for label, replies in (("greedy", greedy), ("best-of-n", chosen)):
-            texts = [replies[(r["transcript"], r["gold_emotion"])] for r in zs]
+            texts = [str(replies[(r["transcript"], r["gold_emotion"])]) for r in zs]
             ours = scorer.score([r["transcript"] for r in zs], texts)
             out = []
             for m in ("er", "ex"):
@@ -106,10 +106,11 @@ def main() -> None:
                 )
             print(f"  {name}, {label}: " + "; ".join(out))
     for label, replies in (("greedy", greedy), ("best-of-n", chosen)):
-        ours = [
-            congruence_row(replies[(r["transcript"], r["gold_emotion"])], r["gold_emotion"])["congruent"] for r in zs
+        congruent = [
+            congruence_row(str(replies[(r["transcript"], r["gold_emotion"])]), r["gold_emotion"])["congruent"]
+            for r in zs
         ]
-        print(f"  congruence {label}: {np.mean(ours):.3f} vs text-zs {np.mean([r['congruent'] for r in zs]):.3f}")
+        print(f"  congruence {label}: {np.mean(congruent):.3f} vs text-zs {np.mean([r['congruent'] for r in zs]):.3f}")
     for p in pairs[:3]:
         print(f"  {p[1]} | {p[0][:50]}\n     greedy: {greedy[p]}\n     chosen: {chosen[p]}")
 

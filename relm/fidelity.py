@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from relm.config import Preset
+from relm.results import FidelityInfo
 
 UNKNOWN = "unknown"  # a released value nobody could establish: never counted as a deviation
 
@@ -57,9 +58,10 @@ def _same(value: Any, release: Any) -> bool:
     return bool(value == release)
 
 
-def fidelity(preset: Preset) -> dict:
+def fidelity(preset: Preset) -> FidelityInfo:
     """The `fidelity` record of results.json: every switch's value, and where the preset leaves the release."""
-    switches, deviations = {}, []
+    switches: dict[str, Any] = {}
+    deviations: list[dict[str, Any]] = []
     for e in ELEMENTS:
         if not e.switch:
             continue

@@ -45,9 +45,13 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+def json_text(obj: Any) -> str:
+    """relm's JSON: sorted keys, NaN as null, anything else JSON lacks as its str."""
+    return json.dumps(_finite(obj), indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    text = json.dumps(_finite(obj), indent=2, sort_keys=True, default=str, allow_nan=False)
-    return atomic_write_text(path, text + "\n")
+    return atomic_write_text(path, json_text(obj))
 
 
 @contextlib.contextmanager

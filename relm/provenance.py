@@ -7,7 +7,9 @@ import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TypedDict
+
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict  # pydantic reads its keys on Python 3.11
 
 LIBRARIES = (
     "torch",
@@ -25,6 +27,7 @@ LIBRARIES = (
 )
 
 
+@with_config(ConfigDict(extra="forbid"))
 class Provenance(TypedDict):
     git_hash: str | None
     """Commit of the relm checkout that ran the sweep."""

@@ -7,19 +7,22 @@
 
 from __future__ import annotations
 
+import functools
 import sys
-from typing import Any, TypedDict
+from typing import Any
 
-import numpy as np
+from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict  # pydantic reads its keys on Python 3.11
 
 from relm.docstrings import attribute_fields
-from relm.metrics.table import EMPATHY_MECHANISMS, METRICS
+from relm.errors import RelmError
 from relm.provenance import Provenance, provenance
 from relm.scoring.congruence import detector_accuracy
 
 SCHEMA_VERSION = 1
 
 
+@with_config(ConfigDict(extra="forbid"))
 class ScorerInfo(TypedDict, total=False):
     available: bool
     """False when no EPITOME data was found: empathy metrics are then null."""
@@ -27,6 +30,10 @@ class ScorerInfo(TypedDict, total=False):
     """`kind@datahash-seed` of the scorer that produced every ER/IP/EX level."""
     kind: str
     """Scorer kind (`relm ls scorers`)."""
+    params: dict[str, Any]
+    """The kind's parameters (part of the identity)."""
+    seed: int
+    """The scorer's training seed."""
     training_data_hash: str
     """sha256 of the three EPITOME CSVs it was trained on."""
     training_data: str
@@ -37,6 +44,7 @@ class ScorerInfo(TypedDict, total=False):
     """Why the scorer is unavailable."""
 
 
+@with_config(ConfigDict(extra="forbid"))
 class FidelityInfo(TypedDict):
     recipe: str
     """`release` when every switch of `docs/fidelity.md` has its released value, else `deviates`."""
@@ -46,6 +54,7 @@ class FidelityInfo(TypedDict):
     """Each switch whose value differs from the release's: `element`, `switch`, `value`, `release`."""
 
 
+@with_config(ConfigDict(extra="forbid"))
 class TeacherInfo(TypedDict):
     identity: str
     """The teacher LLM's identity (file hash or hub revision), or `template`."""
@@ -66,6 +75,8 @@ class TeacherInfo(TypedDict):
     """Utterances with an empty transcript: reported and left without a teacher target."""
     decoding: dict[str, Any]
     """Every effective decoding field (those unlike transformers' defaults, and the ones relm sets)."""
+    entry: str
+    """The teacher's cache entry (`teacher/<entry>` under RELM_CACHE)."""
     dtype: str
     """The teacher's weight dtype (`none` for a template teacher)."""
     hit_token_limit: int
@@ -74,6 +85,7 @@ class TeacherInfo(TypedDict):
     """Utterances given to the teacher."""
 
 
+@with_config(ConfigDict(extra="forbid"))
 class DataInfo(TypedDict, total=False):
     data_hash: str
     """The cache key of the data: manifest rows (ids, paths, labels, splits, transcripts, speakers, durations,
@@ -101,6 +113,7 @@ class DataInfo(TypedDict, total=False):
     """`relm evaluate` only: the split answered (`all` for a corpus the systems did not train on)."""
 
 
+@with_config(ConfigDict(extra="forbid"))
 class Comparison(TypedDict, total=False):
     mean_a: float | None
     """Metric of system a (the proposed system)."""
@@ -134,6 +147,7 @@ class Comparison(TypedDict, total=False):
     """Exploratory only: primary p, Benjamini-Hochberg-adjusted over the dataset's exploratory tests."""
 
 
+@with_config(ConfigDict(extra="forbid"))
 class Results(TypedDict, total=False):
     schema_version: int
     """Version of this schema."""
@@ -202,6 +216,8 @@ class Results(TypedDict, total=False):
     """Every cache entry (`<stage>/<key>` under RELM_CACHE) the sweep read or wrote; `relm cache gc` keeps these."""
     device: str
     """The device every stage ran on (`runtime.device` resolved)."""
+    threads: int
+    """torch's intra-op threads (preset `threads`, else every core)."""
     stand_ins: list[str]
     """Models with random or generated weights standing in for real ones (toy presets): their metrics mean nothing."""
     precision: dict[str, str]
@@ -244,34 +260,20 @@ def new_results(
     }
 
 
-def add_run(results: Results, dataset: str, system: str, metrics: dict, folder: str) -> None:
-    """File one run's metrics and its folder (relative to the sweep folder)."""
-    results["metrics_by_seed"].setdefault(dataset, {}).setdefault(system, []).append(metrics)
-    results["runs"].setdefault(dataset, {}).setdefault(system, []).append(folder)
+def validate_results(results: Any, where: str) -> None:
+    """One error line unless `results` (as read back from its JSON) matches the schema above: keys, nesting and
+    types, strictly (a number written as a string fails). Checked before results.json is written."""
+    try:
+        _adapter().validate_python(results, strict=True)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        at = ".".join(str(p) for p in first["loc"])
+        raise RelmError(f"{where}: results do not match relm/results.py at {at}: {first['msg']}") from None
 
 
-def aggregate(by_seed: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
-    """metrics[system][metric] = mean over seeds; `<metric>_sd` when there are several seeds."""
-    out = {}
-    for system, runs in by_seed.items():
-        row: dict[str, Any] = {}
-        for m in METRICS.names():
-            vals = [float(r[m]) for r in runs if r.get(m) is not None]
-            row[m] = float(np.mean(vals)) if vals else None
-            if len(vals) > 1:
-                row[f"{m}_sd"] = float(np.std(vals, ddof=1))
-        for mech in EMPATHY_MECHANISMS:
-            if runs and runs[0].get(f"{mech}_levels") is not None:
-                row[f"{mech}_levels"] = np.mean([r[f"{mech}_levels"] for r in runs], axis=0).tolist()
-        for key in ("distinct_replies", "distinct_transcripts", "distinct_1_ci95", "distinct_2_ci95"):
-            found = [r[key] for r in runs if r.get(key) is not None]  # reply diversity: mean over seeds
-            row[key] = np.mean(found, axis=0).tolist() if found else None
-        warnings = sorted({r["collapse"] for r in runs if r.get("collapse")})
-        row["collapse"] = " ".join(warnings) if warnings else None  # relm.scoring.responses.collapse_warning
-        row["n_unparseable"] = int(sum(r.get("n_unparseable", 0) for r in runs))
-        row["n"] = int(runs[0].get("n", 0)) if runs else 0
-        out[system] = row
-    return out
+@functools.cache
+def _adapter() -> TypeAdapter:
+    return TypeAdapter(Results)
 
 
 def schema_markdown() -> str:

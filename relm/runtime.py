@@ -166,12 +166,9 @@ class Runtime:
         """Set the process-wide settings (torch's threads); a DDP worker calls it again in its own process."""
         torch.set_num_threads(self.threads)
 
-    def record(self, teacher: str | None = None) -> dict:
-        """What results.json keeps: the device, each stage's precision and why, the threads."""
-        precision = {"train_and_generate": self.precision, "features": FEATURES_PRECISION, "why": self.precision_why}
-        if teacher is not None:
-            precision["teacher"] = teacher
-        return {"device": str(self.device), "precision": precision, "threads": self.threads}
+    def precision_record(self) -> dict[str, str]:
+        """results.json's `precision`: each stage's, and why (the sweep adds the teacher's weight dtype)."""
+        return {"train_and_generate": self.precision, "features": FEATURES_PRECISION, "why": self.precision_why}
 
 
 def resolve_runtime(preset: Preset) -> Runtime:

@@ -183,7 +183,7 @@ def test_precision_auto_picks_float32_where_bf16_is_emulated(monkeypatch):
     monkeypatch.setattr(runtime, "cpu_bf16_speed", lambda: {"bf16_slowdown": 70.0})  # an AVX2-only EPYC
     monkeypatch.setattr(runtime, "preflight", lambda preset: torch.device("cpu"))
     found = runtime.resolve_runtime(cpu)
-    assert found.precision == "32-true" and "70.0x" in found.precision_why and found.record()["device"] == "cpu"
+    assert found.precision == "32-true" and "70.0x" in found.precision_why and found.device.type == "cpu"
     monkeypatch.setattr(runtime, "cpu_bf16_speed", lambda: {"bf16_slowdown": 0.5})  # native bf16 units
     assert runtime.resolve_runtime(cpu).precision == "bf16-mixed"
     assert runtime.resolve_runtime(load_preset("smoke")).precision == "32-true"  # a preset's explicit choice stands

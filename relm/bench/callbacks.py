@@ -31,7 +31,8 @@ class ValidateAndSelect(Callback):
         # items when `per_pass` (its optimizer steps) is given, else from the start of training.
         self.batches, self.every, self.select, self.per_pass = batches, every, select, per_pass
         self.history: list[tuple[int, float]] = []  # (optimizer step, val loss)
-        self.best, self.best_step, self.state = float("inf"), -1, None
+        self.best, self.best_step = float("inf"), -1
+        self.state: dict[str, torch.Tensor] | None = None
 
     def validate(self, trainer, module) -> None:
         rank, world = trainer.global_rank, trainer.world_size

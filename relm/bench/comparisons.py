@@ -119,7 +119,8 @@ def adjust(comparisons: dict[str, dict[str, Comparison]], systems: list[str]) ->
     """Holm within the confirmatory family, BH over everything else tested; returns the family."""
     family = [h for h in hypotheses(systems) if h["metric"] in comparisons.get(h["comparison"], {})]
     keys = {(h["comparison"], h["metric"]) for h in family}
-    confirmatory, exploratory = [], []
+    confirmatory: list[tuple] = []
+    exploratory: list[tuple] = []
     for name, per_metric in comparisons.items():
         for metric, res in per_metric.items():
             p = METRICS.get(metric).primary_p(res)  # type: ignore[arg-type]

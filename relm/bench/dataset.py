@@ -60,7 +60,7 @@ class DatasetBundle:
         return {s: int((self.df.split == s).sum()) for s in SPLITS}
 
     def items(
-        self, split: str, targets: dict[str, str | None] | None = None, cut: set[str] = frozenset()
+        self, split: str, targets: dict[str, str | None] | None = None, cut: set[str] | frozenset[str] = frozenset()
     ) -> list[dict]:
         """Training/answering items of one split (or `all`); `targets` are the teacher's responses."""
         df = self.df if split == "all" else self.df[self.df.split == split]
@@ -91,7 +91,7 @@ def prepare_dataset(
     runtime: Runtime,
     *,
     protocol: str | None = None,
-    force: set[Stage] = frozenset(),
+    force: set[Stage] | frozenset[Stage] = frozenset(),
     progress: bool = True,
     stage0_weights: Path | None = None,
     verify: bool = False,

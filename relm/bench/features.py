@@ -16,7 +16,6 @@ import pandas as pd
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save
-from torch import nn
 from tqdm import tqdm
 
 from relm.bench.stages import Stage
@@ -26,7 +25,7 @@ from relm.data.audio import AudioBounds, load_audio
 from relm.errors import RelmError
 from relm.io import atomic_write_bytes, check_free_space
 from relm.keys import content_key
-from relm.models.emotion_encoder import category_avd
+from relm.models.emotion_encoder import EmotionEncoder, category_avd
 from relm.models.sources import resolve
 from relm.models.speech_encoder import WhisperFrames
 
@@ -87,8 +86,9 @@ class FeatureStore:
         res = resolve(cfg.model)
         config = cfg.tiny if res.source == "random" else json.loads((Path(res.path) / "config.json").read_text())
         width = int(config.get("d_model", 1280))
-        seconds = self.df["duration"].fillna(30.0).clip(upper=30.0) if "duration" in self.df else 30.0
-        frames = 1500 * len(self.df) if cfg.pad_to_30s else float((seconds * 50 + 1).sum())
+        seconds = self.df["duration"].fillna(30.0).clip(upper=30.0) if "duration" in self.df else None
+        per_file = float((seconds * 50 + 1).sum()) if seconds is not None else 1501.0 * len(self.df)
+        frames = 1500 * len(self.df) if cfg.pad_to_30s else per_file
         return int(frames * width * 2 * 1.1) + 64 * 2**20
 
     def whisper_entry(self) -> CacheEntry:
@@ -118,7 +118,7 @@ class FeatureStore:
         return self._complete(entry, frames)
 
     def emotion(
-        self, encoder: nn.Module, encoder_key: str, progress: bool = True, force: bool = False
+        self, encoder: EmotionEncoder, encoder_key: str, progress: bool = True, force: bool = False
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Utterance emotion embeddings and A/V/D predictions of a frozen encoder, cached by its key."""
 

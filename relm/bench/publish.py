@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import resource
 from pathlib import Path
 
 import torch
 
+from relm.bench.aggregate import add_run, aggregate
 from relm.bench.comparisons import adjust, compare_systems, comparison_name, proposed_vs_others
 from relm.bench.exports import write_exports
 from relm.bench.report import point_latest, write_report
 from relm.bench.stages import StageTimer
 from relm.cache import path_lock, used_entries
-from relm.io import atomic_write_bytes, atomic_write_json, atomic_write_text, jsonl_text
-from relm.results import Results, add_run, aggregate
+from relm.io import atomic_write_bytes, atomic_write_json, atomic_write_text, json_text, jsonl_text
+from relm.results import Results, validate_results
 from relm.runtime import matmul_gflops, peak_gpu_memory_gib
 
 
@@ -81,8 +83,10 @@ def finish(results: Results, timer: StageTimer, sweep_dir: Path, out_root: Path)
     results["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     results["peak_gpu_memory_gib"] = peak_gpu_memory_gib()
     results["cache_entries"] = used_entries(reset=True)
+    text = json_text(results)
+    validate_results(json.loads(text), str(sweep_dir / "results.json"))  # a schema slip fails before any write
     with path_lock(sweep_dir):  # results, report and exports of one process, never a mix of two
-        atomic_write_json(sweep_dir / "results.json", results)
+        atomic_write_text(sweep_dir / "results.json", text)
         write_report(sweep_dir, dict(results))
         write_exports(sweep_dir, dict(results))
         point_latest(out_root, sweep_dir)

@@ -210,7 +210,7 @@ def config_difference(a: dict, b: dict) -> list[str]:
     """The preset fields in which two sweeps differ (dotted keys), as Markdown lines."""
 
     def flat(d: dict, prefix: str = "") -> dict:
-        out = {}
+        out: dict = {}
         for k, v in d.items():
             out |= flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v}
         return out

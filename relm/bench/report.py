@@ -6,7 +6,9 @@ import base64
 import html
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from markdown_it import MarkdownIt
 
@@ -38,7 +40,7 @@ def baseline_mark(metric: str, comparisons: dict, proposed: str, baseline: str) 
     return significance_mark(t.get("p_holm")) if sign * (t["mean_a"] - t["mean_b"]) > 0 else ""
 
 
-def table_rows(results: dict) -> list[str]:
+def table_rows(results: Mapping[str, Any]) -> list[str]:
     """The paper-style table: rows systems, columns the headline metrics per dataset."""
     cols = metric_names(headline=True)
     proposed = systems_with_role("proposed", results["systems"])

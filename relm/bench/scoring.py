@@ -6,6 +6,7 @@ Knows scoring, not models: input is the per-utterance rows written by generation
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -125,29 +126,30 @@ def teacher_replies(test_items: list[dict], n_transcripts: int = 3) -> dict:
     for it in test_items:
         emotions.setdefault(it["transcript"], set()).add(it["emotion_name"])
     chosen = sorted(emotions, key=lambda t: (-len(emotions[t]), t))[:n_transcripts]
-    first: dict[tuple[str, str], dict] = {}
+    first: dict[tuple[str, str], Any] = {}
     for it in sorted(test_items, key=lambda it: str(it["utt_id"])):
         first.setdefault((it["transcript"], it["emotion_name"]), it)
     samples = [
-        {"utt_id": str(it["utt_id"]), "transcript": t, "emotion": e, "target": it.get("target")}
+        {"utt_id": str(found["utt_id"]), "transcript": t, "emotion": e, "target": found.get("target")}
         for t in chosen
         for e in LABELS
-        if (it := first.get((t, e)))
+        if (found := first.get((t, e)))
     ]
     return metrics | {"samples": samples}
 
 
 def teacher_reference(reference_rows: list[dict], targets: dict[str, str | None], scorer: EmpathyScorer) -> dict:
     """Step-1 expected responses vs a system's outputs on the same test utterances (paired): levels, congruence."""
-    rows = [r for r in reference_rows if targets.get(r["id"])]
+    replies = {r["id"]: reply for r in reference_rows if (reply := targets.get(r["id"]))}
+    rows = [r for r in reference_rows if r["id"] in replies]
     if not rows:
         return {"n": 0}
-    levels = scorer.score([r["transcript"] for r in rows], [targets[r["id"]] for r in rows])
+    levels = scorer.score([r["transcript"] for r in rows], [replies[r["id"]] for r in rows])
     out: dict = {"n": len(rows)}
     for mech, vals in levels.items():
         out[mech] = stats.compare(vals, [r[mech] for r in rows], n_resamples=5000)
     for name in metric_names(family="congruence"):
         key = METRICS.get(name).item_key
-        teacher = [congruence_row(targets[r["id"]], r["gold_emotion"])[key] for r in rows]  # type: ignore[index]
+        teacher = [congruence_row(replies[r["id"]], r["gold_emotion"])[key] for r in rows]  # type: ignore[index]
         out[name] = stats.compare(teacher, [r[key] for r in rows], n_resamples=5000)
     return out

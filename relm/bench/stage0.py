@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from relm.bench.features import FeatureStore, dimensional_labels, load_tensors, save_tensors
 from relm.bench.manifest import read_manifest
@@ -27,7 +26,7 @@ from relm.data.corpora import get_dataset
 from relm.data.manifest_store import data_hash
 from relm.errors import RelmError
 from relm.keys import content_key
-from relm.models.emotion_encoder import EMOTION_ENCODERS, build_emotion_encoder
+from relm.models.emotion_encoder import EMOTION_ENCODERS, EmotionEncoder, build_emotion_encoder
 from relm.models.sources import resolve
 from relm.scoring.epitome_data import norm_text
 
@@ -57,7 +56,7 @@ def train_encoder(
     bench_df: pd.DataFrame,
     progress: bool = True,
     force: bool = False,
-) -> tuple[nn.Module, str, dict]:
+) -> tuple[EmotionEncoder, str, dict]:
     """(frozen encoder, weights key, meta), trained on the pre-training corpus or read from the cache."""
     cfg = preset.emotion_encoder
     if cfg.pretrain_corpus == benchmark:
@@ -77,14 +76,14 @@ def train_encoder(
     key = content_key(cfg, encoder_identity(cfg), pre_hash, STAGE0_SEED, STAGE0_VERSION)
     entry = CacheEntry(Stage.STAGE0.value, key)
 
-    def read(folder: Path) -> tuple[nn.Module, dict]:
+    def read(folder: Path) -> tuple[EmotionEncoder, dict]:
         encoder = build_emotion_encoder(cfg)
         state, meta = load_tensors(folder / ENCODER_FILE)
         encoder.load_state_dict(state)
         meta["weights"] = str(entry.folder / ENCODER_FILE)  # where the entry is now
         return encoder.to(device).eval().requires_grad_(False), meta
 
-    def compute(folder: Path) -> tuple[nn.Module, dict]:
+    def compute(folder: Path) -> tuple[EmotionEncoder, dict]:
         store = FeatureStore(cfg.pretrain_corpus, manifest.df, pre_hash, preset, device)
         train, val = (manifest.df[manifest.df["split"] == s] for s in ("train", "val"))
         targets, source = dimensional_labels(train)
@@ -113,7 +112,7 @@ def train_encoder(
     return encoder, key, meta | {"overlap": shared}
 
 
-def load_encoder(cfg: EmotionEncoderCfg, weights: Path, device: torch.device) -> tuple[nn.Module, str]:
+def load_encoder(cfg: EmotionEncoderCfg, weights: Path, device: torch.device) -> tuple[EmotionEncoder, str]:
     """A stage-0 encoder trained earlier (`relm evaluate` embeds another corpus with a run's encoder)."""
     again = "rerun the sweep with `--force stage0`"
     if not weights.is_file():
@@ -133,7 +132,7 @@ def frozen_encoder(
     progress: bool,
     force: bool,
     weights: Path | None = None,
-) -> tuple[nn.Module, str, dict]:
+) -> tuple[EmotionEncoder, str, dict]:
     """The emotion encoder a dataset's features use: pretrained, trained in stage 0, random, or given."""
     cfg = preset.emotion_encoder
     spec = EMOTION_ENCODERS.get(cfg.kind)

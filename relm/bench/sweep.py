@@ -118,7 +118,8 @@ def _run_sweep(cfg: SweepConfig) -> Path:
     results = new_results(
         sweep_id, preset.to_dict(), preset.hash(), cfg.datasets, cfg.systems, list(range(cfg.seeds)), scorer_info
     )
-    results |= runtime.record()  # device, precision (+ the teacher's, below), threads
+    results["device"], results["threads"] = str(runtime.device), runtime.threads
+    results["precision"] = runtime.precision_record()  # + the teacher's weights, below
     results["stand_ins"] = [name for name in preset_models(preset) if is_stand_in(name)]  # toy weights: toy metrics
     results["fidelity"] = fidelity(preset)
     zero_shot, key_base = systems_with_role("zero_shot", cfg.systems), run_key_base(preset, runtime)

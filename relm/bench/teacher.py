@@ -34,6 +34,7 @@ from relm.io import atomic_write_json
 from relm.keys import content_key
 from relm.models.llm import load_llm
 from relm.paths import cache_dir
+from relm.results import TeacherInfo
 
 if TYPE_CHECKING:
     from transformers import DynamicCache
@@ -226,7 +227,7 @@ def read_responses(folder: Path, pairs: list[tuple[str, str]], item_key) -> dict
 
 def teacher_targets(
     preset: Preset, df: pd.DataFrame, device: torch.device, progress: bool, force: bool
-) -> tuple[dict[str, str | None], set[str], dict]:
+) -> tuple[dict[str, str | None], set[str], TeacherInfo]:
     """({utt_id: expected response or None}, {utt_ids whose generation hit the limit}, info) for the manifest."""
     cfg = preset.teacher
     if cfg.prompt == "template":

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
 
 from relm.keys import content_key
 
 
-def _mode() -> str:
-    return os.environ.get("WANDB_MODE", "offline")
+def _mode() -> Literal["online", "offline", "disabled", "shared"]:
+    mode = os.environ.get("WANDB_MODE", "offline")
+    return mode if mode in ("online", "offline", "disabled", "shared") else "offline"  # type: ignore[return-value]
 
 
 def run_id(*parts: object) -> str:
@@ -119,7 +122,13 @@ def log_run(run, dataset: str, metrics: dict, rows: list[dict]) -> None:
         "response_emotion",
         "congruent",
     ]
-    run.log({f"{dataset}/responses": wandb.Table(columns=cols, data=[[r.get(c) for c in cols] for r in rows])})
+    run.log(
+        {
+            f"{dataset}/responses": wandb.Table(
+                columns=list[str | int](cols), data=[[r.get(c) for c in cols] for r in rows]
+            )
+        }
+    )
 
 
 def finish(run) -> None:
@@ -127,7 +136,7 @@ def finish(run) -> None:
         run.finish()
 
 
-def summary_keys(results: dict) -> dict:
+def summary_keys(results: Mapping[str, Any]) -> dict:
     """Flat W&B summary keys of a sweep: `<dataset>/<system>/<metric>` (mean, `_sd`) and
     `<dataset>/<comparison>/<metric>/<field>` for every test."""
     out: dict = {}
@@ -159,7 +168,7 @@ def summary_keys(results: dict) -> dict:
     return out
 
 
-def confusion_matrices(results: dict) -> dict:
+def confusion_matrices(results: Mapping[str, Any]) -> dict:
     """`confusion/<dataset>/<system>`: W&B confusion matrices of the SER answers, pooled over seeds."""
     import wandb
 
@@ -183,7 +192,7 @@ def confusion_matrices(results: dict) -> dict:
     return out
 
 
-def log_sweep(cfg, sweep_id: str, sweep_dir: Path, results: dict, table: list[str]) -> None:
+def log_sweep(cfg, sweep_id: str, sweep_dir: Path, results: Mapping[str, Any], table: list[str]) -> None:
     """The sweep's summary run: every mean and test as summary keys, the report table, plots, results.json."""
     if _mode() == "disabled":
         return
@@ -211,7 +220,7 @@ def log_sweep(cfg, sweep_id: str, sweep_dir: Path, results: dict, table: list[st
         run.summary.update(summary_keys(results))
         header = [c.strip() for c in table[0].strip("|").split("|")]
         rows = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]]
-        run.log({"results_table": wandb.Table(columns=header, data=rows)})
+        run.log({"results_table": wandb.Table(columns=list[str | int](header), data=rows)})
         run.log({f"plots/{p.stem}": wandb.Image(str(p)) for p in sorted((sweep_dir / "plots").glob("*.png"))})
         run.log(confusion_matrices(results))
         art = wandb.Artifact(run_id("results", sweep_id), type="results")

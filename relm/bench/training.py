@@ -26,7 +26,7 @@ from relm.config import Preset
 from relm.errors import RelmError
 from relm.io import atomic_write_json, atomic_write_text, jsonl_text, read_jsonl
 from relm.models import blsp_emo
-from relm.models.budget import training_budget
+from relm.models.budget import idle_budget, training_budget
 from relm.models.llm import load_llm
 from relm.models.system_table import get_system
 from relm.models.systems import SystemLitModule
@@ -120,9 +120,9 @@ def train_system(
     val, _ = training_items(val_items, preset.train.ser_prompt_fraction, seed + 1)
     cap = preset.train.max_val_items
     if 0 < cap < len(val):
-        keep = np.random.default_rng(seed).choice(len(val), cap, replace=False)
-        val = [val[i] for i in sorted(keep)]
-    budget = training_budget(len(items), preset) if spec.trains else {"steps": 0, "epochs": 0.0, "samples_seen": 0}
+        chosen = np.random.default_rng(seed).choice(len(val), cap, replace=False)
+        val = [val[i] for i in sorted(chosen)]
+    budget = training_budget(len(items), preset) if spec.trains else idle_budget()
     steps = budget["steps"]
     module = build_module(system, preset, runtime.device, speech_dim, emotion_dim, max(steps, 1), seed)
     info = {
@@ -140,10 +140,16 @@ def train_system(
         lengths = [sequence_length(module, it) for it in items]
         buckets = LengthBucketSampler(lengths, per_process, seed, t.length_buckets)
         info["padding_share"] = buckets.padding_shares()
-        train_loader = DataLoader(items, batch_sampler=buckets, collate_fn=list)
+        train_loader: DataLoader = DataLoader(items, batch_sampler=buckets, collate_fn=list)  # type: ignore[arg-type]
     else:  # several processes: Lightning gives each its share through a DistributedSampler
         gen = torch.Generator().manual_seed(seed)
-        train_loader = DataLoader(items, batch_size=per_process, shuffle=True, collate_fn=list, generator=gen)
+        train_loader = DataLoader(
+            items,  # type: ignore[arg-type]  # a list of items is a map-style dataset
+            batch_size=per_process,
+            shuffle=True,
+            collate_fn=list,
+            generator=gen,
+        )
     processes = budget["world_size"]
     # Validation batches of the global batch size: each process takes every world-size-th one.
     val_batches = [val[i : i + t.batch_size] for i in range(0, len(val), t.batch_size)]
@@ -166,7 +172,7 @@ def train_system(
         max_epochs=-1,  # the budget is in optimizer steps
         accumulate_grad_batches=t.accumulate,
         gradient_clip_val=t.grad_clip,
-        precision=runtime.precision,
+        precision=runtime.precision,  # type: ignore[arg-type]  # validated by the preset loader
         strategy=lightning_strategy(preset, processes, runtime.device),
         devices=t.devices,
         num_nodes=t.num_nodes,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+from typing import Any
 
 from relm.errors import RelmError
 
@@ -73,7 +74,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     levels = scorer.score([p["seeker"] for p in pairs], [p["response"] for p in pairs])
     out = []
     for i, pair in enumerate(pairs):
-        row = {mech: int(levels[mech][i]) for mech in levels}
+        row: dict[str, Any] = {mech: int(levels[mech][i]) for mech in levels}
         if pair["gold_emotion"]:
             found = congruence_row(pair["response"], pair["gold_emotion"])
             row |= {"response_emotion": found["response_emotion"], "congruent": bool(found["congruent"])}

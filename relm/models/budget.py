@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import NotRequired, TypedDict
 
 import torch
 
@@ -24,7 +25,27 @@ def world_size(preset: Preset) -> int:
     return per_node * preset.train.num_nodes
 
 
-def training_budget(n_items: int, preset: Preset) -> dict:
+class Budget(TypedDict):
+    """A run's training budget (the first fields of its train record)."""
+
+    steps: int
+    """optimizer steps"""
+    epochs: float
+    """passes over the training items the steps make"""
+    samples_seen: int
+    world_size: int
+    """training processes"""
+    batch_per_process: int
+    warning: NotRequired[str]
+    """when the budget sees the items fewer than once or more than `train.max_passes` times"""
+
+
+def idle_budget() -> Budget:
+    """The budget of a system that does not train."""
+    return {"steps": 0, "epochs": 0.0, "samples_seen": 0, "world_size": 1, "batch_per_process": 0}
+
+
+def training_budget(n_items: int, preset: Preset) -> Budget:
     """Optimizer steps, passes over the training items and samples seen, whatever the corpus size.
 
     `train.max_steps` > 0 is the budget in optimizer steps (epochs follow from the corpus size);
@@ -40,7 +61,7 @@ def training_budget(n_items: int, preset: Preset) -> dict:
     per_step = t.batch_size * t.accumulate  # global: each of the processes takes batch_size / world_size
     steps = t.max_steps if t.max_steps > 0 else math.ceil(n_items / per_step) * t.epochs
     epochs = steps * per_step / max(n_items, 1)
-    out = {
+    out: Budget = {
         "steps": steps,
         "epochs": round(epochs, 2),
         "samples_seen": steps * per_step,

@@ -144,13 +144,13 @@ def whisper_from_ct2(ct2, extra: dict):
 
 def convert_ct2_whisper(src_dir: Path, out_dir: Path) -> None:
     """CTranslate2 Whisper (model.bin, config.json, tokenizer.json) -> transformers Whisper."""
-    from transformers import WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizerFast
+    from transformers import WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizer  # the fast one in v5
 
     extra = json.loads((src_dir / "config.json").read_text(encoding="utf-8"))
     model = whisper_from_ct2(read_ct2(src_dir / "model.bin"), extra)
     model.save_pretrained(out_dir, safe_serialization=True)
     special = "<|endoftext|>"
-    tokenizer = WhisperTokenizerFast(
+    tokenizer = WhisperTokenizer(
         tokenizer_file=str(src_dir / "tokenizer.json"),
         unk_token=special,
         bos_token=special,

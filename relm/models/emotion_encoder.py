@@ -40,7 +40,26 @@ def category_avd(labels: list[str]) -> np.ndarray:
         raise RelmError(f"no pseudo A/V/D for label {exc.args[0]!r}") from None
 
 
-class CompactDimensional(nn.Module):
+class EmotionEncoder(nn.Module):
+    """Waveforms -> (embedding, [A, V, D]); `fit` for the kinds trained in stage 0."""
+
+    def embed(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def fit(
+        self,
+        waves: list[np.ndarray],
+        avd: np.ndarray,
+        epochs: int,
+        lr: float,
+        batch_size: int = 32,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> list[float]:
+        raise RelmError(f"{type(self).__name__} is pretrained; stage 0 trains only the compact encoder")
+
+
+class CompactDimensional(EmotionEncoder):
     """Log-mel (64) -> 3 x Conv1d + GELU -> masked mean pool -> embedding; linear A/V/D head."""
 
     def __init__(self, dim: int = 128, n_mels: int = 64):
@@ -121,7 +140,7 @@ class CompactDimensional(nn.Module):
         return losses
 
 
-class W2v2Dimensional(nn.Module):
+class W2v2Dimensional(EmotionEncoder):
     """audeering's wav2vec2 dimensional model (model card's `EmotionModel`), frozen."""
 
     def __init__(self, path: str):
@@ -165,7 +184,8 @@ class W2v2Dimensional(nn.Module):
         h = out.last_hidden_state
         # The frames the conv front end makes of each utterance's own samples: a padded frame never enters the
         # mean, so an utterance's vector is the same alone and in any batch.
-        lengths = self.wav2vec2._get_feat_extract_output_lengths(torch.tensor([len(w) for w in waves])).to(device)
+        samples = torch.tensor([len(w) for w in waves], dtype=torch.long)
+        lengths = self.wav2vec2._get_feat_extract_output_lengths(samples).to(device)  # type: ignore[arg-type]
         mask = (torch.arange(h.shape[1], device=device)[None] < lengths[:, None]).float().unsqueeze(-1)
         pooled = (h * mask).sum(1) / mask.sum(1).clamp(min=1)
         adv = self.out_proj(torch.tanh(self.dense(pooled)))  # [arousal, dominance, valence]
@@ -175,13 +195,13 @@ class W2v2Dimensional(nn.Module):
 @dataclass(frozen=True)
 class EmotionEncoderSpec:
     name: str
-    build: Callable[[EmotionEncoderCfg], nn.Module]
+    build: Callable[[EmotionEncoderCfg], EmotionEncoder]
     trained_in_stage0: bool  # True: trained on the preset's pre-training corpus before the sweep, then frozen
     description: str
     trained_on: str = ""  # pretrained kinds: the corpus their weights were trained on (recorded in results)
 
 
-def _w2v2(cfg: EmotionEncoderCfg) -> nn.Module:
+def _w2v2(cfg: EmotionEncoderCfg) -> EmotionEncoder:
     from relm.models.sources import resolve
 
     return W2v2Dimensional(str(resolve(cfg.model).path))
@@ -206,5 +226,5 @@ for _spec in (
     EMOTION_ENCODERS.register(_spec.name, _spec)
 
 
-def build_emotion_encoder(cfg: EmotionEncoderCfg) -> nn.Module:
+def build_emotion_encoder(cfg: EmotionEncoderCfg) -> EmotionEncoder:
     return EMOTION_ENCODERS.get(cfg.kind).build(cfg)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from relm.config import LLMCfg, LoraCfg
 from relm.errors import RelmError
+
+HFModel = Any  # a transformers PreTrainedModel or its peft wrapper: its submodules are known only at run time
 
 SPEECH = "<|speech|>"
 CHATML = (
@@ -101,7 +104,7 @@ def load_llm(cfg: LLMCfg, device: torch.device | None = None):
     return model, tok, res.identity
 
 
-def add_lora(model: nn.Module, cfg: LoraCfg) -> nn.Module:
+def add_lora(model: HFModel, cfg: LoraCfg) -> HFModel:
     from peft import LoraConfig, get_peft_model
 
     targets = cfg.target_modules or TARGETS.get(model.config.model_type)
@@ -147,12 +150,12 @@ class SharedDropout(nn.Module):
         return out
 
 
-def share_qkv_lora_a(model: nn.Module) -> int:
+def share_qkv_lora_a(model: HFModel) -> int:
     """Make each attention layer's q, k and v LoRA share one `lora_A` Linear (one Parameter, registered under q's
     name) and one dropout mask, as BLSP's LoRA on Qwen v1's fused `c_attn` has; returns the layers shared."""
     shared = 0
     for module in model.modules():
-        parts = [getattr(module, n, None) for n in ("q_proj", "k_proj", "v_proj")]
+        parts: list[Any] = [getattr(module, n, None) for n in ("q_proj", "k_proj", "v_proj")]
         if not all(hasattr(p, "lora_A") for p in parts):
             continue
         q = parts[0]
@@ -198,10 +201,10 @@ class PositionMask:
             self._off = off
 
 
-def restrict_lora_to_speech(model: nn.Module) -> PositionMask:
+def restrict_lora_to_speech(model: HFModel) -> PositionMask:
     from peft.tuners.lora import LoraLayer
 
-    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+    layers: list[nn.Module] = [m for m in model.modules() if isinstance(m, LoraLayer)]  # type: ignore[misc]
     pm = PositionMask(layers)
     n = 0
     for name, module in model.named_modules():
@@ -256,7 +259,7 @@ def stop_ids(tokenizer, style: str) -> list[int]:
     return found or end_of_turn_ids(tokenizer)
 
 
-def next_token_loss(llm: nn.Module, b: dict, target_logits_only: bool = True) -> torch.Tensor:
+def next_token_loss(llm: HFModel, b: dict, target_logits_only: bool = True) -> torch.Tensor:
     """Mean next-token cross-entropy over the target tokens (`b["labels"]`, -100 elsewhere): the loss `labels=`
     gives. `target_logits_only` runs the LM head only where a target token follows, since the prompt's positions
     need no logits over the whole vocabulary; else the LLM's own `labels=` path (the reference, in the tests)."""

@@ -51,7 +51,7 @@ def _installed_file(pkg: PackageCopy) -> Path | None:
         dist = im.distribution(pkg.dist)
     except im.PackageNotFoundError:
         return None
-    path = Path(dist.locate_file(pkg.member))
+    path = Path(str(dist.locate_file(pkg.member)))
     return path if path.is_file() else None
 
 

@@ -203,7 +203,7 @@ def build_tokenizer(tiktoken_file: Path):
     first = len(ranks)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok)
     fast.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS})
-    ids = fast.convert_tokens_to_ids(SPECIAL_TOKENS)
+    ids = list(fast.convert_tokens_to_ids(SPECIAL_TOKENS))  # type: ignore[arg-type]
     if ids != list(range(first, first + len(SPECIAL_TOKENS))):
         raise RelmError(f"{tiktoken_file}: special tokens did not land at ids {first}.. (got {ids[:3]}..)")
     fast.eos_token = fast.pad_token = "<|endoftext|>"

@@ -10,6 +10,7 @@ from torch import nn
 
 from relm.config import SpeechEncoderCfg
 from relm.errors import RelmError
+from relm.models.llm import HFModel
 
 SAMPLES_PER_FRAME = 320  # 16 kHz / 50 Hz after Whisper's stride-2 conv
 
@@ -19,9 +20,9 @@ class WhisperFrames(nn.Module):
     BLSP/RE-LLM do) and trims; otherwise it runs only the utterance's own frames (the
     positional table is sliced), about 10x less compute for short utterances on CPU."""
 
-    def __init__(self, encoder: nn.Module, feature_extractor, pad_to_30s: bool):
+    def __init__(self, encoder: HFModel, feature_extractor, pad_to_30s: bool):
         super().__init__()
-        self.encoder = encoder.eval().requires_grad_(False)
+        self.encoder: HFModel = encoder.eval().requires_grad_(False)
         self.fx = feature_extractor
         self.pad_to_30s = pad_to_30s
         self.dim = encoder.config.d_model
@@ -70,7 +71,7 @@ class WhisperFrames(nn.Module):
         return [hidden[i, :n].float().cpu() for i, n in enumerate(lengths)]
 
     def _short_forward(self, feats: torch.Tensor) -> torch.Tensor:
-        enc = self.encoder
+        enc: HFModel = self.encoder
         x = nn.functional.gelu(enc.conv1(feats))
         x = nn.functional.gelu(enc.conv2(x)).permute(0, 2, 1)
         x = x + enc.embed_positions.weight[: x.shape[1]]

@@ -1,8 +1,5 @@
-"""The systems on one LightningModule; which system is what lives in `relm.models.system_table`.
-
-A batch item is a dict: `frames` (T, d_whisper), `emotion` (d_emo,), `avd` (3,), `label`
-(index), `transcript`, `task` ("response" or "ser"), `target` (text, training only).
-"""
+"""The systems on one LightningModule (which system is what: `relm.models.system_table`); a batch is a list of
+`relm.bench.records.Item`s, each with its `task` ("response" or "ser")."""
 
 from __future__ import annotations
 
@@ -10,7 +7,7 @@ import copy
 import functools
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
@@ -24,6 +21,7 @@ from relm.models.adapter import SubsamplingAdapter
 from relm.models.blsp_emo import SpeechInit, check_same_llm, load_into
 from relm.models.checkpoints import read_checkpoint_identity
 from relm.models.llm import (
+    HFModel,
     PromptParts,
     add_lora,
     next_token_loss,
@@ -40,6 +38,8 @@ if TYPE_CHECKING:
 
 
 class SystemLitModule(L.LightningModule):
+    llm: HFModel  # the LLM, with LoRA when the system trains or starts from a release
+
     def __init__(
         self,
         system: str,
@@ -72,7 +72,7 @@ class SystemLitModule(L.LightningModule):
         self.llm = add_lora(llm, preset.lora) if with_lora else llm
         audio_lora = with_lora and self.spec.speech and preset.lora.scope == "audio"
         self.position_mask = restrict_lora_to_speech(self.llm) if audio_lora else None
-        d = llm.config.hidden_size
+        d: int = self.llm.config.hidden_size
         if self.spec.speech:
             in_dim = speech_dim + (emotion_dim if self.use_emotion else 0)
             self.adapter = SubsamplingAdapter(in_dim, d, preset.adapter)
@@ -175,7 +175,7 @@ class SystemLitModule(L.LightningModule):
             embeds[i, pos], attn[i, pos] = s, 1
             lab[i, pos] = torch.tensor(labels[i], device=self.device)
             smask[i, pos] = torch.tensor(smasks[i], device=self.device, dtype=torch.float32)
-        out = {"inputs_embeds": embeds, "attention_mask": attn, "labels": lab, "speech_mask": smask}
+        out: dict[str, Any] = {"inputs_embeds": embeds, "attention_mask": attn, "labels": lab, "speech_mask": smask}
         out["shared_prefix"] = min(n_prefix) if left_pad else 0
         if self.spec.speech:
             out["speech_tokens"], out["speech_len"] = speech, speech_len

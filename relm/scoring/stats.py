@@ -80,7 +80,11 @@ def mcnemar(correct_a, correct_b) -> float:
 
 
 def ua_difference_test(
-    gold: Sequence, correct_a: Sequence, correct_b: Sequence, n_resamples: int = 10000, seed: int = 0
+    gold: Sequence | np.ndarray,
+    correct_a: Sequence | np.ndarray,
+    correct_b: Sequence | np.ndarray,
+    n_resamples: int = 10000,
+    seed: int = 0,
 ) -> dict:
     """UA(a) - UA(b) over utterances: paired permutation p (swap a/b per utterance) and bootstrap 95% CI.
 
