@@ -76,10 +76,11 @@ def device_facts(device: torch.device) -> dict:
 def placement(preset, runtime) -> dict:
     """Train 2 steps of re-llm with Lightning; every parameter must stay on the device; then answer."""
     from relm.bench.generation import answer
+    from relm.bench.records import Item
     from relm.bench.training import train_system
     from relm.data.schema import LABELS
 
-    items = [
+    items: list[Item] = [
         {
             "utt_id": f"u{i}",
             "frames": torch.randn(50, preset.speech_encoder.tiny["d_model"]).half(),

@@ -77,6 +77,7 @@ def paper_width(
     epochs, bf16-mixed; then greedy answers of the paper's length. Prints seconds per optimizer step, peak GPU
     memory, and what one ESD training run would take at that pace."""
     from relm.bench.generation import answer
+    from relm.bench.records import Item
     from relm.bench.training import train_system
     from relm.data.schema import LABELS
     from relm.models.budget import training_budget
@@ -110,7 +111,7 @@ def paper_width(
     sync()
     encode = time.perf_counter() - start
     del encoder
-    items = [
+    items: list[Item] = [
         {
             "utt_id": f"u{i}",
             "frames": frames[i].half(),
@@ -183,7 +184,7 @@ def paper_width(
     return out
 
 
-def where_time_goes(module, train_batch: list[dict], test_batch: list[dict], device: torch.device, sync) -> dict:
+def where_time_goes(module, train_batch: list, test_batch: list, device: torch.device, sync) -> dict:
     """A training micro-batch (forward and backward, no optimizer) and 32 decoding steps: timed, then profiled.
     Decoding is timed with audio-scoped LoRA skipped where it is masked to zero (`PositionMask`) and computed."""
     from torch.profiler import ProfilerActivity

@@ -27,6 +27,7 @@ import torch
 
 from relm.bench.generation import answer
 from relm.bench.manifest import read_manifest
+from relm.bench.records import Item
 from relm.bench.training import build_module
 from relm.data.schema import LABELS
 from relm.io import atomic_write_json
@@ -48,7 +49,7 @@ def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
 
 
-def items(n: int, speech_dim: int, emo_dim: int, seconds: float = 2.7) -> list[dict]:
+def items(n: int, speech_dim: int, emo_dim: int, seconds: float = 2.7) -> list[Item]:
     frames = int(seconds * 50)
     return [
         {
@@ -61,6 +62,7 @@ def items(n: int, speech_dim: int, emo_dim: int, seconds: float = 2.7) -> list[d
             "task": "response",
             "transcript": "My landlord is raising the rent again.",
             "target": TARGET,
+            "target_complete": True,
         }
         for i in range(n)
     ]

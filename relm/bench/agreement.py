@@ -11,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import cohen_kappa_score
 
+from relm.bench.records import ScoredRow
 from relm.metrics.table import EMPATHY_MECHANISMS
 from relm.scoring.empathy_base import EmpathyScorer
 
 
-def scorer_agreement(rows_by_system: dict[str, list[list[dict]]], comparisons: dict, other: EmpathyScorer) -> dict:
+def scorer_agreement(rows_by_system: dict[str, list[list[ScoredRow]]], comparisons: dict, other: EmpathyScorer) -> dict:
     """Kappa per mechanism between the rows' levels (the preset's scorer) and `other`, and direction flips."""
     per_system = {system: [r for rows in runs for r in rows] for system, runs in rows_by_system.items()}
     flat = [r for rows in per_system.values() for r in rows]

@@ -9,6 +9,7 @@ from lightning.pytorch.callbacks import Callback
 from tqdm import tqdm
 
 from relm.bench.generation import answer
+from relm.bench.records import Item, Selection
 from relm.config import Preset
 from relm.io import atomic_write_text, jsonl_text
 from relm.runtime import Runtime
@@ -26,7 +27,7 @@ class ValidateAndSelect(Callback):
     micro-batches: the same code serves one process and DDP workers (each takes every world-size-th val batch;
     the loss is summed over all of them, so every process keeps the same weights)."""
 
-    def __init__(self, batches: list[list[dict]], every: int, select: str, per_pass: int = 0):
+    def __init__(self, batches: list[list[Item]], every: int, select: str, per_pass: int = 0):
         # every: optimizer steps between validations, counted from the start of each pass over the training
         # items when `per_pass` (its optimizer steps) is given, else from the start of training.
         self.batches, self.every, self.select, self.per_pass = batches, every, select, per_pass
@@ -80,7 +81,7 @@ class ValidateAndSelect(Callback):
                 for k, v in self.state.items():
                     own[k].copy_(v)
 
-    def record(self, final_step: int) -> dict:
+    def record(self, final_step: int) -> Selection:
         """The train record's selection fields."""
         last = self.history[-1][1] if self.history and self.history[-1][0] == final_step else None
         chosen = self.best_step if self.select == "best" and self.state is not None else final_step
@@ -138,7 +139,7 @@ class AnswerInWorkers(Callback):
     world-size-th one) with the selected weights (`ValidateAndSelect` runs first and restores them); process 0
     gathers the answers, in the items' order, into `path`."""
 
-    def __init__(self, items: list[dict], preset: Preset, runtime: Runtime, path: Path, progress: bool):
+    def __init__(self, items: list[Item], preset: Preset, runtime: Runtime, path: Path, progress: bool):
         self.items, self.preset, self.runtime, self.path, self.progress = items, preset, runtime, path, progress
 
     def on_train_end(self, trainer, module):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from relm.bench.records import ScoredRow
 from relm.errors import RelmError
 from relm.metrics.table import METRICS
 from relm.models.system_table import SYSTEMS, systems_with_role
@@ -23,7 +24,7 @@ from relm.scoring import stats
 from relm.scoring.ser import ua_matrix
 
 
-def distinct_seeds(runs: list[list[dict]]) -> list[list[dict]]:
+def distinct_seeds(runs: list[list[ScoredRow]]) -> list[list[ScoredRow]]:
     """All seeds, or just one when every seed gave the same answers (a deterministic system)."""
 
     def answers(rows):
@@ -33,7 +34,7 @@ def distinct_seeds(runs: list[list[dict]]) -> list[list[dict]]:
     return runs[:1] if all(answers(rows) == first for rows in runs[1:]) else runs
 
 
-def per_utterance(runs: list[list[dict]], ids: list[str]) -> dict[str, np.ndarray]:
+def per_utterance(runs: list[list[ScoredRow]], ids: list[str]) -> dict[str, np.ndarray]:
     """Seed-averaged per-utterance scores: SER correctness, and every per-item field the rows carry
     (EPITOME levels when scored, congruence)."""
     by_id = [{r["id"]: r for r in rows} for rows in runs]
@@ -64,7 +65,7 @@ def _ua(gold: np.ndarray, a: dict, b: dict, n_resamples: int, seed: int) -> Comp
 
 
 def compare_systems(
-    a_runs: list[list[dict]], b_runs: list[list[dict]], seed: int = 0, n_resamples: int = 10000
+    a_runs: list[list[ScoredRow]], b_runs: list[list[ScoredRow]], seed: int = 0, n_resamples: int = 10000
 ) -> dict[str, Comparison]:
     """System a vs b over the same utterances; each argument holds one row list per seed."""
     ids = sorted(r["id"] for r in a_runs[0])
@@ -91,7 +92,7 @@ def comparison_name(a: str, b: str) -> str:
 
 
 def proposed_vs_others(
-    rows_by_system: dict[str, list[list[dict]]], systems: list[str]
+    rows_by_system: dict[str, list[list[ScoredRow]]], systems: list[str]
 ) -> dict[str, dict[str, Comparison]]:
     """The proposed system against every other system of the sweep (empty when it did not run)."""
     proposed = [s for s in systems_with_role("proposed", systems) if s in rows_by_system]

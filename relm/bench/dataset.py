@@ -14,6 +14,7 @@ import torch
 
 from relm.bench.features import FeatureStore
 from relm.bench.manifest import read_manifest
+from relm.bench.records import Item
 from relm.bench.stage0 import frozen_encoder
 from relm.bench.stages import Stage, StageTimer
 from relm.cache import warn
@@ -61,7 +62,7 @@ class DatasetBundle:
 
     def items(
         self, split: str, targets: dict[str, str | None] | None = None, cut: set[str] | frozenset[str] = frozenset()
-    ) -> list[dict]:
+    ) -> list[Item]:
         """Training/answering items of one split (or `all`); `targets` are the teacher's responses."""
         df = self.df if split == "all" else self.df[self.df.split == split]
         bad = sorted(set(df["emotion"]) - set(LABELS))

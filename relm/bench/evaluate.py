@@ -7,6 +7,7 @@ from pathlib import Path
 from relm.bench.dataset import prepare_dataset
 from relm.bench.generation import answer
 from relm.bench.publish import close_dataset, finish, write_run
+from relm.bench.records import ScoredRow
 from relm.bench.regression import load_results
 from relm.bench.scoring import load_scorer, score_rows
 from relm.bench.stages import Stage, StageTimer
@@ -70,7 +71,7 @@ def evaluate_run(
         "emotion_encoder": bundle.emotion_encoder,
         "manifest": bundle.manifest_path,
     }
-    rows_by_system: dict[str, list[list[dict]]] = {}
+    rows_by_system: dict[str, list[list[ScoredRow]]] = {}
     for system in res["systems"]:
         for seed in res["seeds"]:
             info = res["metrics_by_seed"][trained_on][system][seed]["train"]
@@ -78,9 +79,9 @@ def evaluate_run(
                 module = build_module(system, preset, runtime.device, *bundle.dims, total_steps=1, seed=seed)
                 if info.get("checkpoint"):
                     module.load_trained(info["checkpoint"])
-                rows = answer(module, test, preset, runtime, progress)
+                answers = answer(module, test, preset, runtime, progress)
             with timer(Stage.SCORE):
-                rows, metrics = score_rows(rows, scorer)
+                rows, metrics = score_rows(answers, scorer)
             write_run(results, rows_by_system, sweep_dir, dataset, system, seed, rows, metrics)
     close_dataset(results, dataset, rows_by_system)
     finish(results, timer, sweep_dir, out_root)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from relm.bench.publish import close_dataset, finish, write_run
+from relm.bench.records import AnswerRow, ScoredRow
 from relm.bench.regression import load_results
 from relm.bench.scoring import load_scorer, score_rows
 from relm.bench.stages import Stage, StageTimer
@@ -23,7 +24,7 @@ from relm.runtime import resolve_runtime
 from relm.scoring.response_files import read_system_answers
 
 
-def _run_rows(run_dir: Path, res: dict, dataset: str) -> dict[str, list[list[dict]]]:
+def _run_rows(run_dir: Path, res: dict, dataset: str) -> dict[str, list[list[ScoredRow]]]:
     out = {}
     for system, folders in res["runs"][dataset].items():
         out[system] = [read_jsonl(run_dir / folder / "responses.jsonl") for folder in folders]
@@ -69,7 +70,7 @@ def evaluate_responses(
         ]
     for name, path in external.items():
         answers = read_system_answers(path, test_ids)
-        rows = [
+        external_answers: list[AnswerRow] = [
             {
                 "id": r["id"],
                 "transcript": r["transcript"],
@@ -83,7 +84,7 @@ def evaluate_responses(
             for r in reference
         ]
         with timer(Stage.SCORE):
-            rows, metrics = score_rows(rows, scorer)
+            rows, metrics = score_rows(external_answers, scorer)
         write_run(results, rows_by_system, sweep_dir, dataset, name, 0, rows, metrics)
     close_dataset(results, dataset, rows_by_system, tuple(external))
     finish(results, timer, sweep_dir, out_root)

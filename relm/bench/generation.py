@@ -7,24 +7,25 @@ import contextlib
 import torch
 from tqdm import tqdm
 
+from relm.bench.records import AnswerRow, Item
 from relm.config import Preset
 from relm.models.systems import SystemLitModule
 from relm.runtime import Runtime
 
 
-def generation_order(items: list[dict]) -> list[int]:
+def generation_order(items: list[Item]) -> list[int]:
     """Test items sorted by prompt length (speech frames, then transcript), so a batch carries little padding."""
     return sorted(range(len(items)), key=lambda i: (len(items[i]["frames"]), len(items[i]["transcript"]), i))
 
 
 def answer(
     module: SystemLitModule,
-    items: list[dict],
+    items: list[Item],
     preset: Preset,
     runtime: Runtime,
     progress: bool = True,
     fast: bool = True,
-) -> list[dict]:
+) -> list[AnswerRow]:
     """Greedy batched responses and SER answers (and head predictions) for the test items, in their order.
 
     `fast`: batches of similar length, the prompt prefix computed once (`SystemLitModule.generate`) and, with
@@ -36,7 +37,7 @@ def answer(
     g = preset.generate
     autocast = torch.autocast(module.device.type, dtype=torch.bfloat16) if runtime.bf16 else contextlib.nullcontext()
     order = generation_order(items) if fast else list(range(len(items)))
-    rows: list[dict] = [{} for _ in items]
+    rows: list[AnswerRow] = [None for _ in items]  # type: ignore[misc]  # each filled below
     for i in tqdm(
         range(0, len(items), g.batch_size), desc=f"generate: {module.spec.name}", unit="batch", disable=not progress
     ):

@@ -11,6 +11,7 @@ import torch
 from relm.bench.aggregate import add_run, aggregate
 from relm.bench.comparisons import adjust, compare_systems, comparison_name, proposed_vs_others
 from relm.bench.exports import write_exports
+from relm.bench.records import ScoredRow
 from relm.bench.report import point_latest, write_report
 from relm.bench.stages import StageTimer
 from relm.cache import path_lock, used_entries
@@ -26,12 +27,12 @@ def run_folder(dataset: str, system: str, seed: int) -> str:
 
 def write_run(
     results: Results,
-    rows_by_system: dict[str, list[list[dict]]],
+    rows_by_system: dict[str, list[list[ScoredRow]]],
     sweep_dir: Path,
     dataset: str,
     system: str,
     seed: int,
-    rows: list[dict],
+    rows: list[ScoredRow],
     metrics: dict,
     curves: Path | None = None,
 ) -> Path | None:
@@ -48,7 +49,7 @@ def write_run(
 
 
 def close_dataset(
-    results: Results, dataset: str, rows_by_system: dict[str, list[list[dict]]], external: tuple[str, ...] = ()
+    results: Results, dataset: str, rows_by_system: dict[str, list[list[ScoredRow]]], external: tuple[str, ...] = ()
 ) -> None:
     """Mean metrics over seeds and the paired comparisons of one dataset: the proposed system against the
     others, and each `external` system (`relm evaluate --responses`) against every system of the sweep."""

@@ -1,6 +1,6 @@
 """The records that flow through a sweep, typed: an utterance as the systems read it (`Item`), one answer
-(`AnswerRow`), the same answer scored (`ScoredRow`, a line of responses.jsonl) and a run's training record
-(`TrainRecord`, its train.json). results.json's own schema is `relm/results.py`.
+(`AnswerRow`), the same answer scored (`ScoredRow`, a line of responses.jsonl; open to metric plugins) and a run's
+training record (`TrainRecord`, its train.json). results.json's own schema is `relm/results.py`.
 """
 
 from __future__ import annotations
@@ -48,30 +48,31 @@ class AnswerRow(TypedDict):
     avd_target: list[float] | None
 
 
-class ScoredRow(AnswerRow, total=False):
-    """An answer with its scores (`scoring.score_rows`): one line of a run's responses.jsonl."""
-
-    ser_label: str | None
-    response_emotion: str | None
-    congruent: int
-    incongruent: int
-    emotion_named: int
-    reply_words: int
-    repeated: int
-    relevance: float
-    off_topic: int
-    er: int
-    ip: int
-    ex: int
+# An answer with its scores (`scoring.score_rows`), one line of a run's responses.jsonl: the `AnswerRow` fields plus
+# `ser_label`, the congruence fields (`response_emotion`, `congruent`, `incongruent`, `emotion_named`), the reply
+# columns (`reply_words`, `repeated`, `relevance`, `off_topic`), `er`/`ip`/`ex`, and each registered metric's
+# per-row column (`Metric.item_key`). Open, since a metric registered from outside adds its own column.
+ScoredRow = dict[str, Any]
 
 
-class TrainRecord(Budget, total=False):
+class Selection(TypedDict, total=False):
+    """Which weights a run evaluates (`ValidateAndSelect.record`)."""
+
+    select: str
+    selected_step: int
+    best_val_loss: float
+    last_val_loss: float | None
+    val_history: list[list[float]]
+
+
+class TrainRecord(Budget, Selection, total=False):
     """A run's training record (train.json in its cache entry; `metrics_by_seed[..]["train"]` in results)."""
 
     train_items: dict[str, int]
     trainable_params: int
     total_params: int
-    loaded_from_speech_init: bool
+    loaded_from_speech_init: list[str]
+    """the parts loaded from the preset's `speech_init` release (none: [])"""
     padding_share: Any
     train_seconds: float
     seconds_per_step: float
@@ -79,8 +80,3 @@ class TrainRecord(Budget, total=False):
     optimizer_steps_done: int
     generate_seconds: float
     checkpoint: str
-    select: str
-    selected_step: int
-    best_val_loss: float
-    last_val_loss: float | None
-    val_history: list[list[float]]

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from relm.bench.records import AnswerRow, Item, ScoredRow
 from relm.config import Preset
 from relm.data.schema import LABELS
 from relm.metrics.table import EMPATHY_MECHANISMS, METRICS, metric_names
@@ -65,11 +66,12 @@ def load_agreement_scorer(preset: Preset, epitome: str | None, runtime: Runtime)
     return empathy.load_or_train(preset.agreement_scorer, load_epitome(folder), seed=SCORER_SEED, device=runtime.device)
 
 
-def score_rows(rows: list[dict], scorer: EmpathyScorer | None) -> tuple[list[dict], dict]:
-    """Add parsed SER labels and EPITOME levels to the rows; return (rows, metrics)."""
+def score_rows(answers: list[AnswerRow], scorer: EmpathyScorer | None) -> tuple[list[ScoredRow], dict]:
+    """The answers with parsed SER labels, congruence, reply columns and EPITOME levels; and the run's metrics."""
+    rows: list[ScoredRow] = [dict(a) for a in answers]  # type: ignore[misc]  # filled in below
     for r in rows:
         r["ser_label"] = parse_emotion(r["ser_answer"])
-        r |= congruence_row(r["response"], r["gold_emotion"])
+        r |= congruence_row(r["response"], r["gold_emotion"])  # type: ignore[typeddict-item]
     gold = [r["gold_emotion"] for r in rows]
     ser = ser_scores(gold, [r["ser_label"] for r in rows])
     metrics = {
@@ -95,7 +97,7 @@ def score_rows(rows: list[dict], scorer: EmpathyScorer | None) -> tuple[list[dic
             for k in range(3)
         ]
     for name in metric_names(family="congruence"):
-        key = METRICS.get(name).item_key
+        key = METRICS.get(name).item_key or name
         metrics[name] = float(np.mean([r[key] for r in rows])) if rows else float("nan")
     columns, replies = reply_metrics([r["response"] for r in rows], [r["transcript"] for r in rows])
     for name, values in columns.items():
@@ -116,12 +118,12 @@ def score_rows(rows: list[dict], scorer: EmpathyScorer | None) -> tuple[list[dic
     return rows, metrics
 
 
-def teacher_replies(test_items: list[dict], n_transcripts: int = 3) -> dict:
+def teacher_replies(test_items: list[Item], n_transcripts: int = 3) -> dict:
     """The reply metrics of the step-1 targets of the test utterances (what the systems learned from), and the
     utterances of the report's sample table: the `n_transcripts` sentences said in the most emotions, one
     utterance per emotion each."""
-    have = [it for it in test_items if it.get("target")]
-    metrics = reply_metrics([it["target"] for it in have], [it["transcript"] for it in have])[1] | {"n": len(have)}
+    have = [(it["transcript"], reply) for it in test_items if (reply := it.get("target"))]
+    metrics = reply_metrics([r for _, r in have], [t for t, _ in have])[1] | {"n": len(have)}
     emotions: dict[str, set[str]] = {}
     for it in test_items:
         emotions.setdefault(it["transcript"], set()).add(it["emotion_name"])
@@ -138,7 +140,7 @@ def teacher_replies(test_items: list[dict], n_transcripts: int = 3) -> dict:
     return metrics | {"samples": samples}
 
 
-def teacher_reference(reference_rows: list[dict], targets: dict[str, str | None], scorer: EmpathyScorer) -> dict:
+def teacher_reference(reference_rows: list[ScoredRow], targets: dict[str, str | None], scorer: EmpathyScorer) -> dict:
     """Step-1 expected responses vs a system's outputs on the same test utterances (paired): levels, congruence."""
     replies = {r["id"]: reply for r in reference_rows if (reply := targets.get(r["id"]))}
     rows = [r for r in reference_rows if r["id"] in replies]
@@ -149,7 +151,7 @@ def teacher_reference(reference_rows: list[dict], targets: dict[str, str | None]
     for mech, vals in levels.items():
         out[mech] = stats.compare(vals, [r[mech] for r in rows], n_resamples=5000)
     for name in metric_names(family="congruence"):
-        key = METRICS.get(name).item_key
+        key = METRICS.get(name).item_key or name
         teacher = [congruence_row(replies[r["id"]], r["gold_emotion"])[key] for r in rows]  # type: ignore[index]
         out[name] = stats.compare(teacher, [r[key] for r in rows], n_resamples=5000)
     return out

@@ -16,6 +16,7 @@ from relm.bench.agreement import scorer_agreement
 from relm.bench.dataset import prepare_dataset
 from relm.bench.preparation import SweepConfig, prepare_sweep
 from relm.bench.publish import close_dataset, finish, write_run
+from relm.bench.records import ScoredRow
 from relm.bench.report import table_rows
 from relm.bench.scoring import load_agreement_scorer, load_scorer, score_rows, teacher_reference, teacher_replies
 from relm.bench.stages import Stage, StageTimer
@@ -172,7 +173,7 @@ def _run_sweep(cfg: SweepConfig) -> Path:
             }
             items = {s: bundle.items(s, targets, cut) for s in SPLITS}
             results.setdefault("teacher_replies", {})[dataset] = teacher_replies(items["test"])
-            rows_by_system: dict[str, list[list[dict]]] = {}
+            rows_by_system: dict[str, list[list[ScoredRow]]] = {}
             for s_index, system in enumerate(cfg.systems):
                 for seed in range(cfg.seeds):
                     if d_index * per_dataset + s_index * cfg.seeds + seed not in mine:

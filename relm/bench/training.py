@@ -20,6 +20,7 @@ from relm.batching import LengthBucketSampler
 from relm.bench.callbacks import STEPS_DONE, AnswerInWorkers, StepBar, ValidateAndSelect
 from relm.bench.distributed import lightning_strategy
 from relm.bench.generation import answer
+from relm.bench.records import AnswerRow, Item, TrainRecord
 from relm.bench.stages import Stage
 from relm.cache import CacheEntry, load_or_compute
 from relm.config import Preset
@@ -33,13 +34,21 @@ from relm.models.systems import SystemLitModule
 from relm.runtime import Runtime
 
 
-def training_items(items: list[dict], ser_fraction: float, seed: int) -> tuple[list[dict], dict]:
+def _as_task(item: Item, task: str) -> Item:
+    """A copy of the item for one training task; an SER item's target is its emotion's name."""
+    out = item.copy()
+    out["task"] = task
+    if task == "ser":
+        out["target"], out["target_complete"] = item["emotion_name"], True
+    return out
+
+
+def training_items(items: list[Item], ser_fraction: float, seed: int) -> tuple[list[Item], dict]:
     """Response items (with a teacher target) plus a seeded share of SER-prompt items."""
     rng = np.random.default_rng(seed)
-    out = [dict(it, task="response") for it in items if it["target"]]
+    out = [_as_task(it, "response") for it in items if it["target"]]
     n_ser = int(round(ser_fraction * len(items)))
-    for i in rng.choice(len(items), n_ser, replace=False) if n_ser else []:
-        out.append(dict(items[i], task="ser", target=items[i]["emotion_name"], target_complete=True))
+    out += [_as_task(items[i], "ser") for i in (rng.choice(len(items), n_ser, replace=False) if n_ser else [])]
     return out, {
         "response": sum(1 for it in out if it["task"] == "response"),
         "ser": n_ser,
@@ -47,7 +56,7 @@ def training_items(items: list[dict], ser_fraction: float, seed: int) -> tuple[l
     }
 
 
-def sequence_length(module: SystemLitModule, item: dict) -> int:
+def sequence_length(module: SystemLitModule, item: Item) -> int:
     """The tokens `module.build` gives a training item (prompt, speech or transcript, target), without building it."""
     parts = module.prompts[item["task"]]
     if module.spec.speech:
@@ -104,9 +113,9 @@ def train_system(
     log_dir: Path,
     loggers=(),
     progress: bool = True,
-    test_items: list[dict] | None = None,
+    test_items: list[Item] | None = None,
     answers_path: Path | None = None,
-) -> tuple[SystemLitModule, dict]:
+) -> tuple[SystemLitModule, TrainRecord]:
     """Train one system (or load a zero-shot one). With several processes and `test_items`, the workers also
     answer them into `answers_path` (`AnswerInWorkers`); info["answered_in_workers"] says so."""
     spec = get_system(system)
@@ -125,7 +134,7 @@ def train_system(
     budget = training_budget(len(items), preset) if spec.trains else idle_budget()
     steps = budget["steps"]
     module = build_module(system, preset, runtime.device, speech_dim, emotion_dim, max(steps, 1), seed)
-    info = {
+    info: TrainRecord = {
         "train_items": counts,
         **budget,
         "trainable_params": sum(p.numel() for p in module.parameters() if p.requires_grad),
@@ -196,12 +205,11 @@ def train_system(
         done = trainer.global_step
         keep.restore(module)
     module.to(runtime.device)  # Lightning's teardown leaves the module on the CPU
-    return module, info | keep.record(done) | {
-        "train_seconds": round(seconds, 1),
-        "seconds_per_step": round(seconds / max(steps, 1), 3),
-        "answered_in_workers": spread,
-        "optimizer_steps_done": done,  # counted by Lightning, against the budget's `steps`
-    }
+    info.update(keep.record(done))
+    info["train_seconds"], info["seconds_per_step"] = round(seconds, 1), round(seconds / max(steps, 1), 3)
+    info["answered_in_workers"] = spread
+    info["optimizer_steps_done"] = done  # counted by Lightning, against the budget's `steps`
+    return module, info
 
 
 ANSWERS_FILE, INFO_FILE, CHECKPOINT_FILE, LOGS = "answers.jsonl", "train.json", "trained.safetensors", "logs"
@@ -211,8 +219,8 @@ ANSWERS_FILE, INFO_FILE, CHECKPOINT_FILE, LOGS = "answers.jsonl", "train.json", 
 class RunOutput:
     """What one run produced: its answers, its training record, its cache entry and whether that was reused."""
 
-    rows: list[dict]
-    info: dict
+    rows: list[AnswerRow]
+    info: TrainRecord
     entry: CacheEntry
     cached: bool
 
@@ -227,7 +235,7 @@ def train_and_answer(
     seed: int,
     preset: Preset,
     runtime: Runtime,
-    items: dict[str, list[dict]],
+    items: dict[str, list[Item]],
     dims: tuple[int, int],
     entry_key: str,
     force: bool,
@@ -242,15 +250,16 @@ def train_and_answer(
     entry = CacheEntry(Stage.TRAIN.value, entry_key)
     cached = True
 
-    def read(folder: Path) -> tuple[list[dict], dict]:
-        rows, info = read_jsonl(folder / ANSWERS_FILE), json.loads((folder / INFO_FILE).read_text())
+    def read(folder: Path) -> tuple[list[AnswerRow], TrainRecord]:
+        rows: list[AnswerRow] = read_jsonl(folder / ANSWERS_FILE)  # type: ignore[assignment]  # checked below
+        info: TrainRecord = json.loads((folder / INFO_FILE).read_text())
         if not isinstance(info, dict) or not all(isinstance(r, dict) and "id" in r for r in rows):
             raise ValueError("answers or train record of the wrong shape")
         if info.get("checkpoint"):  # where the entry is now (the cache may have moved since it was written)
             info["checkpoint"] = str(entry.folder / CHECKPOINT_FILE)
         return rows, info
 
-    def compute(folder: Path) -> tuple[list[dict], dict]:
+    def compute(folder: Path) -> tuple[list[AnswerRow], TrainRecord]:
         nonlocal cached
         cached = False
         module, info = train_system(
@@ -268,7 +277,7 @@ def train_and_answer(
             answers_path=folder / ANSWERS_FILE,
         )
         if info.get("answered_in_workers"):  # worker 0 wrote them (their time is in train_seconds)
-            rows = read_jsonl(folder / ANSWERS_FILE)
+            rows: list[AnswerRow] = read_jsonl(folder / ANSWERS_FILE)  # type: ignore[assignment]
         else:
             start = time.perf_counter()
             rows = answer(module, items["test"], preset, runtime, progress)

@@ -9,6 +9,7 @@ is 1 at speech positions, via forward hooks on peft's `lora_B` layers.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from torch import nn
 from relm.config import LLMCfg, LoraCfg
 from relm.errors import RelmError
 
+Batch = Sequence[Mapping[str, Any]]  # a batch of items (`relm.bench.records.Item`), each with its `task`
 HFModel = Any  # a transformers PreTrainedModel or its peft wrapper: its submodules are known only at run time
 
 SPEECH = "<|speech|>"

@@ -21,6 +21,7 @@ from relm.models.adapter import SubsamplingAdapter
 from relm.models.blsp_emo import SpeechInit, check_same_llm, load_into
 from relm.models.checkpoints import read_checkpoint_identity
 from relm.models.llm import (
+    Batch,
     HFModel,
     PromptParts,
     add_lora,
@@ -38,13 +39,11 @@ if TYPE_CHECKING:
 
 
 class SystemLitModule(L.LightningModule):
-    llm: HFModel  # the LLM, with LoRA when the system trains or starts from a release
-
     def __init__(
         self,
         system: str,
         preset: Preset,
-        llm: nn.Module,
+        llm: HFModel,
         tokenizer,
         speech_dim: int,
         emotion_dim: int,
@@ -111,7 +110,7 @@ class SystemLitModule(L.LightningModule):
         table = self.llm.get_input_embeddings()
         return table(torch.tensor(ids, dtype=torch.long, device=self.device))
 
-    def speech_tokens(self, items: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    def speech_tokens(self, items: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Adapter output (B, T', d) and its lengths, from Whisper frames [+ emotion embedding]."""
         lengths = torch.tensor([len(it["frames"]) for it in items], device=self.device)
         frames = nn.utils.rnn.pad_sequence(
@@ -122,7 +121,7 @@ class SystemLitModule(L.LightningModule):
             frames = torch.cat([frames, emo[:, None, :].expand(-1, frames.shape[1], -1)], dim=-1)
         return self.adapter(frames, lengths)
 
-    def build(self, items: list[dict], with_target: bool, left_pad: bool) -> dict:
+    def build(self, items: Batch, with_target: bool, left_pad: bool) -> dict:
         """inputs_embeds, attention_mask, labels (-100 outside targets), speech position mask.
 
         All items of a batch share one prompt, so they share its prefix (`parts.prefix`, the system prompt and
@@ -182,7 +181,7 @@ class SystemLitModule(L.LightningModule):
         return out
 
     # ---- losses ---------------------------------------------------------------------------
-    def losses(self, items: list[dict]) -> dict[str, torch.Tensor]:
+    def losses(self, items: Batch) -> dict[str, torch.Tensor]:
         b = self.build(items, with_target=True, left_pad=False)
         if self.position_mask is not None:
             self.position_mask.mask = b["speech_mask"]
@@ -235,7 +234,7 @@ class SystemLitModule(L.LightningModule):
         return self._prefix_kv[key]
 
     @torch.no_grad()
-    def generate(self, items: list[dict], task: str, max_new_tokens: int, reuse_prefix: bool = True) -> list[str]:
+    def generate(self, items: Batch, task: str, max_new_tokens: int, reuse_prefix: bool = True) -> list[str]:
         """Greedy answers; the prompt's shared prefix is run once and its cache reused (`reuse_prefix`)."""
         self.eval()
         task = "response_eval" if task == "response" else task  # the test-time response prompt
@@ -264,7 +263,7 @@ class SystemLitModule(L.LightningModule):
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
 
     @torch.no_grad()
-    def head_predictions(self, items: list[dict]) -> tuple[list[str], list[list[float]] | None]:
+    def head_predictions(self, items: Batch) -> tuple[list[str], list[list[float]] | None]:
         """SER head labels and A/V/D head outputs (speech systems)."""
         if not self.spec.speech:
             return [], None
