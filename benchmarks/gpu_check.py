@@ -68,7 +68,7 @@ def device_facts(device: torch.device) -> dict:
             "bf16": torch.cuda.is_bf16_supported(),
             "bf16_matmul_tflops": round(tflops, 1),
         }
-    from relm.runtime import matmul_gflops
+    from relm.machine import matmul_gflops
 
     return {"name": "cpu", "threads": torch.get_num_threads(), "float32_matmul_gflops": matmul_gflops()}
 

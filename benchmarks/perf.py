@@ -31,22 +31,14 @@ from relm.bench.records import Item
 from relm.bench.training import build_module
 from relm.data.schema import LABELS
 from relm.io import atomic_write_json
+from relm.machine import cpu_bf16_speed, matmul_gflops
 from relm.presets import load_preset
-from relm.runtime import cpu_bf16_speed, resolve_runtime
+from relm.runtime import resolve_runtime
 
 TARGET = (
     "That is so frustrating, no wonder you are angry. What do you plan to do about it now, "
     "and is there anything I can do to help you get through this?"
 )
-
-
-def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
 
 
 def items(n: int, speech_dim: int, emo_dim: int, seconds: float = 2.7) -> list[Item]:

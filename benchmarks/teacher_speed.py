@@ -22,9 +22,9 @@ import torch
 from relm.bench.manifest import read_manifest
 from relm.bench.teacher import Teacher
 from relm.io import atomic_write_json
+from relm.machine import matmul_gflops
 from relm.models.llm import load_llm
 from relm.presets import load_preset
-from relm.runtime import matmul_gflops
 
 
 def cpu_name() -> str:

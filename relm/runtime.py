@@ -9,21 +9,16 @@ module resolves a device or a precision: they take the `Runtime` they are given.
 
 from __future__ import annotations
 
-import json
 import os
-import platform
-import time
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from relm.config import Preset
 from relm.errors import RelmError
-from relm.io import atomic_write_json
-from relm.keys import content_key
+from relm.machine import BF16_MAX_SLOWDOWN, cpu_bf16_speed
 from relm.models import sources
-from relm.paths import cache_dir, hub_offline
+from relm.paths import hub_offline
 
 
 def resolve_device(wanted: str, owner: str) -> torch.device:
@@ -69,49 +64,6 @@ def preflight(preset: Preset) -> torch.device:
     return device
 
 
-def peak_gpu_memory_gib() -> float | None:
-    if not torch.cuda.is_available():
-        return None
-    return round(torch.cuda.max_memory_allocated() / 2**30, 2)
-
-
-PRECISION_PROBE = 512  # a bf16 against float32 matmul of this size decides `precision: auto` on a CPU
-
-
-def _cpu_identity() -> str:
-    """The CPU model and its flags (a bf16-capable CPU and one without differ here), and torch's version."""
-    try:
-        text = open("/proc/cpuinfo", encoding="utf-8").read()  # noqa: SIM115 - Linux only; elsewhere platform
-        model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "")
-        flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
-    except OSError:
-        model, flags = platform.processor(), []
-    return content_key(model, sorted(flags), torch.__version__)
-
-
-def _matmul_seconds(dtype: torch.dtype, size: int = PRECISION_PROBE, repeats: int = 5) -> float:
-    """Median wall time of one size x size matmul in `dtype`, after a warm-up."""
-    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
-def cpu_bf16_speed() -> dict:
-    """bf16 and float32 matmul time on this CPU, measured once per machine and cached."""
-    path = cache_dir() / "machine" / f"precision-{_cpu_identity()}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    fp32, bf16 = _matmul_seconds(torch.float32), _matmul_seconds(torch.bfloat16)
-    found = {"float32_s": fp32, "bfloat16_s": bf16, "bf16_slowdown": bf16 / fp32, "probe": PRECISION_PROBE}
-    atomic_write_json(path, found)
-    return found
-
-
 def choose_precision(preset: Preset, device: torch.device) -> tuple[str, str]:
     """(Lightning precision, why): `auto` is bf16 only where this machine runs it natively."""
     wanted = preset.train.precision
@@ -126,15 +78,6 @@ def choose_precision(preset: Preset, device: torch.device) -> tuple[str, str]:
     if ratio <= BF16_MAX_SLOWDOWN:
         return "bf16-mixed", f"auto: a bf16 matmul takes {ratio:.2f}x the float32 time on this CPU"
     return "32-true", f"auto: a bf16 matmul takes {ratio:.1f}x the float32 time on this CPU (no native bf16)"
-
-
-BF16_MAX_SLOWDOWN = 1.0  # bf16 only when it is at least as fast as float32 (native bf16 units)
-
-
-def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """This machine's float32 matmul throughput now (median of `repeats` size^3 products), the yardstick
-    that makes timings from different machines comparable (`cost_gflop_eq` = seconds x GFLOP/s)."""
-    return round(2 * size**3 / _matmul_seconds(torch.float32, size, repeats) / 1e9, 1)
 
 
 FEATURES_PRECISION = "32-true"  # the frozen encoders' features are computed in float32 on every device

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from relm.batching import LengthBucketSampler, padding_share
-from relm.bench.training import sequence_length, train_system, training_items
+from relm.bench.training import train_system
+from relm.bench.training_items import sequence_length, training_items
 from relm.presets import load_preset
 from tests.conftest import runtime_of
 from tests.test_systems import EMO_DIM, SPEECH_DIM, _module, fake_items

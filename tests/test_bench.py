@@ -8,38 +8,17 @@ import shutil
 
 import pytest
 
-from relm.bench.baseline import BASELINE, SMOKE_PRETRAIN, SMOKE_SYNTH
-from relm.bench.preparation import SweepConfig
+from relm.bench.baseline import BASELINE
 from relm.bench.sweep import run_sweep
 from relm.cli import main
-from relm.data.synth import generate
-from tests.conftest import need_tool, shared_data
+from tests.conftest import need_tool
 
 
-@pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
-    """One smoke sweep shared by the tests below (its own cache and output folders)."""
-    need_tool("espeak-ng")
-    need_tool("sox")
-    epitome = shared_data("epitome")
-    base = tmp_path_factory.mktemp("bench")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("RELM_CACHE", str(base / "cache"))
-    generate(base / "synth", SMOKE_SYNTH, progress=False)
-    generate(base / "pretrain", SMOKE_PRETRAIN, progress=False)
-    mp.setenv("RELM_SYNTH_PRETRAIN_ROOT", str(base / "pretrain"))
-    cfg = SweepConfig(
-        datasets=["synth-esd"],
-        preset="smoke",
-        roots={"synth-esd": str(base / "synth")},
-        epitome=str(epitome),
-        out_root=base / "runs",
-        progress=False,
-        tracking=False,
-    )
-    run_dir = run_sweep(cfg)
-    yield cfg, run_dir, base
-    mp.undo()
+@pytest.fixture
+def sweep(smoke_world, smoke_cache, tmp_path):
+    """(the smoke world's sweep config into this test's folders, its run folder, this test's folder): RELM_CACHE is
+    a copy of the world's cache at `<folder>/cache`, so a test may resume or extend it."""
+    return smoke_world.sweep_config(tmp_path / "runs"), smoke_world.run_dir, tmp_path
 
 
 def test_results_schema(sweep):

@@ -19,6 +19,7 @@ from relm.bench.teacher import Teacher
 from relm.bench.training import build_module
 from relm.cli import main
 from relm.data.manifest_store import data_hash
+from relm.data.schema import LABELS
 from relm.errors import RelmError
 from relm.models.budget import training_budget
 from relm.presets import load_preset
@@ -65,7 +66,8 @@ def test_data_hash_covers_paths_audio_and_avd(tmp_path):
 
 
 def _bundle(**keys) -> SimpleNamespace:
-    return SimpleNamespace(data_hash="d", feature_keys={"whisper": "w", "emotion_encoder": "e"} | keys, avd_source="x")
+    features = {"whisper": "w", "emotion_encoder": "e"} | keys
+    return SimpleNamespace(data_hash="d", feature_keys=features, avd_source="x", classes=LABELS)
 
 
 def _key(bundle, preset, teacher: str) -> str:
@@ -190,7 +192,7 @@ def test_precision_auto_picks_float32_where_bf16_is_emulated(monkeypatch):
 
 
 def test_the_bf16_probe_is_measured_once_per_machine(tmp_cache):
-    from relm.runtime import cpu_bf16_speed
+    from relm.machine import cpu_bf16_speed
 
     first = cpu_bf16_speed()
     assert first["float32_s"] > 0 and first["bfloat16_s"] > 0 and cpu_bf16_speed() == first  # cached

@@ -9,35 +9,21 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-from relm.bench.baseline import SMOKE_PRETRAIN, SMOKE_SYNTH
-from relm.data.synth import generate
 from relm.io import read_jsonl
-from tests.conftest import need_tool, shared_data
 
 
-def _bench(base, out, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "relm.cli", "bench", "--preset", "smoke", "--systems", "text-zs,re-llm"]
-    cmd += ["--root", str(base / "synth"), "--epitome", str(shared_data("epitome")), "--no-wandb", "--quiet"]
-    env = os.environ | {
-        "RELM_CACHE": str(base / "cache"),  # shared: the second sweep reuses features and teacher targets
-        "RELM_SYNTH_PRETRAIN_ROOT": str(base / "pretrain"),
-        "HF_HUB_OFFLINE": "1",
-        "WANDB_MODE": "disabled",
-    }
-    return subprocess.run([*cmd, "--out", str(out), *extra], env=env, capture_output=True, text=True, timeout=600)
+def _bench(world, out, *extra: str) -> subprocess.CompletedProcess:
+    """`relm bench` of text-zs and re-llm in a subprocess, on RELM_CACHE (a copy of the world's cache: the one-process
+    sweep is read from it, the two-process one reuses its features and teacher targets and trains anew)."""
+    cmd = [sys.executable, "-m", "relm.cli", *world.cli_args(out, "--systems", "text-zs,re-llm", *extra)]
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.slow
-def test_two_process_ddp_matches_one_process_steps_and_writes_one_results(tmp_path):
-    need_tool("espeak-ng")
-    need_tool("sox")
-    generate(tmp_path / "synth", SMOKE_SYNTH, progress=False)
-    generate(tmp_path / "pretrain", SMOKE_PRETRAIN, progress=False)
-    one = _bench(tmp_path, tmp_path / "one")
+def test_two_process_ddp_matches_one_process_steps_and_writes_one_results(smoke_world, smoke_cache, tmp_path):
+    one = _bench(smoke_world, tmp_path / "one")
     assert one.returncode == 0, one.stderr[-3000:]
-    two = _bench(tmp_path, tmp_path / "two", "--set", "train.devices=2", "--set", "train.strategy=ddp")
+    two = _bench(smoke_world, tmp_path / "two", "--set", "train.devices=2", "--set", "train.strategy=ddp")
     assert two.returncode == 0, two.stderr[-3000:]
     assert "Traceback" not in two.stderr
     found = [p for p in (tmp_path / "two").glob("*/results.json") if p.parent.name != "latest"]

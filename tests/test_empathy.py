@@ -140,12 +140,12 @@ def test_minilm_batches_are_length_buckets_covering_every_row_once():
 
 
 def test_minilm_precision_follows_the_cpu_and_is_part_of_the_scorers_identity(monkeypatch):
-    from relm import runtime
+    from relm import machine
     from relm.scoring import empathy
 
-    monkeypatch.setattr(runtime, "cpu_bf16_speed", lambda: {"bf16_slowdown": 70.0})  # AVX2-only: emulated bf16
+    monkeypatch.setattr(machine, "cpu_bf16_speed", lambda: {"bf16_slowdown": 70.0})  # AVX2-only: emulated bf16
     slow = empathy.build("minilm")
-    monkeypatch.setattr(runtime, "cpu_bf16_speed", lambda: {"bf16_slowdown": 0.5})  # native bf16
+    monkeypatch.setattr(machine, "cpu_bf16_speed", lambda: {"bf16_slowdown": 0.5})  # native bf16
     fast = empathy.build("minilm")
     assert slow.params["precision"] == "32-true" and fast.params["precision"] == "bf16-mixed"
     assert slow.identity != fast.identity

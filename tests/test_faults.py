@@ -16,32 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from relm.bench.baseline import SMOKE_PRETRAIN, SMOKE_SYNTH
 from relm.cli import main
-from relm.data.synth import generate
 from relm.io import read_jsonl
-from tests.conftest import need_tool, shared_data
+from tests.conftest import copy_cache
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """The smoke corpora and one clean sweep: its cache (copied by each test) and its metrics."""
-    need_tool("espeak-ng")
-    need_tool("sox")
-    base = tmp_path_factory.mktemp("faults")
-    generate(base / "synth", SMOKE_SYNTH, progress=False)
-    generate(base / "pretrain", SMOKE_PRETRAIN, progress=False)
-    world = {
-        "base": base,
-        "epitome": str(shared_data("epitome")),
-        "cache": base / "clean-cache",
+@pytest.fixture
+def world(smoke_world):
+    """The session's smoke world as this module reads it: corpora under `base`, its clean sweep's metrics."""
+    return {
+        "base": smoke_world.base,
+        "epitome": str(smoke_world.epitome),
+        "cache": smoke_world.cache,
+        "metrics": smoke_world.results["metrics_by_seed"],
     }
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RELM_SYNTH_PRETRAIN_ROOT", str(base / "pretrain"))
-        mp.setenv("RELM_CACHE", str(world["cache"]))
-        assert main(_args(world, base / "clean-runs")) == 0
-    world["metrics"] = _metrics(base / "clean-runs")
-    return world
 
 
 def _args(world, out: Path, *extra: str) -> list[str]:
@@ -80,13 +68,9 @@ def _scores(metrics: dict) -> dict:
 
 
 @pytest.fixture
-def cache(world, tmp_path, monkeypatch):
-    """A copy of the clean sweep's cache for one test."""
-    cache = tmp_path / "cache"
-    shutil.copytree(world["cache"], cache)
-    monkeypatch.setenv("RELM_CACHE", str(cache))
-    monkeypatch.setenv("RELM_SYNTH_PRETRAIN_ROOT", str(world["base"] / "pretrain"))
-    return cache
+def cache(smoke_cache):
+    """A writable copy of the clean sweep's cache for one test."""
+    return smoke_cache
 
 
 def _no_leftovers(cache: Path) -> None:
@@ -194,10 +178,10 @@ def test_cache_verify_hashes_everything_and_gc_keeps_what_sweeps_name(world, cac
     stale = cache / "train" / "0123456789abcdef"
     shutil.copytree(sorted(cache.glob("train/*"))[0], stale)  # an entry no sweep names
     (cache / "train" / ".abc.xyz.tmp").mkdir()  # a killed writer's temporary folder
-    assert main(["cache", "gc", "--runs", str(world["base"] / "clean-runs")]) == 0
+    assert main(["cache", "gc", "--runs", str(world["base"] / "runs")]) == 0
     assert not stale.exists() and not (cache / "train" / ".abc.xyz.tmp").exists()
     assert not (cache / "quarantine").exists()
-    named = json.loads(_results(world["base"] / "clean-runs").read_text())["cache_entries"]
+    named = json.loads(_results(world["base"] / "runs").read_text())["cache_entries"]
     left = {f"{p.parent.name}/{p.name}" for p in cache.glob("*/*") if (p / "ENTRY.json").is_file()}
     assert left == set(named) - {n for n in named if not (cache / n).exists()}
 
@@ -217,11 +201,19 @@ def test_evaluate_on_a_damaged_checkpoint_is_one_line(world, cache, tmp_path, ca
 
 
 TWO_SYSTEMS = ("--systems", "text,re-llm")  # a trained baseline and the proposed system: every stage, half the runs
+THREE_SYSTEMS = ("--systems", "text-zs,text,re-llm")  # "between runs" needs a run still to come after two
 
 
 def _clean(world, *systems: str) -> dict:
     """The clean sweep's scores of some systems."""
     return {d: {s: v for s, v in by.items() if s in systems} for d, by in _scores(world["metrics"]).items()}
+
+
+def _seeded(world, cache: Path, *stages: str) -> Path:
+    """A new cache holding only some stages of the clean sweep's (the rest is computed, and interrupted, anew)."""
+    for stage in stages:
+        copy_cache(world["cache"] / stage, cache / stage)
+    return cache
 
 
 def _count_commits(world, tmp_path, monkeypatch, *extra: str) -> int:
@@ -240,16 +232,17 @@ def _count_commits(world, tmp_path, monkeypatch, *extra: str) -> int:
 
 @pytest.mark.slow
 def test_an_interruption_at_any_of_10_moments_resumes_to_identical_metrics(world, tmp_path, monkeypatch, capsys):
-    """Ctrl-C just before the k-th atomic commit (features, stage 0, teacher, each run, scorer, report):
-    relm's one line and exit 130, then a rerun ends with the clean metrics and no leftovers."""
+    """Ctrl-C just before the k-th atomic commit (features, stage 0, teacher, each run, report): relm's one line
+    and exit 130, then a rerun ends with the clean metrics and no leftovers. The trained scorer is copied in
+    (training it is most of a cold smoke sweep; an interrupted scorer entry is covered by the damage tests)."""
     monkeypatch.setenv("RELM_SYNTH_PRETRAIN_ROOT", str(world["base"] / "pretrain"))
-    monkeypatch.setenv("RELM_CACHE", str(tmp_path / "count-cache"))
+    monkeypatch.setenv("RELM_CACHE", str(_seeded(world, tmp_path / "count-cache", "scorers")))
     total = _count_commits(world, tmp_path, monkeypatch, *TWO_SYSTEMS)
     moments = sorted({max(1, round(i * total / 11)) for i in range(1, 11)})
     assert len(moments) == 10, (total, moments)
     real = os.replace
     for k in moments:
-        cache = tmp_path / f"cache-{k}"
+        cache = _seeded(world, tmp_path / f"cache-{k}", "scorers")
         monkeypatch.setenv("RELM_CACHE", str(cache))
         calls = [0]
 
@@ -305,12 +298,18 @@ MOMENTS = {"after features": _features_done, "during training": _training, "betw
     ids=["kill-after-features", "kill-during-training", "kill-between-runs", "sigint-during-training"],
 )
 def test_a_killed_sweep_resumes_to_identical_metrics(world, tmp_path, sig, moment):
-    cache, out = tmp_path / "cache", tmp_path / "runs"
+    """A kill at a moment of a sweep of three systems; the stages before that moment come from the clean sweep."""
+    before = ("scorers",) if moment == "after features" else ("scorers", "features", "stage0", "teacher")
+    cache, out = _seeded(world, tmp_path / "cache", *before), tmp_path / "runs"
     # SIGINT as a terminal would deliver it: a test runner started in the background without job control
     # hands its children an ignored SIGINT, and Python then installs no KeyboardInterrupt handler.
     default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
     proc = subprocess.Popen(
-        _cli(world, cache, out), env=_env(world, cache), stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+        [*_cli(world, cache, out), *THREE_SYSTEMS],
+        env=_env(world, cache),
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
     )
     deadline = time.monotonic() + 120
     while not MOMENTS[moment](cache):
@@ -323,9 +322,11 @@ def test_a_killed_sweep_resumes_to_identical_metrics(world, tmp_path, sig, momen
     else:  # relm's own line and 130, not Lightning's message and exit 1
         assert proc.returncode == 130, err
         assert "relm: interrupted; finished stages are kept" in err and "Traceback" not in err, err
-    done = subprocess.run(_cli(world, cache, out), env=_env(world, cache), capture_output=True, text=True)
+    done = subprocess.run(
+        [*_cli(world, cache, out), *THREE_SYSTEMS], env=_env(world, cache), capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
-    assert _scores(_metrics(out)) == _scores(world["metrics"])
+    assert _scores(_metrics(out)) == _clean(world, "text-zs", "text", "re-llm")
     gc = [sys.executable, "-m", "relm.cli", "cache", "gc", "--runs", str(out), "--quiet"]
     assert subprocess.run(gc, env=_env(world, cache)).returncode == 0  # removes what a kill -9 left behind
     _no_leftovers(cache)
@@ -430,9 +431,7 @@ def _corrupt_copy(world, tmp_path: Path, kinds: list[str]) -> tuple[Path, list[s
 
     root = tmp_path / "synth"
     shutil.copytree(world["base"] / "synth", root)
-    used = pd.read_parquet(
-        json.loads(_results(world["base"] / "clean-runs").read_text())["data"]["synth-esd"]["manifest"]
-    )
+    used = pd.read_parquet(json.loads(_results(world["base"] / "runs").read_text())["data"]["synth-esd"]["manifest"])
     wavs = [root / Path(p).relative_to(world["base"] / "synth") for p in used[used.split == "test"].path]
     for how, wav in zip(kinds, wavs):
         wave, sr = sf.read(wav, dtype="float32")

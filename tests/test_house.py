@@ -174,3 +174,25 @@ def test_every_command_line_option_has_help_text():
 def test_version(capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("relm ")
+
+
+def test_the_architecture_doc_is_generated_and_no_room_imports_upward():
+    from relm.architecture import LAYERS, markdown, module_names, room_of, upward_imports
+
+    assert (ROOT / "docs/architecture.md").read_text() == markdown(), (
+        "run: python -m relm.architecture > docs/architecture.md"
+    )
+    assert all(room_of(name) is not None for name in module_names())  # every module sits in a room
+    assert room_of("relm.bench.sweep").name == "bench" and room_of("relm.metrics.uar.uar").name == "evaluate-modules"
+    assert upward_imports() == []
+    rank = {room.name: i for i, room in enumerate(LAYERS)}
+    assert rank["models"] < rank["scoring"] < rank["bench"] < rank["commands"]
+
+
+def test_the_runtime_is_resolved_only_in_its_own_module():
+    calls = []
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("resolve_device", "choose_precision"):
+                calls.append(str(path.relative_to(ROOT)))
+    assert set(calls) == {"relm/runtime.py"}, calls

@@ -19,6 +19,7 @@ from relm.bench.stage0 import frozen_encoder
 from relm.bench.stages import Stage, StageTimer
 from relm.cache import warn
 from relm.config import Preset
+from relm.data.corpora import get_adapter
 from relm.data.manifest_store import content_hash, data_hash, save_manifest
 from relm.data.schema import LABELS, SPLITS, Manifest
 from relm.errors import RelmError
@@ -38,6 +39,7 @@ class DatasetBundle:
     manifest_path: str = ""
     feature_keys: dict[str, str] = field(default_factory=dict)  # upstream keys of every run's cache entry
     content_hash: str = ""  # the data wherever it lies (no paths or mtimes): what `relm check` compares
+    classes: tuple[str, ...] = LABELS  # the corpus's emotion classes (its adapter's)
 
     @property
     def df(self) -> pd.DataFrame:
@@ -65,9 +67,9 @@ class DatasetBundle:
     ) -> list[Item]:
         """Training/answering items of one split (or `all`); `targets` are the teacher's responses."""
         df = self.df if split == "all" else self.df[self.df.split == split]
-        bad = sorted(set(df["emotion"]) - set(LABELS))
+        bad = sorted(set(df["emotion"]) - set(self.classes))
         if bad:
-            raise RelmError(f"{self.name}: label(s) {bad} outside the class set {list(LABELS)}")
+            raise RelmError(f"{self.name}: label(s) {bad} outside the class set {list(self.classes)}")
         return [
             {
                 "utt_id": row.utt_id,
@@ -132,4 +134,5 @@ def prepare_dataset(
         str(manifest_path),
         keys,
         content_hash(manifest),
+        get_adapter(name).classes,
     )

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from relm.io import atomic_write_json
+from relm.machine import matmul_gflops
 from relm.paths import cache_dir
-from relm.runtime import matmul_gflops
 
 REFERENCE = Path(__file__).with_name("reference_costs.json")
 SHARED = ("manifest", "features", "stage0", "teacher")

@@ -76,7 +76,9 @@ def evaluate_run(
         for seed in res["seeds"]:
             info = res["metrics_by_seed"][trained_on][system][seed]["train"]
             with timer(Stage.TRAIN, system):
-                module = build_module(system, preset, runtime.device, *bundle.dims, total_steps=1, seed=seed)
+                module = build_module(
+                    system, preset, runtime.device, *bundle.dims, total_steps=1, seed=seed, classes=bundle.classes
+                )
                 if info.get("checkpoint"):
                     module.load_trained(info["checkpoint"])
                 answers = answer(module, test, preset, runtime, progress)

@@ -15,21 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from relm.io import atomic_write_bytes, read_jsonl
-from relm.metrics.table import METRICS
+from relm.metrics.table import METRICS, row_columns
 
-ANSWER_COLUMNS = [
-    "response",
-    "ser_answer",
-    "ser_label",
-    "ser_head",
-    "er",
-    "ip",
-    "ex",
-    "response_emotion",
-    "congruent",
-    "incongruent",
-    "emotion_named",
-]
+ANSWER_COLUMNS = ["response", "ser_answer", "ser_label", "ser_head", "response_emotion"]  # + each metric's column
 
 
 def _parquet(path: Path, df: pd.DataFrame) -> None:
@@ -52,7 +40,7 @@ def write_exports(sweep_dir: Path, results: dict) -> None:
                 rows = rows.rename(columns={"id": "utt_id"}).drop(
                     columns=["gold_emotion", "transcript"], errors="ignore"
                 )
-                keep = ["utt_id", *[c for c in ANSWER_COLUMNS if c in rows]]
+                keep = ["utt_id", *[c for c in [*ANSWER_COLUMNS, *row_columns()] if c in rows]]
                 part = rows[keep].assign(dataset=dataset, system=system, seed=seed)
                 if manifest is not None:
                     part = part.merge(manifest, on="utt_id", how="left", validate="one_to_one")

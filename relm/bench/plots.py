@@ -12,10 +12,8 @@ import numpy as np  # noqa: E402
 
 from relm.bench.comparisons import comparison_name  # noqa: E402
 from relm.io import read_jsonl  # noqa: E402
-from relm.metrics.table import EMPATHY_MECHANISMS  # noqa: E402
-from relm.models.system_table import SYSTEMS, systems_with_role  # noqa: E402
-
-BAR_METRICS = (*EMPATHY_MECHANISMS, "ua")
+from relm.metrics.table import METRICS  # noqa: E402
+from relm.models.system_table import EXTERNAL_COLOUR, SYSTEMS, systems_with_role  # noqa: E402
 
 
 def plots(run_dir: Path, results: dict) -> list[Path]:
@@ -33,19 +31,19 @@ def plots(run_dir: Path, results: dict) -> list[Path]:
 def _bars(folder: Path, results: dict, d: str, proposed: list[str]) -> Path:
     comps = results["comparisons"].get(d, {})
     systems = results["systems"]
-    metrics = [m for m in BAR_METRICS if any(results["metrics"][d][s].get(m) is not None for s in systems)]
+    bars = [n for n, m in METRICS.items() if m.plot]
+    metrics = [m for m in bars if any(results["metrics"][d][s].get(m) is not None for s in systems)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.4), squeeze=False)
-    colors = {"zero_shot": "#999", "baseline": "#69c", "ablation": "#c96", "proposed": "#c33"}
     for ax, m in zip(axes[0], metrics, strict=False):
         vals = np.array([results["metrics"][d][s].get(m) or 0 for s in systems])
         sds = np.array([results["metrics"][d][s].get(f"{m}_sd") or 0 for s in systems])
         low = np.minimum(sds, vals)  # an sd bar never reaches below 0: no metric here is negative
-        roles = [SYSTEMS.get(s).role if s in SYSTEMS else "external" for s in systems]
-        ax.bar(systems, vals, yerr=[low, sds], capsize=3, color=[colors.get(r, "#6a6") for r in roles])
-        top = 2.0 if m in EMPATHY_MECHANISMS else 1.0
+        colours = [SYSTEMS.get(s).colour if s in SYSTEMS else EXTERNAL_COLOUR for s in systems]
+        ax.bar(systems, vals, yerr=[low, sds], capsize=3, color=colours)
+        top = METRICS.get(m).plot_top
         ax.set_ylim(0, top * 1.55)  # room for the CI labels above full bars
         ax.set_title(f"{d} {m.upper()}", fontsize=10)
-        ax.set_ylabel("mean level (0-2)" if m in EMPATHY_MECHANISMS else "unweighted accuracy", fontsize=8)
+        ax.set_ylabel(METRICS.get(m).plot or m, fontsize=8)
         ax.tick_params(axis="x", rotation=30, labelsize=8)
         for k, s in enumerate(systems):
             for p in proposed:

@@ -16,8 +16,8 @@ from relm.bench.report import point_latest, write_report
 from relm.bench.stages import StageTimer
 from relm.cache import path_lock, used_entries
 from relm.io import atomic_write_bytes, atomic_write_json, atomic_write_text, json_text, jsonl_text
+from relm.machine import matmul_gflops, peak_gpu_memory_gib
 from relm.results import Results, validate_results
-from relm.runtime import matmul_gflops, peak_gpu_memory_gib
 
 
 def run_folder(dataset: str, system: str, seed: int) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 from relm.bench.records import AnswerRow, Item, ScoredRow
 from relm.config import Preset
 from relm.data.schema import LABELS
-from relm.metrics.table import EMPATHY_MECHANISMS, METRICS, metric_names
+from relm.metrics.table import EMPATHY_MECHANISMS, METRICS, computed_metrics, metric_names
 from relm.results import ScorerInfo
 from relm.runtime import Runtime
 from relm.scoring import empathy, stats
@@ -115,6 +115,11 @@ def score_rows(answers: list[AnswerRow], scorer: EmpathyScorer | None) -> tuple[
     else:
         for mech in EMPATHY_MECHANISMS:
             metrics[mech] = None
+    for name in computed_metrics():  # metrics registered with a `row` function (plugins)
+        metric = METRICS.get(name)
+        for r in rows:
+            r[metric.item_key or name] = float(metric.row(r))  # type: ignore[misc]
+        metrics[name] = float(np.mean([r[metric.item_key or name] for r in rows])) if rows else float("nan")
     return rows, metrics
 
 

@@ -24,7 +24,7 @@ from relm.bench.teacher import teacher_targets
 from relm.bench.training import train_and_answer
 from relm.cache import computed_stages, only_cached, warn
 from relm.config import Preset
-from relm.data.schema import SPLITS
+from relm.data.schema import LABELS, SPLITS
 from relm.fidelity import fidelity
 from relm.keys import content_key
 from relm.models.sources import is_stand_in, resolve
@@ -86,8 +86,12 @@ def run_key_base(preset: Preset, runtime: Runtime) -> dict:
 
 
 def run_key(base: dict, bundle, system: str, seed: int, teacher_key: str) -> str:
-    """The cache key of one run: `run_key_base`, its data, features, stage-0 encoder, teacher, system and seed."""
-    return content_key(base, bundle.data_hash, bundle.feature_keys, bundle.avd_source, teacher_key, system, seed)
+    """The cache key of one run: `run_key_base`, its data, features, stage-0 encoder, teacher, system and seed (and
+    the corpus's class set where it is not all five: the SER prompt lists it)."""
+    classes = () if tuple(bundle.classes) == LABELS else (tuple(bundle.classes),)
+    return content_key(
+        base, bundle.data_hash, bundle.feature_keys, bundle.avd_source, teacher_key, system, seed, *classes
+    )
 
 
 def run_sweep(cfg: SweepConfig) -> Path:
@@ -198,6 +202,7 @@ def _run_sweep(cfg: SweepConfig) -> Path:
                                 Stage.TRAIN in force,
                                 cfg.progress,
                                 tracking.loggers(run),
+                                bundle.classes,
                             )
                         (reused_runs if out.cached else trained_here).add(system)
                         with timer(Stage.SCORE):

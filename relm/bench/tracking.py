@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from relm.keys import content_key
+from relm.metrics.table import row_columns
 
 
 def _mode() -> Literal["online", "offline", "disabled", "shared"]:
@@ -109,19 +110,8 @@ def log_run(run, dataset: str, metrics: dict, rows: list[dict]) -> None:
     flat |= {f"train/{k}": v for k, v in train.items() if isinstance(v, int | float) and not k.endswith("seconds")}
     flat |= {f"timing/{k}": v for k, v in train.items() if isinstance(v, int | float) and k.endswith("seconds")}
     run.summary.update(flat)
-    cols = [
-        "id",
-        "transcript",
-        "gold_emotion",
-        "response",
-        "ser_answer",
-        "ser_label",
-        "er",
-        "ip",
-        "ex",
-        "response_emotion",
-        "congruent",
-    ]
+    cols = ["id", "transcript", "gold_emotion", "response", "ser_answer", "ser_label", "response_emotion"]
+    cols += [c for c in row_columns() if rows and c in rows[0]]  # each metric's per-reply column
     run.log(
         {
             f"{dataset}/responses": wandb.Table(

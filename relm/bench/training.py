@@ -22,8 +22,10 @@ from relm.bench.distributed import lightning_strategy
 from relm.bench.generation import answer
 from relm.bench.records import AnswerRow, Item, TrainRecord
 from relm.bench.stages import Stage
+from relm.bench.training_items import sequence_length, training_items
 from relm.cache import CacheEntry, load_or_compute
 from relm.config import Preset
+from relm.data.schema import LABELS
 from relm.errors import RelmError
 from relm.io import atomic_write_json, atomic_write_text, jsonl_text, read_jsonl
 from relm.models import blsp_emo
@@ -32,40 +34,6 @@ from relm.models.llm import load_llm
 from relm.models.system_table import get_system
 from relm.models.systems import SystemLitModule
 from relm.runtime import Runtime
-
-
-def _as_task(item: Item, task: str) -> Item:
-    """A copy of the item for one training task; an SER item's target is its emotion's name."""
-    out = item.copy()
-    out["task"] = task
-    if task == "ser":
-        out["target"], out["target_complete"] = item["emotion_name"], True
-    return out
-
-
-def training_items(items: list[Item], ser_fraction: float, seed: int) -> tuple[list[Item], dict]:
-    """Response items (with a teacher target) plus a seeded share of SER-prompt items."""
-    rng = np.random.default_rng(seed)
-    out = [_as_task(it, "response") for it in items if it["target"]]
-    n_ser = int(round(ser_fraction * len(items)))
-    out += [_as_task(items[i], "ser") for i in (rng.choice(len(items), n_ser, replace=False) if n_ser else [])]
-    return out, {
-        "response": sum(1 for it in out if it["task"] == "response"),
-        "ser": n_ser,
-        "without_target": sum(1 for it in items if not it["target"]),
-    }
-
-
-def sequence_length(module: SystemLitModule, item: Item) -> int:
-    """The tokens `module.build` gives a training item (prompt, speech or transcript, target), without building it."""
-    parts = module.prompts[item["task"]]
-    if module.spec.speech:
-        middle = int(module.adapter.out_lengths(torch.tensor([len(item["frames"])]))[0])
-    else:
-        middle = len(module.tokenizer(item["transcript"].strip(), add_special_tokens=False)["input_ids"])
-    target = len(module.tokenizer(item["target"], add_special_tokens=False)["input_ids"])
-    target += len(module.target_end) if item.get("target_complete", True) else 0
-    return len(parts.prefix) + middle + len(parts.suffix) + target
 
 
 def validation_interval(preset: Preset, micro_batches_per_pass: int, steps: int) -> tuple[int, int]:
@@ -80,13 +48,20 @@ def validation_interval(preset: Preset, micro_batches_per_pass: int, steps: int)
 
 
 def build_module(
-    system: str, preset: Preset, device: torch.device, speech_dim: int, emotion_dim: int, total_steps: int, seed: int
+    system: str,
+    preset: Preset,
+    device: torch.device,
+    speech_dim: int,
+    emotion_dim: int,
+    total_steps: int,
+    seed: int,
+    classes: tuple[str, ...] = LABELS,
 ) -> SystemLitModule:
     # the pretrained (or fixed random) LLM: the same for every seed
     llm, tok, identity = load_llm(preset.llm, device)
     init = blsp_emo.load(preset.speech_init) if preset.speech_init and get_system(system).speech else None
     L.seed_everything(seed, verbose=False)  # after loading, so LoRA and adapter initialisation follow the seed
-    module = SystemLitModule(system, preset, llm, tok, speech_dim, emotion_dim, total_steps, init=init)
+    module = SystemLitModule(system, preset, llm, tok, speech_dim, emotion_dim, total_steps, init=init, classes=classes)
     module.identity["llm"] = identity
     return module.to(device)
 
@@ -115,6 +90,7 @@ def train_system(
     progress: bool = True,
     test_items: list[Item] | None = None,
     answers_path: Path | None = None,
+    classes: tuple[str, ...] = LABELS,
 ) -> tuple[SystemLitModule, TrainRecord]:
     """Train one system (or load a zero-shot one). With several processes and `test_items`, the workers also
     answer them into `answers_path` (`AnswerInWorkers`); info["answered_in_workers"] says so."""
@@ -133,7 +109,7 @@ def train_system(
         val = [val[i] for i in sorted(chosen)]
     budget = training_budget(len(items), preset) if spec.trains else idle_budget()
     steps = budget["steps"]
-    module = build_module(system, preset, runtime.device, speech_dim, emotion_dim, max(steps, 1), seed)
+    module = build_module(system, preset, runtime.device, speech_dim, emotion_dim, max(steps, 1), seed, classes)
     info: TrainRecord = {
         "train_items": counts,
         **budget,
@@ -241,6 +217,7 @@ def train_and_answer(
     force: bool,
     progress: bool,
     loggers=(),
+    classes: tuple[str, ...] = LABELS,
 ) -> RunOutput:
     """One run: train (or reuse) one system/seed and answer the test split; one cache entry per `entry_key`.
 
@@ -275,6 +252,7 @@ def train_and_answer(
             progress,
             test_items=items["test"],
             answers_path=folder / ANSWERS_FILE,
+            classes=classes,
         )
         if info.get("answered_in_workers"):  # worker 0 wrote them (their time is in train_seconds)
             rows: list[AnswerRow] = read_jsonl(folder / ANSWERS_FILE)  # type: ignore[assignment]

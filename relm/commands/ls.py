@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-WHAT = ("systems", "datasets", "presets", "scorers", "models", "encoders", "metrics")
+WHAT = ("systems", "datasets", "presets", "scorers", "models", "encoders", "metrics", "plugins")
 
 
 def _rows(what: str) -> list[dict]:
@@ -21,6 +21,7 @@ def _rows(what: str) -> list[dict]:
                 "avd_loss": s.avd_loss,
                 "trains": s.trains,
                 "default": s.in_default_sweep,
+                "colour": s.colour,
                 "description": s.description,
             }
             for n, s in SYSTEMS.items()
@@ -68,6 +69,14 @@ def _rows(what: str) -> list[dict]:
             {"name": n, "stage0": s.trained_in_stage0, "description": s.description}
             for n, s in EMOTION_ENCODERS.items()
         ]
+    if what == "plugins":
+        import relm.data.corpora  # noqa: F401  # each registry loads its plugins when first imported
+        import relm.metrics.table  # noqa: F401
+        import relm.models.system_table  # noqa: F401
+        from relm.plugins import GROUPS, LOADED
+
+        found = [{"group": g, "plugin": p} for g in GROUPS for p in LOADED.get(g, [])]
+        return found or [{"group": "-", "plugin": "none installed (docs/extending.md)"}]
     from relm.metrics.table import METRICS
 
     return [
@@ -77,6 +86,8 @@ def _rows(what: str) -> list[dict]:
             "higher_is_better": m.higher_is_better,
             "primary_test": m.primary_test or "-",
             "gated": m.gated,
+            "tolerance": m.tolerance if m.tolerance is not None else "-",
+            "computed_by": "relm" if m.row is None else getattr(m.row, "__module__", "?"),
             "description": m.description,
         }
         for n, m in METRICS.items()
@@ -84,7 +95,8 @@ def _rows(what: str) -> list[dict]:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    """List the registered systems, datasets, presets, scorer kinds, models, emotion encoders or metrics."""
+    """List the registered systems, datasets, presets, scorer kinds, models, emotion encoders, metrics or the
+    plugins other packages registered them from."""
     rows = _rows(args.what)
     if args.json:
         print(json.dumps(rows, indent=2))

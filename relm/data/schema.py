@@ -55,13 +55,13 @@ def make_frame(rows: list[dict]) -> pd.DataFrame:
     return df.sort_values("utt_id", kind="stable").reset_index(drop=True)
 
 
-def check_manifest(df: pd.DataFrame, source: str) -> None:
+def check_manifest(df: pd.DataFrame, source: str, classes: tuple[str, ...] = LABELS) -> None:
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise RelmError(f"{source}: manifest lacks column(s) {missing}")
-    bad = sorted(set(df["emotion"].dropna()) - set(LABELS))
+    bad = sorted(set(df["emotion"].dropna()) - set(classes))
     if bad:
-        raise RelmError(f"{source}: emotion(s) {bad} outside the class set {list(LABELS)}")
+        raise RelmError(f"{source}: emotion(s) {bad} outside the class set {list(classes)}")
     bad_split = sorted(set(df["split"].dropna()) - set(SPLITS))
     if bad_split:
         raise RelmError(f"{source}: split(s) {bad_split} not in {list(SPLITS)}")

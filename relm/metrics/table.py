@@ -2,17 +2,23 @@
 
 `family` groups metrics for reports (empathy or ser); `primary_test` names the paired test
 whose p-value a comparison adjusts and reports first (None: the metric is not tested);
-`gated` metrics are checked by `relm check`; `confirmatory` metrics belong to the paper's
-hypotheses (the proposed system against each paper baseline), Holm-adjusted per dataset;
-every other tested metric is exploratory and BH-adjusted; `headline` metrics are columns of
-the paper-style table.
+`gated` metrics are checked by `relm check`, within `tolerance` of a baseline; `confirmatory`
+metrics belong to the paper's hypotheses (the proposed system against each paper baseline),
+Holm-adjusted per dataset; every other tested metric is exploratory and BH-adjusted;
+`headline` metrics are columns of the paper-style table; `plot` metrics get a bar chart.
+`item_key` is the per-reply column (in responses.jsonl) whose mean over seeds is the tested
+item score; `row` computes it for a metric relm does not compute itself (a plugin's): the
+metric is then the mean of `row` over the run's scored replies. Other packages register
+metrics through the `relm.metrics` entry point (`relm.plugins`, `docs/extending.md`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+from relm.plugins import load_plugins
 from relm.registry import Registry
 
 Family = Literal["empathy", "ser", "congruence", "replies"]
@@ -30,6 +36,14 @@ class Metric:
     headline: bool = True
     confirmatory: bool = False
     item_key: str | None = None  # the per-utterance row field whose seed average is the tested item score
+    tolerance: float | None = None  # `relm check`: the largest drop (absolute) a baseline accepts
+    plot: str | None = None  # a bar chart with this y-axis label (scaled 0..`plot_top`)
+    plot_top: float = 1.0
+    row: Callable[[Mapping[str, Any]], float] | None = None  # a plugin metric: its value for one scored reply
+
+    def __post_init__(self) -> None:
+        if self.row is not None and self.item_key is None:
+            object.__setattr__(self, "item_key", self.name)  # a computed metric's column is its name
 
     @property
     def p_key(self) -> str | None:
@@ -59,6 +73,9 @@ for _mech, _title in zip(EMPATHY_MECHANISMS, ("Emotional Reaction", "Interpretat
         family="empathy",
         confirmatory=_mech != "ip",  # the paper's empathy claims are on ER and EX
         item_key=_mech,
+        tolerance=0.15,
+        plot="mean level (0-2)",
+        plot_top=2.0,
         description=f"mean EPITOME {_title} level (0-2) of the test responses",
     )
 register_metric(
@@ -68,6 +85,8 @@ register_metric(
     gated=True,
     family="ser",
     confirmatory=True,
+    tolerance=0.1,
+    plot="unweighted accuracy",
     description="unweighted accuracy (macro recall) of the parsed generative SER answer",
 )
 register_metric(
@@ -78,6 +97,7 @@ register_metric(
     family="ser",
     headline=False,
     item_key="correct",
+    tolerance=0.1,
     description="weighted accuracy (plain accuracy) of the parsed generative SER answer",
 )
 register_metric(
@@ -87,6 +107,7 @@ register_metric(
     gated=True,
     family="ser",
     headline=False,
+    tolerance=0.1,
     description="macro-F1 of the parsed generative SER answer over the gold classes",
 )
 register_metric(
@@ -124,6 +145,7 @@ register_metric(
     primary_test=None,
     gated=True,
     family="ser",
+    tolerance=0.1,
     description="unweighted accuracy of the SER head on the pooled adapter output (speech systems)",
 )
 
@@ -155,3 +177,16 @@ def metric_names(**facts: object) -> list[str]:
 
 def tested_metrics() -> list[str]:
     return [n for n, m in METRICS.items() if m.primary_test is not None]
+
+
+def computed_metrics() -> list[str]:
+    """Metrics relm computes from their `row` function (registered by plugins), in table order."""
+    return [n for n, m in METRICS.items() if m.row is not None]
+
+
+def row_columns() -> list[str]:
+    """Every per-reply column a metric reads (its `item_key`), in table order."""
+    return list(dict.fromkeys(m.item_key for _, m in METRICS.items() if m.item_key))
+
+
+load_plugins("relm.metrics")  # last: a plugin's metrics come after relm's own

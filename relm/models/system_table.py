@@ -23,9 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from relm.plugins import load_plugins
 from relm.registry import Registry
 
 Role = Literal["proposed", "baseline", "zero_shot", "ablation"]
+ROLE_COLOURS: dict[str, str] = {"zero_shot": "#999", "baseline": "#69c", "ablation": "#c96", "proposed": "#c33"}
+EXTERNAL_COLOUR = "#6a6"  # `relm evaluate --responses`: a system relm did not run
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,16 @@ class SystemSpec:
     paper_baseline: bool = False  # a baseline of the paper's hypotheses (confirmatory comparisons)
     in_default_sweep: bool = True
     description: str = ""
+    colour: str = ""  # its bars in the plots; empty: its role's colour (`ROLE_COLOURS`)
+
+    def __post_init__(self) -> None:
+        if not self.colour:
+            object.__setattr__(self, "colour", ROLE_COLOURS[self.role])
+
+    @property
+    def needs_speech_init(self) -> bool:
+        """A released speech-LLM evaluated as is (speech, nothing trained): the preset needs `speech_init`."""
+        return self.speech and not self.trains
 
 
 SYSTEMS: Registry[SystemSpec] = Registry("system")
@@ -126,9 +139,7 @@ def systems_with_role(role: Role, among: list[str] | None = None) -> list[str]:
 
 
 def needs_speech_init(name: str) -> bool:
-    """A released speech-LLM evaluated as is: speech, nothing trained."""
-    spec = get_system(name)
-    return spec.speech and not spec.trains
+    return get_system(name).needs_speech_init
 
 
 def default_systems() -> list[str]:
@@ -137,3 +148,6 @@ def default_systems() -> list[str]:
 
 def ablation_systems() -> list[str]:
     return systems_with_role("ablation")
+
+
+load_plugins("relm.systems")  # last: a plugin's systems come after relm's own

@@ -26,11 +26,11 @@ from relm.models.llm import (
     PromptParts,
     add_lora,
     next_token_loss,
-    prompt_parts,
     restrict_lora_to_speech,
     stop_ids,
     target_end_ids,
 )
+from relm.models.prompts import task_prompts
 from relm.models.schedule import warmup_decay
 from relm.models.system_table import get_system
 
@@ -49,6 +49,7 @@ class SystemLitModule(L.LightningModule):
         emotion_dim: int,
         total_steps: int = 1000,
         init: SpeechInit | None = None,
+        classes: tuple[str, ...] = LABELS,  # the corpus's: the SER prompt lists them
     ):
         super().__init__()
         self.spec = get_system(system)
@@ -78,14 +79,7 @@ class SystemLitModule(L.LightningModule):
             self.ser_head = nn.Linear(d, len(LABELS), bias=False)
             if self.use_avd:
                 self.avd_head = nn.Linear(d, 3, bias=False)
-        p = preset.prompts
-        ser_instruction = p.ser_instruction if self.spec.speech else p.ser_instruction_text
-        eval_instruction = p.instruction if p.eval_instruction is None else p.eval_instruction
-        self.prompts = {
-            "response": prompt_parts(tokenizer, p.system, p.instruction),
-            "response_eval": prompt_parts(tokenizer, p.system, eval_instruction),
-            "ser": prompt_parts(tokenizer, p.ser_system, ser_instruction),
-        }
+        self.prompts = task_prompts(tokenizer, preset.prompts, self.spec.speech, classes)
         self.target_end = target_end_ids(tokenizer, preset.train.target_end)  # closes a complete training target
         self.stop = stop_ids(tokenizer, preset.generate.stop)  # tokens that end an answer
         self.loaded_from_init: list[str] = load_into(self, init) if init is not None else []

@@ -20,6 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from relm.batching import length_buckets
+from relm.machine import native_bf16
 from relm.models import sources
 from relm.scoring.empathy_base import EmpathyScorer, evaluate
 from relm.scoring.epitome_data import MECHANISMS
@@ -62,9 +63,7 @@ def cpu_precision(wanted: str) -> str:
     """`auto` resolved on this CPU (bf16 autocast only where bf16 matmuls are native); else as given."""
     if wanted != "auto":
         return wanted
-    from relm.runtime import BF16_MAX_SLOWDOWN, cpu_bf16_speed
-
-    return "bf16-mixed" if cpu_bf16_speed()["bf16_slowdown"] <= BF16_MAX_SLOWDOWN else "32-true"
+    return "bf16-mixed" if native_bf16() else "32-true"
 
 
 class MiniLMScorer(EmpathyScorer):

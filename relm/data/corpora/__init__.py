@@ -17,6 +17,7 @@ from relm.data.corpora.iemocap import Iemocap
 from relm.data.corpora.msp_podcast import MspPodcast
 from relm.data.corpora.ravdess import Ravdess
 from relm.errors import RelmError
+from relm.plugins import load_plugins
 from relm.registry import Registry
 
 
@@ -112,3 +113,5 @@ def find_root(
 
 
 __all__ = ["DATASETS", "DEFAULT_DATASET", "DatasetSpec", "ReadOptions", "find_root", "get_adapter", "get_dataset"]
+
+load_plugins("relm.corpora")  # last: a plugin's corpora come after relm's own

@@ -30,6 +30,9 @@ class CorpusAdapter(ABC):
 
     protocols: ClassVar[tuple[str, ...]]
     how_to_get: ClassVar[str]
+    classes: ClassVar[tuple[str, ...]] = LABELS
+    """The corpus's emotion classes, a subset of relm's label space (`LABELS`, the released SER head's five): its
+    labels must lie in it, and the SER prompt lists exactly these (`relm.models.llm.ser_options`)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -60,7 +63,7 @@ class CorpusAdapter(ABC):
                 f"(skipped: {manifest.skipped or 'nothing'}); expected layout: {self.layout}"
             )
         manifest.df = make_frame([r | {"protocol": f"{self.name}:{protocol}"} for r in rows])
-        check_manifest(manifest.df, str(root))
+        check_manifest(manifest.df, str(root), self.classes)
         return manifest
 
     layout: ClassVar[str] = ""

@@ -40,6 +40,7 @@ class Iemocap(CorpusAdapter):
         "so the root holds Session1 ... Session5."
     )
     layout = "SessionN/dialog/EmoEvaluation/<dialog>.txt and SessionN/sentences/wav/<dialog>/<utt>.wav"
+    classes = ("neutral", "happy", "angry", "sad")  # the usual four (excited merged into happy), no surprise
 
     def _transcripts(self, session: Path, manifest: Manifest) -> dict[str, str]:
         out = {}

@@ -1,0 +1,74 @@
+"""What this machine computes fast, measured: bf16 against float32 matmuls (once per CPU, cached) and the float32
+matmul throughput that makes timings from different machines comparable. Measures; decides nothing (the
+`Runtime` does).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+
+import numpy as np
+import torch
+
+from relm.io import atomic_write_json
+from relm.keys import content_key
+from relm.paths import cache_dir
+
+
+def peak_gpu_memory_gib() -> float | None:
+    if not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2)
+
+
+PRECISION_PROBE = 512  # a bf16 against float32 matmul of this size decides `precision: auto` on a CPU
+
+
+def _cpu_identity() -> str:
+    """The CPU model and its flags (a bf16-capable CPU and one without differ here), and torch's version."""
+    try:
+        text = open("/proc/cpuinfo", encoding="utf-8").read()  # noqa: SIM115 - Linux only; elsewhere platform
+        model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "")
+        flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
+    except OSError:
+        model, flags = platform.processor(), []
+    return content_key(model, sorted(flags), torch.__version__)
+
+
+def _matmul_seconds(dtype: torch.dtype, size: int = PRECISION_PROBE, repeats: int = 5) -> float:
+    """Median wall time of one size x size matmul in `dtype`, after a warm-up."""
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def cpu_bf16_speed() -> dict:
+    """bf16 and float32 matmul time on this CPU, measured once per machine and cached."""
+    path = cache_dir() / "machine" / f"precision-{_cpu_identity()}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    fp32, bf16 = _matmul_seconds(torch.float32), _matmul_seconds(torch.bfloat16)
+    found = {"float32_s": fp32, "bfloat16_s": bf16, "bf16_slowdown": bf16 / fp32, "probe": PRECISION_PROBE}
+    atomic_write_json(path, found)
+    return found
+
+
+BF16_MAX_SLOWDOWN = 1.0  # bf16 only when it is at least as fast as float32 (native bf16 units)
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """This machine's float32 matmul throughput now (median of `repeats` size^3 products), the yardstick
+    that makes timings from different machines comparable (`cost_gflop_eq` = seconds x GFLOP/s)."""
+    return round(2 * size**3 / _matmul_seconds(torch.float32, size, repeats) / 1e9, 1)
+
+
+def native_bf16() -> bool:
+    """A bf16 matmul is at least as fast as float32 on this CPU (bf16 units, not emulation)."""
+    return cpu_bf16_speed()["bf16_slowdown"] <= BF16_MAX_SLOWDOWN
