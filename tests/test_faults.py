@@ -201,7 +201,11 @@ def test_evaluate_on_a_damaged_checkpoint_is_one_line(world, cache, tmp_path, ca
 
 
 TWO_SYSTEMS = ("--systems", "text,re-llm")  # a trained baseline and the proposed system: every stage, half the runs
-THREE_SYSTEMS = ("--systems", "text-zs,text,re-llm")  # "between runs" needs a run still to come after two
+THREE_SYSTEMS = ("--systems", "text-zs,text,re-llm")
+ONE_SYSTEM = (
+    "--systems",
+    "re-llm",
+)  # the proposed system alone: every stage, the fewest runs  # "between runs" needs a run still to come after two
 
 
 def _clean(world, *systems: str) -> dict:
@@ -237,7 +241,7 @@ def test_an_interruption_at_any_of_10_moments_resumes_to_identical_metrics(world
     (training it is most of a cold smoke sweep; an interrupted scorer entry is covered by the damage tests)."""
     monkeypatch.setenv("RELM_SYNTH_PRETRAIN_ROOT", str(world["base"] / "pretrain"))
     monkeypatch.setenv("RELM_CACHE", str(_seeded(world, tmp_path / "count-cache", "scorers")))
-    total = _count_commits(world, tmp_path, monkeypatch, *TWO_SYSTEMS)
+    total = _count_commits(world, tmp_path, monkeypatch, *ONE_SYSTEM)
     moments = sorted({max(1, round(i * total / 11)) for i in range(1, 11)})
     assert len(moments) == 10, (total, moments)
     real = os.replace
@@ -253,12 +257,12 @@ def test_an_interruption_at_any_of_10_moments_resumes_to_identical_metrics(world
             return real(*a, **kw)
 
         monkeypatch.setattr(os, "replace", interrupted)
-        assert main(_args(world, tmp_path / f"runs-{k}", *TWO_SYSTEMS)) == 130, k
+        assert main(_args(world, tmp_path / f"runs-{k}", *ONE_SYSTEM)) == 130, k
         monkeypatch.setattr(os, "replace", real)
         assert "relm: interrupted; finished stages are kept" in capsys.readouterr().err
         _no_leftovers(cache)
-        assert main(_args(world, tmp_path / f"runs-{k}", *TWO_SYSTEMS)) == 0, k
-        assert _scores(_metrics(tmp_path / f"runs-{k}")) == _clean(world, "text", "re-llm"), k
+        assert main(_args(world, tmp_path / f"runs-{k}", *ONE_SYSTEM)) == 0, k
+        assert _scores(_metrics(tmp_path / f"runs-{k}")) == _clean(world, "re-llm"), k
 
 
 def _cli(world, cache: Path, out: Path) -> list[str]:
@@ -297,7 +301,7 @@ MOMENTS = {"after features": _features_done, "during training": _training, "betw
     + [(signal.SIGINT, "during training")],
     ids=["kill-after-features", "kill-during-training", "kill-between-runs", "sigint-during-training"],
 )
-def test_a_killed_sweep_resumes_to_identical_metrics(world, tmp_path, sig, moment):
+def test_a_killed_sweep_resumes_to_identical_metrics(world, tmp_path, monkeypatch, sig, moment):
     """A kill at a moment of a sweep of three systems; the stages before that moment come from the clean sweep."""
     before = ("scorers",) if moment == "after features" else ("scorers", "features", "stage0", "teacher")
     cache, out = _seeded(world, tmp_path / "cache", *before), tmp_path / "runs"
@@ -322,13 +326,11 @@ def test_a_killed_sweep_resumes_to_identical_metrics(world, tmp_path, sig, momen
     else:  # relm's own line and 130, not Lightning's message and exit 1
         assert proc.returncode == 130, err
         assert "relm: interrupted; finished stages are kept" in err and "Traceback" not in err, err
-    done = subprocess.run(
-        [*_cli(world, cache, out), *THREE_SYSTEMS], env=_env(world, cache), capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
+    for name, value in _env(world, cache).items():  # the resume and the clean-up run in this process
+        monkeypatch.setenv(name, value)
+    assert main([*_args(world, out), *THREE_SYSTEMS]) == 0
     assert _scores(_metrics(out)) == _clean(world, "text-zs", "text", "re-llm")
-    gc = [sys.executable, "-m", "relm.cli", "cache", "gc", "--runs", str(out), "--quiet"]
-    assert subprocess.run(gc, env=_env(world, cache)).returncode == 0  # removes what a kill -9 left behind
+    assert main(["cache", "gc", "--runs", str(out), "--quiet"]) == 0  # removes what a kill -9 left behind
     _no_leftovers(cache)
 
 
@@ -452,9 +454,10 @@ def test_bad_audio_is_skipped_and_counted_whether_features_are_cached_or_not(
     treated exactly as with a fresh cache (skipped, counted with their reasons, said in the output)."""
     root, wavs = _corrupt_copy(world, tmp_path, list(BAD_AUDIO))
     seen = []
-    for name, cache_dir in (("warm", cache), ("fresh", tmp_path / "fresh-cache")):
+    fresh = _seeded(world, tmp_path / "fresh-cache", "scorers", "stage0")  # no features: computed from the bad copy
+    for name, cache_dir in (("warm", cache), ("fresh", fresh)):
         monkeypatch.setenv("RELM_CACHE", str(cache_dir))
-        args = _args(world, tmp_path / f"runs-{name}")
+        args = _args(world, tmp_path / f"runs-{name}", *TWO_SYSTEMS)
         args[args.index("--root") + 1] = str(root)
         assert main(args) == 0
         err = capsys.readouterr().err
@@ -482,7 +485,7 @@ def test_bad_audio_with_strict_audio_is_one_line(world, tmp_path, monkeypatch, c
 
 
 @pytest.mark.slow
-def test_two_shards_at_once_then_assemble_give_the_unsharded_metrics(world, tmp_path):
+def test_two_shards_at_once_then_assemble_give_the_unsharded_metrics(world, tmp_path, monkeypatch):
     """[speed] --shard I/N: two shards started together share the cache (locks), each trains only its own
     runs, and --assemble writes the results from the cache without computing anything."""
     cache, out = tmp_path / "cache", tmp_path / "runs"
@@ -496,10 +499,9 @@ def test_two_shards_at_once_then_assemble_give_the_unsharded_metrics(world, tmp_
     pids = [p.pid for p in procs]
     assert [writers[(s, 0)] for s in ("text-zs", "text", "speech", "re-llm")] == [pids[0], pids[1], pids[0], pids[1]]
     before = {p: p.stat().st_mtime_ns for p in cache.rglob("ENTRY.json")}
-    done = subprocess.run(
-        [*_cli(world, cache, out), "--assemble"], env=_env(world, cache), capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
+    for name, value in _env(world, cache).items():
+        monkeypatch.setenv(name, value)
+    assert main([*_args(world, out), "--assemble"]) == 0
     assert {p: p.stat().st_mtime_ns for p in cache.rglob("ENTRY.json")} == before  # nothing computed
     assert _scores(_metrics(out)) == _scores(world["metrics"])
 

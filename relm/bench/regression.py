@@ -52,9 +52,9 @@ def load_results(path: Path, required: tuple[str, ...] = SWEEP_KEYS) -> dict:
 
 
 def tolerances(baseline: dict, given: list[str] | None) -> dict[str, float]:
-    """Per gated metric: the baseline's tolerance, overridden by `--tolerance METRIC=ABS`, else the default."""
+    """Per gated metric: `--tolerance METRIC=ABS`, else the baseline's, else the metric table's, else the default."""
     gated = metric_names(gated=True)
-    tol = {m: DEFAULT_TOLERANCE for m in gated} | baseline.get("tolerances", {})
+    tol = {m: METRICS.get(m).tolerance or DEFAULT_TOLERANCE for m in gated} | baseline.get("tolerances", {})
     for item in given or []:
         metric, _, value = item.partition("=")
         if metric not in gated:
