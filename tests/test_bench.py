@@ -264,8 +264,11 @@ def test_wandb_runs_have_deterministic_ids_and_the_sweep_run_has_its_summary(swe
             assert summary[f"synth-esd/{system}/{metric}"] == pytest.approx(m[system][metric], abs=1e-12)
     assert summary["synth-esd/re-llm_vs_speech/ua/p_holm"] == pytest.approx(comp["ua"]["p_holm"], abs=1e-12)
     assert [summary[f"synth-esd/re-llm_vs_speech/er/ci95_{e}"] for e in ("low", "high")] == comp["er"]["ci95"]
-    logged = {k for step in wandb_records.history(log) for k in step}
-    assert {"results_table", "confusion/synth-esd/re-llm", "plots/bars-synth-esd"} <= logged
+    logged = {k: v for step in wandb_records.history(log) for k, v in step.items()}
+    assert logged["results_table"]["_type"] == "table-file" and logged["results_table"]["nrows"] == 4  # 4 systems
+    assert logged["plots/synth-esd-bars"]["_type"] == "image-file" and logged["plots/synth-esd-bars"]["width"] > 0
+    confusion = logged["confusion/synth-esd/re-llm_table"]  # a custom chart logs its table under <key>_table
+    assert confusion["_type"] == "table-file" and confusion["nrows"] == 6 * 6  # (5 labels + unparseable)^2 cells
     config = wandb_records.config(log)
     assert config["sweep_id"] == sweep_dir.name and config["scorer"] == res["scorer"]["identity"]
     first, second = (next(f.glob("*.wandb")) for f in folders if f.name.endswith("re-llm-s0"))  # sorted by time

@@ -12,18 +12,18 @@ import torchaudio
 
 from relm.errors import RelmError
 from relm.models import sources
-from tests.conftest import need_tool
+from tests.conftest import missing, need_tool
 
 pytestmark = pytest.mark.slow
 
 
 def _ready(name: str):
     if not sources.status(name)["ready"]:
-        pytest.skip(f"{name} not prepared (run make setup)")
+        missing(f"{name} not prepared (run make setup)")
     try:
         return sources.resolve(name)
     except RelmError as exc:
-        pytest.skip(str(exc))
+        missing(str(exc))
 
 
 def test_smollm2_answers_a_chat_prompt():

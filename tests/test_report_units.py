@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from relm.bench.comparisons import adjust
-from relm.bench.regression import DEFAULT_TOLERANCE, tolerances
+from relm.bench.regression import tolerances
 from relm.bench.report import baseline_mark, significance_mark
 from relm.bench.teacher import clean
 from relm.errors import RelmError
+from relm.metrics.table import METRICS
 from relm.scoring import stats
 
 
@@ -74,7 +75,8 @@ def test_holm_and_bh_by_hand():
 
 def test_tolerance_parsing():
     tol = tolerances({"tolerances": {"ua": 0.1}}, ["er=0.2", "wa=0"])
-    assert tol["ua"] == 0.1 and tol["er"] == 0.2 and tol["wa"] == 0.0 and tol["ip"] == DEFAULT_TOLERANCE
+    assert tol["ua"] == 0.1 and tol["er"] == 0.2 and tol["wa"] == 0.0
+    assert tol["ip"] == METRICS.get("ip").tolerance == 0.15  # the metric table's, where the baseline names none
     with pytest.raises(RelmError, match="unknown metric 'bleu'"):
         tolerances({}, ["bleu=0.1"])
     with pytest.raises(RelmError, match="expected METRIC=NUMBER"):

@@ -9,6 +9,7 @@ from relm.bench.report_replies import collapse_lines, sample_rows
 from relm.errors import RelmError
 from relm.scoring import responses
 from relm.scoring.responses import collapse_warning, distinct_ci, distinct_n, repeated, reply_metrics
+from tests.conftest import missing
 
 SAID = [
     "My brother crashed my car.",
@@ -32,7 +33,7 @@ def _minilm_or_skip():
     try:
         responses.embed(["probe"])
     except (RelmError, OSError) as exc:  # a fresh clone before `make setup`: the PyPI copy is not converted yet
-        pytest.skip(f"all-minilm-l6-v2 not available ({exc}); `make setup` prepares it")
+        missing(f"all-minilm-l6-v2 not available ({exc}); `make setup` prepares it")
 
 
 def test_distinct_n_counts_pooled_ngrams():

@@ -15,6 +15,7 @@ from relm.cli import main
 from relm.errors import RelmError
 from relm.models import package_copies, sources
 from relm.models.ct2 import write_ct2
+from tests.conftest import missing
 
 
 def test_unknown_model_name_lists_known_ones():
@@ -109,10 +110,10 @@ def test_cpu_models_ready_after_setup():
     rows = {r["name"]: r for r in (sources.status(n) for n in sources.MODELS)}
     cpu = [n for n, r in rows.items() if "cpu" in r["presets"]]
     if not all(Path(sources.package_source(sources.MODELS.get(n).package) or "").is_file() for n in cpu):
-        pytest.skip("model packages not installed (run make setup)")
+        missing("model packages not installed (run make setup)")
     not_ready = [n for n in cpu if not rows[n]["ready"]]
     if not_ready:
-        pytest.skip(f"not converted yet: {not_ready} (run make setup)")
+        missing(f"not converted yet: {not_ready} (run make setup)")
     assert sorted(cpu) == ["all-minilm-l6-v2", "smollm2-135m-instruct", "whisper-tiny.en"]
 
 

@@ -35,8 +35,16 @@ def records(path: Path) -> list:
     return out
 
 
-def _key(item) -> str:
-    return "/".join(item.nested_key) if item.nested_key else item.key
+def _items(items) -> dict:
+    """Items -> {key: value}; a logged object (a table, an image) arrives as nested keys and becomes a dict."""
+    out: dict = {}
+    for item in items:
+        *parents, leaf = list(item.nested_key) or [item.key]
+        place = out
+        for part in parents:
+            place = place.setdefault(part, {})
+        place[leaf] = json.loads(item.value_json)
+    return out
 
 
 def summary(path: Path) -> dict:
@@ -44,22 +52,21 @@ def summary(path: Path) -> dict:
     out: dict = {}
     for record in records(path):
         if record.HasField("summary"):
-            out |= {_key(item): json.loads(item.value_json) for item in record.summary.update}
+            out |= _items(record.summary.update)
     return out
 
 
 def history(path: Path) -> list[dict]:
     """Every logged step, its values decoded."""
-    return [
-        {_key(item): json.loads(item.value_json) for item in record.history.item}
-        for record in records(path)
-        if record.HasField("history")
-    ]
+    return [_items(record.history.item) for record in records(path) if record.HasField("history")]
 
 
 def config(path: Path) -> dict:
+    """The run's config: what `wandb.init(config=...)` sent, then any later updates."""
     out: dict = {}
     for record in records(path):
+        if record.HasField("run"):
+            out |= _items(record.run.config.update)
         if record.HasField("config"):
-            out |= {_key(item): json.loads(item.value_json) for item in record.config.update}
+            out |= _items(record.config.update)
     return out
