@@ -196,3 +196,34 @@ def test_the_runtime_is_resolved_only_in_its_own_module():
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("resolve_device", "choose_precision"):
                 calls.append(str(path.relative_to(ROOT)))
     assert set(calls) == {"relm/runtime.py"}, calls
+
+
+def test_results_are_validated_strictly_against_the_schema_before_writing(tmp_path):
+    import json
+
+    from relm.bench.publish import finish
+    from relm.bench.stages import StageTimer
+    from relm.results import validate_results
+
+    good = {"sweep_id": "s", "seeds": [0], "precision": {"train_and_generate": "32-true"}, "threads": 2}
+    validate_results(good, "results.json")
+    with pytest.raises(RelmError, match=r"results.json: results do not match relm/results.py at devcie: Extra inputs"):
+        validate_results(good | {"devcie": "cpu"}, "results.json")
+    with pytest.raises(RelmError, match=r"at seeds.0: Input should be a valid integer"):
+        validate_results(json.loads(json.dumps(good | {"seeds": ["0"]})), "results.json")  # a number written as text
+    with pytest.raises(RelmError, match=r"at data.d.teacher: Input should be a valid dictionary"):
+        validate_results(good | {"data": {"d": {"teacher": "x"}}}, "results.json")
+    with pytest.raises(RelmError, match="typo_key"):
+        finish(good | {"typo_key": 1}, StageTimer(), tmp_path / "sweep", tmp_path)  # type: ignore[arg-type]
+    assert not (tmp_path / "sweep").exists()  # refused before anything was written
+
+
+def test_a_bad_root_writes_nothing_even_where_precision_auto_would_measure_the_cpu(tmp_path, tmp_cache, capsys):
+    from relm.cli import main
+
+    (tmp_path / "empty").mkdir()
+    args = ["bench", "--preset", "cpu", "--dataset", "esd", "--root", str(tmp_path / "empty"), "--no-wandb", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("relm: error:") == 1 and ("is empty" in err or "is not available" in err), err
+    assert not tmp_cache.exists() and not (tmp_path / "runs").exists()  # no machine/precision-*.json either

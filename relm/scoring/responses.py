@@ -80,6 +80,7 @@ def _embedder():
 
     from relm.models.sources import resolve
 
+    # Always the CPU, not the Runtime's device: relevance is then the same number on a GPU box and a laptop.
     return SentenceTransformer(str(resolve(EMBEDDER).path), device="cpu")
 
 
