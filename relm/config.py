@@ -238,6 +238,9 @@ class Preset:
     """The empathy scorer kind (`relm ls scorers`), trained when missing, so fresh and warm machines score alike."""
     agreement_scorer: str = ""
     """A second scorer kind that rescores the test replies: kappa per mechanism and direction flips (empty: none)."""
+    scorer_seeds: int = 1
+    """Scorers of the preset's kind, trained with seeds 0..N-1, that score the replies: each empathy comparison is
+    marked robust only when it holds under every one (and the agreement scorer); 1: the sweep's scorer alone."""
     threads: int = 0
     """Torch CPU threads; 0 = all cores. 1 makes CPU float sums bit-reproducible (smoke, CI)."""
     max_utterances: dict = field(default_factory=dict)
@@ -251,9 +254,10 @@ class Preset:
         presets were hashed is left out while it keeps its default, which behaves as before it existed: cache
         entries and baselines made before it stay valid."""
         d = self.to_dict()
-        for section, name in ADDED_LATER:
-            if d[section][name] == field_default(type(getattr(self, section)), name):
-                del d[section][name]
+        for section, name in ADDED_LATER:  # section "": a top-level field
+            where, owner = (d[section], type(getattr(self, section))) if section else (d, type(self))
+            if where[name] == field_default(owner, name):
+                del where[name]
         return content_key({s: d[s] for s in sections} if sections else d)
 
 
@@ -264,6 +268,7 @@ def field_default(cls: type, name: str) -> Any:
 
 # (section, field): fields added after hashes were recorded (see `Preset.hash`).
 ADDED_LATER = [
+    ("", "scorer_seeds"),
     ("train", "length_buckets"),
     ("train", "warmup"),
     ("train", "select"),

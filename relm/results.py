@@ -16,8 +16,7 @@ from typing_extensions import TypedDict  # pydantic reads its keys on Python 3.1
 
 from relm.docstrings import attribute_fields
 from relm.errors import RelmError
-from relm.provenance import Provenance, provenance
-from relm.scoring.congruence import detector_accuracy
+from relm.provenance import Provenance
 
 SCHEMA_VERSION = 1
 
@@ -38,8 +37,9 @@ class ScorerInfo(TypedDict, total=False):
     """sha256 of the three EPITOME CSVs it was trained on."""
     training_data: str
     """Folder of those CSVs."""
-    validation: dict[str, dict[str, float]]
-    """Per mechanism (er, ip, ex): held-out `accuracy`, `macro_f1`, `n` on unseen seekers."""
+    validation: dict[str, dict[str, Any]]
+    """Per mechanism (er, ip, ex): held-out `accuracy`, `macro_f1`, `n` and `confusion` (rows: gold level 0-2,
+    columns: predicted) on unseen seekers."""
     reason: str
     """Why the scorer is unavailable."""
 
@@ -145,6 +145,11 @@ class Comparison(TypedDict, total=False):
     """Confirmatory only: primary p, Holm-adjusted within the dataset's family."""
     p_bh: float
     """Exploratory only: primary p, Benjamini-Hochberg-adjusted over the dataset's exploratory tests."""
+    robust: bool
+    """Empathy metrics, with `scorer_seeds` > 1 or an agreement scorer: the sign and the significance (adjusted
+    p < 0.05) are the same under every other scorer."""
+    by_scorer: dict[str, dict[str, float | None]]
+    """Empathy metrics: the difference and the adjusted p under each other scorer (`seed N`, `agreement (kind)`)."""
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -225,39 +230,13 @@ class Results(TypedDict, total=False):
     (the frozen encoders), `teacher` (the teacher's weight dtype; `none` for a template teacher) and `why`."""
     fidelity: FidelityInfo
     """The preset against the released RE-LLM recipe (`docs/fidelity.md`)."""
+    scorer_robustness: dict[str, dict[str, Any]]
+    """Per dataset: the other scorers that rescored the replies, each empathy metric's spread over scorer seeds
+    per system, and the scorer-fragile comparisons (`relm.bench.robustness`)."""
     evaluated_from: str
     """`relm evaluate` only: the sweep whose trained systems answered."""
     trained_on: str
     """`relm evaluate` only: the dataset those systems were trained on."""
-
-
-def new_results(
-    sweep_id: str,
-    preset: dict,
-    preset_hash: str,
-    datasets: list[str],
-    systems: list[str],
-    seeds: list[int],
-    scorer: ScorerInfo,
-) -> Results:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "sweep_id": sweep_id,
-        "preset": preset,
-        "preset_hash": preset_hash,
-        "datasets": datasets,
-        "systems": systems,
-        "seeds": seeds,
-        "scorer": scorer,
-        "provenance": provenance(),
-        "protocols": {},
-        "data": {},
-        "metrics": {},
-        "metrics_by_seed": {},
-        "comparisons": {},
-        "runs": {},
-        "congruence_detector": detector_accuracy(),
-    }
 
 
 def validate_results(results: Any, where: str) -> None:

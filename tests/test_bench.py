@@ -340,3 +340,28 @@ def test_compare_refuses_sweeps_with_different_test_sets(sweep, tmp_path, capsys
     assert main(["compare", str(run_dir), str(other)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not the same test set" in err[0]
+
+
+def test_two_scorer_seeds_mark_each_empathy_comparison_and_spread_each_metric(sweep, tmp_path):
+    """`scorer_seeds: 2` on the smoke sweep: the runs come from the cache, only scoring is redone."""
+    from dataclasses import replace
+
+    cfg, run_dir, _ = sweep
+    again = run_sweep(replace(cfg, overrides={"scorer_seeds": 2}, out_root=tmp_path / "seeds"))
+    res = json.loads((again / "results.json").read_text())
+    record = res["scorer_robustness"]["synth-esd"]
+    assert record["scorer_seeds"] == 2 and list(record["scorers"]) == ["seed 1"]
+    assert record["scorers"]["seed 1"] != res["scorer"]["identity"]  # another seed, another scorer
+    for row in res["metrics"]["synth-esd"].values():
+        for mech in ("er", "ip", "ex"):
+            spread = row["scorer_spread"][mech]
+            assert spread["min"] <= row[mech] <= spread["max"] and spread["min"] <= spread["mean"] <= spread["max"]
+    fragile = {(f["comparison"], f["metric"]) for f in record["fragile"]}
+    for name, per in res["comparisons"]["synth-esd"].items():
+        for mech in ("er", "ip", "ex"):
+            assert per[mech]["robust"] == ((name, mech) not in fragile) and set(per[mech]["by_scorer"]) == {"seed 1"}
+        assert "robust" not in per["ua"]  # the scorer does not read SER answers
+    report = (again / "report.md").read_text()
+    assert "### Empathy conclusions against the scorer" in report and "Robust under every scorer:" in report
+    before = json.loads((run_dir / "results.json").read_text())["metrics"]["synth-esd"]
+    assert all(res["metrics"]["synth-esd"][s]["er"] == before[s]["er"] for s in before)  # the sweep's scorer leads

@@ -1,4 +1,4 @@
-"""Per-seed run metrics filed into results and their mean over seeds (`metrics`)."""
+"""A new results record, per-seed run metrics filed into it, and their mean over seeds (`metrics`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Any
 import numpy as np
 
 from relm.metrics.table import EMPATHY_MECHANISMS, METRICS
-from relm.results import Results
+from relm.provenance import provenance
+from relm.results import SCHEMA_VERSION, Results, ScorerInfo
+from relm.scoring.congruence import detector_accuracy
 
 
 def add_run(results: Results, dataset: str, system: str, metrics: dict, folder: str) -> None:
@@ -38,3 +40,32 @@ def aggregate(by_seed: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
         row["n"] = int(runs[0].get("n", 0)) if runs else 0
         out[system] = row
     return out
+
+
+def new_results(
+    sweep_id: str,
+    preset: dict,
+    preset_hash: str,
+    datasets: list[str],
+    systems: list[str],
+    seeds: list[int],
+    scorer: ScorerInfo,
+) -> Results:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "sweep_id": sweep_id,
+        "preset": preset,
+        "preset_hash": preset_hash,
+        "datasets": datasets,
+        "systems": systems,
+        "seeds": seeds,
+        "scorer": scorer,
+        "provenance": provenance(),
+        "protocols": {},
+        "data": {},
+        "metrics": {},
+        "metrics_by_seed": {},
+        "comparisons": {},
+        "runs": {},
+        "congruence_detector": detector_accuracy(),
+    }

@@ -13,6 +13,8 @@ three hypotheses to the family. Every other comparison is exploratory, BH-adjust
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 
 from relm.bench.records import ScoredRow
@@ -65,9 +67,14 @@ def _ua(gold: np.ndarray, a: dict, b: dict, n_resamples: int, seed: int) -> Comp
 
 
 def compare_systems(
-    a_runs: list[list[ScoredRow]], b_runs: list[list[ScoredRow]], seed: int = 0, n_resamples: int = 10000
+    a_runs: list[list[ScoredRow]],
+    b_runs: list[list[ScoredRow]],
+    seed: int = 0,
+    n_resamples: int = 10000,
+    metrics: Collection[str] | None = None,
 ) -> dict[str, Comparison]:
-    """System a vs b over the same utterances; each argument holds one row list per seed."""
+    """System a vs b over the same utterances (each argument holds one row list per seed), on every tested metric
+    or on `metrics`."""
     ids = sorted(r["id"] for r in a_runs[0])
     for runs in (a_runs, b_runs):
         if any(sorted(r["id"] for r in rows) != ids for rows in runs):
@@ -79,6 +86,8 @@ def compare_systems(
     gold = np.array([gold_of[u] for u in ids])
     out: dict[str, Comparison] = {}
     for name, metric in METRICS.items():
+        if metrics is not None and name not in metrics:
+            continue
         if name == "ua":  # a mean of per-class recalls: recomputed per resample, not a per-item mean
             out[name] = _ua(gold, a, b, n_resamples, seed) | sizes  # type: ignore[assignment]
         elif metric.primary_test and metric.item_key in a and metric.item_key in b:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from relm.bench.aggregate import new_results
 from relm.bench.dataset import prepare_dataset
 from relm.bench.generation import answer
 from relm.bench.publish import close_dataset, finish, write_run
@@ -17,7 +18,6 @@ from relm.errors import RelmError
 from relm.keys import content_key
 from relm.models.emotion_encoder import EMOTION_ENCODERS
 from relm.presets import preset_from_dict
-from relm.results import new_results
 from relm.runtime import resolve_runtime
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from relm.bench.aggregate import new_results
 from relm.bench.publish import close_dataset, finish, write_run
 from relm.bench.records import AnswerRow, ScoredRow
 from relm.bench.regression import load_results
@@ -19,7 +20,6 @@ from relm.io import read_jsonl
 from relm.keys import content_key
 from relm.models.system_table import SYSTEMS
 from relm.presets import preset_from_dict
-from relm.results import new_results
 from relm.runtime import resolve_runtime
 from relm.scoring.response_files import read_system_answers
 

@@ -15,6 +15,7 @@ from markdown_it import MarkdownIt
 from relm.bench.formatting import fmt, fmt_p
 from relm.bench.plots import plots
 from relm.bench.report_replies import collapse_lines, replies_section
+from relm.bench.robustness import robustness_lines
 from relm.fidelity import recipe_line
 from relm.io import atomic_write_text
 from relm.metrics.table import METRICS, metric_names
@@ -72,6 +73,7 @@ def comparison_rows(results: dict) -> list[str]:
                 ci = r.get("ci95") or [None, None]
                 rel = fmt(r["relative_improvement"], 1)
                 family = "confirmatory (Holm)" if r.get("confirmatory") else "exploratory (BH)"
+                family += {True: ", robust", False: ", **scorer-fragile**"}.get(r.get("robust"), "")  # type: ignore[arg-type]
                 adjusted = r.get("p_holm") if r.get("confirmatory") else r.get("p_bh")
                 lines.append(
                     f"| {d} | {name} | {metric.upper()} | {family} | {fmt(r['mean_a'])} | {fmt(r['mean_b'])} | "
@@ -125,6 +127,22 @@ def _data_lines(results: dict) -> list[str]:
     return out
 
 
+def _scorer_confusion(validation: dict) -> list[str]:
+    """The scorer's held-out confusion per mechanism: how far to trust a level it gives."""
+    if not all("confusion" in v for v in validation.values()):
+        return []
+    out = ["", "| scorer on held-out seekers | gold 0 -> 0 / 1 / 2 | gold 1 -> 0 / 1 / 2 | gold 2 -> 0 / 1 / 2 |"]
+    out.append("|---|---|---|---|")
+    for mech, v in validation.items():
+        out.append(f"| {mech.upper()} | " + " | ".join(" / ".join(map(str, row)) for row in v["confusion"]) + " |")
+    return [*out, ""]
+
+
+def _robustness_section(results: dict) -> list[str]:
+    lines = robustness_lines(results)
+    return ["### Empathy conclusions against the scorer", "", *lines, ""] if lines else []
+
+
 def markdown(results: dict, plot_files: list[Path]) -> str:
     prov = results["provenance"]
     sc = results["scorer"]
@@ -146,6 +164,7 @@ def markdown(results: dict, plot_files: list[Path]) -> str:
             + ", ".join(f"{m.upper()} {val[m]['macro_f1']:.3f}" for m in metric_names(family="empathy"))
             + "."
         )
+        out += _scorer_confusion(val)
     else:
         out.append(f"**Empathy metrics unavailable**: {sc['reason']}")
     det = results.get("congruence_detector")
@@ -171,6 +190,11 @@ def markdown(results: dict, plot_files: list[Path]) -> str:
         "",
         *comparison_rows(results),
         "",
+        *(
+            ["### Empathy conclusions against the scorer", "", *robust, ""]
+            if (robust := robustness_lines(results))
+            else []
+        ),
         "## Data",
         "",
         *_data_lines(results),

@@ -46,6 +46,8 @@ def load_scorer(
     data = load_epitome(folder)
     scorer = empathy.load_or_train(preset.scorer, data, seed=SCORER_SEED, force=force, device=runtime.device)
     val = scorer.meta["validation"]
+    if any("confusion" not in v for v in val.values()):  # trained before relm kept it: the same held-out rows
+        val = empathy.evaluate(scorer, empathy.unseen_rows(scorer, data.table))
     return scorer, {
         "available": True,
         "identity": scorer.identity,
@@ -54,7 +56,7 @@ def load_scorer(
         "seed": SCORER_SEED,
         "training_data_hash": data.data_hash,
         "training_data": str(folder),
-        "validation": {m: {k: v[k] for k in ("accuracy", "macro_f1", "n")} for m, v in val.items()},
+        "validation": {m: {k: v[k] for k in ("accuracy", "macro_f1", "n", "confusion")} for m, v in val.items()},
     }
 
 
@@ -64,6 +66,18 @@ def load_agreement_scorer(preset: Preset, epitome: str | None, runtime: Runtime)
     if not preset.agreement_scorer or not folder.is_dir():
         return None
     return empathy.load_or_train(preset.agreement_scorer, load_epitome(folder), seed=SCORER_SEED, device=runtime.device)
+
+
+def load_seed_scorers(preset: Preset, epitome: str | None, runtime: Runtime) -> dict[str, EmpathyScorer]:
+    """The preset's kind trained with seeds 1 .. `scorer_seeds` - 1 on the same EPITOME rows (each cached)."""
+    folder = Path(epitome) if epitome else default_dir()
+    if preset.scorer_seeds < 2 or not folder.is_dir():
+        return {}
+    data = load_epitome(folder)
+    return {
+        f"seed {s}": empathy.load_or_train(preset.scorer, data, seed=SCORER_SEED + s, device=runtime.device)
+        for s in range(1, preset.scorer_seeds)
+    }
 
 
 def score_rows(answers: list[AnswerRow], scorer: EmpathyScorer | None) -> tuple[list[ScoredRow], dict]:

@@ -12,13 +12,22 @@ from pathlib import Path
 from tqdm import tqdm
 
 from relm.bench import estimate, tracking
+from relm.bench.aggregate import new_results
 from relm.bench.agreement import scorer_agreement
 from relm.bench.dataset import prepare_dataset
 from relm.bench.preparation import SweepConfig, prepare_sweep
 from relm.bench.publish import close_dataset, finish, write_run
 from relm.bench.records import ScoredRow
 from relm.bench.report import table_rows
-from relm.bench.scoring import load_agreement_scorer, load_scorer, score_rows, teacher_reference, teacher_replies
+from relm.bench.robustness import record_robustness
+from relm.bench.scoring import (
+    load_agreement_scorer,
+    load_scorer,
+    load_seed_scorers,
+    score_rows,
+    teacher_reference,
+    teacher_replies,
+)
 from relm.bench.stages import Stage, StageTimer
 from relm.bench.teacher import teacher_targets
 from relm.bench.training import train_and_answer
@@ -29,7 +38,6 @@ from relm.fidelity import fidelity
 from relm.keys import content_key
 from relm.models.sources import is_stand_in, resolve
 from relm.models.system_table import systems_with_role
-from relm.results import new_results
 from relm.runtime import Runtime, preset_models
 
 TRAIN_VERSION = 2  # bump when training or generation changes what a run produces (v2: validation in optimizer steps)
@@ -120,6 +128,7 @@ def _run_sweep(cfg: SweepConfig) -> Path:
     with timer(Stage.SCORE):
         scorer, scorer_info = load_scorer(preset, cfg.epitome, runtime, Stage.SCORE in force)
         other_scorer = load_agreement_scorer(preset, cfg.epitome, runtime)
+        seed_scorers = load_seed_scorers(preset, cfg.epitome, runtime) if scorer is not None else {}
     results = new_results(
         sweep_id, preset.to_dict(), preset.hash(), cfg.datasets, cfg.systems, list(range(cfg.seeds)), scorer_info
     )
@@ -223,6 +232,10 @@ def _run_sweep(cfg: SweepConfig) -> Path:
                 with timer(Stage.SCORE):
                     agreement = scorer_agreement(rows_by_system, results["comparisons"].get(dataset, {}), other_scorer)
                 results.setdefault("scorer_agreement", {})[dataset] = agreement
+            if scorer is not None and (seed_scorers or other_scorer is not None):
+                others = {f"agreement ({preset.agreement_scorer})": other_scorer} if other_scorer else {}
+                with timer(Stage.SCORE):
+                    record_robustness(results, dataset, rows_by_system, seed_scorers, others)
             if scorer is not None and zero_shot:
                 ref = teacher_reference(rows_by_system[zero_shot[0]][0], targets, scorer)
                 results.setdefault("teacher_reference", {})[dataset] = ref | {"against": zero_shot[0]}

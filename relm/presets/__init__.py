@@ -92,6 +92,8 @@ def _check(preset: Preset, where: str) -> Preset:
                 raise RelmError(
                     f"{where}: {section}.{name} must be positive, got {getattr(getattr(preset, section), name)}"
                 )
+    if preset.scorer_seeds < 1:
+        raise RelmError(f"{where}: scorer_seeds must be at least 1, got {preset.scorer_seeds}")
     if preset.train.max_steps != -1 and preset.train.max_steps <= 0:
         raise RelmError(
             f"{where}: train.max_steps must be positive (or -1 to count epochs), got {preset.train.max_steps}"

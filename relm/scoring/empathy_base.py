@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from relm.cache import write_manifest
 from relm.errors import RelmError
@@ -76,7 +76,8 @@ class EmpathyScorer(ABC):
 
 
 def evaluate(scorer: EmpathyScorer, table: pd.DataFrame) -> dict[str, dict]:
-    """Accuracy, macro-F1 and per-level F1 of the scorer against the table's gold levels."""
+    """Accuracy, macro-F1, per-level F1 and the confusion matrix (rows: gold level 0-2, columns: predicted) of the
+    scorer against the table's gold levels."""
     preds = scorer.score(table["seeker_post"].tolist(), table["response_post"].tolist())
     out = {}
     for mech in MECHANISMS:
@@ -87,5 +88,6 @@ def evaluate(scorer: EmpathyScorer, table: pd.DataFrame) -> dict[str, dict]:
             "macro_f1": float(f1_score(gold, pred, labels=list(LEVELS), average="macro", zero_division=0)),
             "f1_per_level": {str(lv): float(f) for lv, f in zip(LEVELS, per_level)},
             "n": int(len(gold)),
+            "confusion": confusion_matrix(gold, pred, labels=list(LEVELS)).tolist(),
         }
     return out
