@@ -26,10 +26,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from relm.scoring import empathy
     from relm.scoring.epitome_data import load_epitome
 
-    data = load_epitome(args.data)
     params = {"epochs": args.epochs} if args.epochs else {}
-    if params and "epochs" not in inspect.signature(empathy.SCORERS.get(args.kind)).parameters:
-        raise RelmError(f"--epochs: scorer kind {args.kind!r} does not train in epochs")
+    params |= {"encoder": args.encoder} if args.encoder else {}
+    accepted = inspect.signature(empathy.SCORERS.get(args.kind)).parameters
+    for name in params:  # before the data is read or anything trains
+        if name not in accepted:
+            raise RelmError(f"--{name}: scorer kind {args.kind!r} takes no {name}")
+    data = load_epitome(args.data)
     scorer = empathy.train(args.kind, data, seed=args.seed, device=_device(args), **params)
     m = scorer.meta
     print(
@@ -37,6 +40,37 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"(skipped: {m['skipped_rows']})"
     )
     _print_table(m["validation"], f"validation on {m['n_val']} pairs of held-out seekers:")
+    return 0
+
+
+def cmd_cv(args: argparse.Namespace) -> int:
+    """k-fold cross-validation of a scorer kind, grouped by seeker post: held-out accuracy and macro-F1 per mechanism
+    (mean and sd over folds); `--out FILE` writes the JSON beside your scorer."""
+    import time
+
+    from relm.io import atomic_write_json
+    from relm.scoring import empathy
+    from relm.scoring.epitome_data import load_epitome
+
+    if args.folds < 2:
+        raise RelmError(f"--folds must be at least 2, got {args.folds}")
+    params = {"encoder": args.encoder} if args.encoder else {}
+    data = load_epitome(args.data)
+    start = time.perf_counter()
+    found = empathy.cross_validate(args.kind, data, args.folds, args.seed, _device(args), **params)
+    found["seconds"] = round(time.perf_counter() - start, 1)
+    if args.out:
+        atomic_write_json(args.out, found)
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    print(f"{args.kind}: {args.folds}-fold cross-validation by seeker on {found['n']} pairs ({found['seconds']} s)")
+    for mech in ("er", "ip", "ex"):
+        m = found[mech]
+        print(
+            f"{mech:3} accuracy {m['accuracy']:.3f} ± {m['accuracy_sd']:.3f}  "
+            f"macro-F1 {m['macro_f1']:.3f} ± {m['macro_f1_sd']:.3f}"
+        )
     return 0
 
 
@@ -109,10 +143,21 @@ def register(sub) -> None:
     p = ssub.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
     p.add_argument("--kind", choices=SCORERS.names(), default=SCORERS.names()[0], help="scorer kind to train")
     p.add_argument("--epochs", type=int, help="epochs (neural kinds only)")
+    p.add_argument("--encoder", help="epitome kind: a relm model name (default all-minilm-l6-v2) or a hub id")
     p.add_argument("--data", help=data_help)
     p.add_argument("--seed", type=int, default=0, help="seed of the seeker-grouped split and initialisation")
     p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda[:N] (neural kinds)")
     p.set_defaults(func=cmd_train)
+    p = ssub.add_parser("cv", help=cmd_cv.__doc__, description=cmd_cv.__doc__)
+    p.add_argument("--kind", choices=SCORERS.names(), default=SCORERS.names()[0], help="scorer kind to validate")
+    p.add_argument("--data", help=data_help)
+    p.add_argument("--folds", type=int, default=5, help="folds, grouped by seeker post")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fold assignment and initialisation")
+    p.add_argument("--encoder", help="epitome kind: a relm model name or a hub id")
+    p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda[:N] (neural kinds)")
+    p.add_argument("--out", help="also write the figures to this JSON file")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(func=cmd_cv)
     p = ssub.add_parser("eval", help=cmd_eval.__doc__, description=cmd_eval.__doc__)
     p.add_argument("--kind", choices=SCORERS.names(), help="which trained scorer (default: the first found)")
     p.add_argument("--data", help=data_help)

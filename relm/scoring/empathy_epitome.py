@@ -1,0 +1,176 @@
+"""The `epitome` scorer: EPITOME's released bi-encoder (Sharma et al. 2020, behavioral-data/Empathy-Mental-Health,
+`src/models/models.py` and `src/train.py`), layer for layer, over any transformers encoder.
+
+Per mechanism: a seeker encoder (frozen, as `train.py` freezes it) and a response encoder (fine-tuned), 64 tokens
+each; the response's token states attend to the seeker's through one single-head attention (q, k, v and out
+Linear; dropout 0.1 on the attention weights; the seeker's padding is *not* masked, as released); the attended
+context is added to the response states after a dropout (`train.py --dropout`, 0.1); the level head reads the
+first token: dropout 0.1, dense, ReLU, dropout 0.1, a 3-way projection; the rationale head tags every response
+token after the same dropout. Loss 0.5 x level CE + 0.5 x rationale CE over the response's real tokens; AdamW
+(lr 2e-5, eps 1e-8), linear decay without warm-up, gradient norm clipped at 1.0, batch 32, 4 epochs; new layers
+initialised N(0, 0.02) with zero biases. `encoder`: a relm model name (default all-MiniLM-L6-v2, a PyPI copy, for
+CPUs) or a hub id (`roberta-base`, the paper's, for GPUs).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from relm.scoring.empathy_neural import linear_schedule
+from relm.scoring.empathy_roberta import RobertaScorer
+from relm.scoring.epitome_data import MECHANISMS
+
+
+class EpitomeAttention(nn.Module):
+    """EPITOME's `MultiHeadAttention` with one head: no padding mask, dropout on the attention weights."""
+
+    def __init__(self, hidden: int, heads: int = 1, dropout: float = 0.1):
+        super().__init__()
+        self.heads, self.d_k = heads, hidden // heads
+        self.q_linear, self.k_linear, self.v_linear = (nn.Linear(hidden, hidden) for _ in range(3))
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, hidden)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        bs = q.size(0)
+        q, k, v = (
+            lin(x).view(bs, -1, self.heads, self.d_k).transpose(1, 2)
+            for lin, x in ((self.q_linear, q), (self.k_linear, k), (self.v_linear, v))
+        )
+        weights = self.dropout(torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(self.d_k), dim=-1))
+        return self.out((weights @ v).transpose(1, 2).reshape(bs, -1, self.heads * self.d_k))
+
+
+class EpitomeHead(nn.Module):
+    """EPITOME's `RobertaClassificationHead`: dropout, dense, ReLU, dropout, projection to the 3 levels."""
+
+    def __init__(self, hidden: int, dropout: float = 0.1, levels: int = 3):
+        super().__init__()
+        self.dense, self.dropout, self.out_proj = (
+            nn.Linear(hidden, hidden),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, levels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.dropout(torch.relu(self.dense(self.dropout(x)))))
+
+
+class EpitomeBiEncoder(nn.Module):
+    """EPITOME's `BiEncoderAttentionWithRationaleClassification` over two encoders (the seeker's frozen)."""
+
+    def __init__(self, seeker_enc: Any, response_enc: Any, dropout: float = 0.1):
+        super().__init__()
+        hidden = response_enc.config.hidden_size
+        self.dropout = nn.Dropout(dropout)
+        self.rationale_classifier = nn.Linear(hidden, 2)
+        self.attn = EpitomeAttention(hidden)
+        self.empathy_classifier = EpitomeHead(hidden)
+        self.apply(_init_weights)  # before the encoders are attached: they keep their pretrained weights
+        self.seeker_encoder, self.responder_encoder = seeker_enc.requires_grad_(False), response_enc
+
+    def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+        s = self.seeker_encoder(input_ids=batch["s_ids"], attention_mask=batch["s_mask"]).last_hidden_state
+        r = self.responder_encoder(input_ids=batch["r_ids"], attention_mask=batch["r_mask"]).last_hidden_state
+        r = r + self.dropout(self.attn(r, s, s))
+        return {"level": self.empathy_classifier(r[:, 0]), "rationale": self.rationale_classifier(self.dropout(r))}
+
+    @staticmethod
+    def loss(out: dict, gold: torch.Tensor, tags: torch.Tensor, r_mask: torch.Tensor, weights=(0.5, 0.5)):
+        """lambda_EI x level CE + lambda_RE x rationale CE over the response's real tokens (`train.py`'s 0.5, 0.5)."""
+        active = r_mask.bool()
+        rationale = nn.functional.cross_entropy(out["rationale"][active], tags[active])
+        return weights[0] * nn.functional.cross_entropy(out["level"], gold) + weights[1] * rationale
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        module.weight.data.normal_(mean=0.0, std=0.02)
+        if module.bias is not None:
+            module.bias.data.zero_()
+
+
+class EpitomeScorer(RobertaScorer):
+    """EPITOME's released recipe over `encoder`; its tokenizer, rationale tags and prediction are the roberta kind's."""
+
+    def __init__(
+        self,
+        kind: str,
+        encoder: str = "all-minilm-l6-v2",
+        epochs: int = 4,
+        lr: float = 2e-5,
+        batch_size: int = 32,
+        max_len: int = 64,
+        lambda_rationale: float = 0.5,
+        dropout: float = 0.1,
+    ):
+        super().__init__(kind, epochs, lr, batch_size, max_len, lambda_rationale)
+        self.params |= {"encoder": encoder, "dropout": dropout}
+        self.models: dict[str, EpitomeBiEncoder] = {}  # type: ignore[assignment]
+
+    def _source(self) -> str:
+        """A relm model name resolves to its local folder; anything else is a hub id or a folder."""
+        from relm.models.sources import MODELS, resolve
+
+        name = self.params["encoder"]
+        return str(resolve(name).path) if name in MODELS else name
+
+    def build(self, from_config: bool = False) -> EpitomeBiEncoder:
+        from transformers import AutoConfig, AutoModel
+
+        src = self._source()
+        make = (
+            (lambda: AutoModel.from_config(AutoConfig.from_pretrained(src)))
+            if from_config
+            else (lambda: AutoModel.from_pretrained(src))
+        )
+        return EpitomeBiEncoder(make(), make(), self.params["dropout"]).to(self.device)
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> None:
+        from transformers import AutoTokenizer
+
+        seed, p = self.meta.get("seed", 0), self.params
+        self.tokenizer = AutoTokenizer.from_pretrained(self._source())
+        steps = math.ceil(len(train) / p["batch_size"])
+        for mech in MECHANISMS:
+            torch.manual_seed(seed)
+            rationales = train.get(f"{mech}_rationales", pd.Series([""] * len(train)))
+            model = self.build()
+            opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=p["lr"], eps=1e-8)
+            sched = linear_schedule(opt, 0, steps * p["epochs"])
+            for epoch in range(p["epochs"]):
+                model.train()
+                order = np.random.default_rng([seed, epoch]).permutation(len(train))
+                for step in tqdm(range(steps), desc=f"epitome {mech} epoch {epoch + 1}", leave=False):
+                    idx = order[step * p["batch_size"] : (step + 1) * p["batch_size"]]
+                    rows = train.iloc[idx]
+                    s_ids, s_mask = self._tok(rows["seeker_post"])
+                    r_ids, r_mask = self._tok(rows["response_post"])
+                    out = model({"s_ids": s_ids, "s_mask": s_mask, "r_ids": r_ids, "r_mask": r_mask})
+                    gold = torch.tensor(rows[mech].to_numpy(), device=self.device)
+                    tags = self._rationale_tags(rows["response_post"].tolist(), rationales.iloc[idx].tolist())
+                    loss = model.loss(out, gold, tags, r_mask, (1 - p["lambda_rationale"], p["lambda_rationale"]))
+                    opt.zero_grad()
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                    opt.step()
+                    sched.step()
+            self.models[mech] = model
+
+    def _load(self, folder: Path) -> None:
+        from safetensors.torch import load_file
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
+        for mech in MECHANISMS:
+            model = self.build(from_config=True)
+            model.load_state_dict(load_file(str(folder / f"{mech}.safetensors")))
+            self.models[mech] = model

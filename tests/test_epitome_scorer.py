@@ -1,0 +1,110 @@
+"""The `epitome` scorer kind pins EPITOME's released architecture (`src/models/models.py`, `src/train.py`) at tiny
+width: the head's layers, the dropout sites, the unmasked seeker padding, the frozen seeker encoder, the loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from transformers import BertConfig, BertModel
+
+from relm.scoring.empathy_epitome import EpitomeAttention, EpitomeBiEncoder, EpitomeHead
+from tests.conftest import missing, shared_data
+
+
+def _tiny() -> BertModel:
+    cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    return BertModel(cfg)
+
+
+def _batch(n: int = 3, length: int = 6) -> dict:
+    ids = torch.randint(1, 50, (n, length))
+    mask = torch.ones(n, length, dtype=torch.long)
+    mask[:, -2:] = 0  # two padded positions each
+    return {"s_ids": ids, "s_mask": mask, "r_ids": ids.flip(1), "r_mask": mask}
+
+
+def test_the_head_dropouts_and_initialisation_are_epitomes():
+    torch.manual_seed(0)
+    model = EpitomeBiEncoder(_tiny(), _tiny())
+    head = model.empathy_classifier
+    assert (
+        isinstance(head, EpitomeHead) and head.dense.weight.shape == (16, 16) and head.out_proj.weight.shape == (3, 16)
+    )
+    assert head.dropout.p == 0.1 and model.dropout.p == 0.1 and model.attn.dropout.p == 0.1  # train.py --dropout 0.1
+    assert model.rationale_classifier.weight.shape == (2, 16) and model.attn.heads == 1
+    assert abs(float(model.attn.q_linear.weight.std()) - 0.02) < 0.005 and float(head.dense.bias.abs().sum()) == 0
+    x = torch.randn(4, 16)
+    head.eval()
+    manual = head.out_proj(torch.relu(head.dense(x)))  # dense -> ReLU -> projection (dropout off in eval)
+    assert torch.allclose(head(x), manual)
+
+
+def test_the_seeker_padding_is_not_masked_and_the_seeker_encoder_is_frozen():
+    torch.manual_seed(0)
+    attn = EpitomeAttention(16).eval()
+    r, s = torch.randn(1, 4, 16), torch.randn(1, 6, 16)
+    changed = s.clone()
+    changed[:, -1] += 5.0  # a "padded" seeker position: EPITOME attends to it anyway
+    assert not torch.allclose(attn(r, s, s), attn(r, changed, changed))
+    model = EpitomeBiEncoder(_tiny(), _tiny())
+    b = _batch()
+    out = model(b)
+    assert out["level"].shape == (3, 3) and out["rationale"].shape == (3, 6, 2)
+    loss = model.loss(out, torch.tensor([0, 1, 2]), torch.zeros(3, 6, dtype=torch.long), b["r_mask"])
+    loss.backward()
+    assert all(p.grad is None for p in model.seeker_encoder.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.responder_encoder.parameters())
+
+
+def test_the_loss_is_half_level_half_rationale_over_real_tokens():
+    level = torch.randn(2, 3)
+    rationale = torch.randn(2, 4, 2)
+    gold, tags = torch.tensor([2, 0]), torch.tensor([[1, 0, 1, 1], [0, 1, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
+    got = EpitomeBiEncoder.loss({"level": level, "rationale": rationale}, gold, tags, mask)
+    keep = mask.bool()
+    expected = 0.5 * nn.functional.cross_entropy(level, gold) + 0.5 * nn.functional.cross_entropy(
+        rationale[keep], tags[keep]
+    )
+    assert torch.allclose(got, expected)
+
+
+@pytest.mark.slow
+def test_the_epitome_kind_trains_saves_and_reloads_on_a_few_rows(tmp_path):
+    from relm.models.sources import status
+    from relm.scoring import empathy
+    from relm.scoring.epitome_data import load_epitome
+
+    if not status("all-minilm-l6-v2")["ready"]:
+        missing("all-minilm-l6-v2 not prepared (run make setup)")
+    data = load_epitome(shared_data("epitome"))
+    data.table = data.table.sample(48, random_state=0).reset_index(drop=True)
+    scorer = empathy.train("epitome", data, seed=0, save=False, epochs=1)
+    scorer.save(tmp_path / "s")
+    again = empathy.load_folder(tmp_path / "s")
+    pairs = data.table.head(8)
+    first = scorer.score(pairs["seeker_post"].tolist(), pairs["response_post"].tolist())
+    second = again.score(pairs["seeker_post"].tolist(), pairs["response_post"].tolist())
+    assert all((first[m] == second[m]).all() and set(first[m]) <= {0, 1, 2} for m in first)
+    assert scorer.meta["validation"]["er"]["n"] > 0 and scorer.params["encoder"] == "all-minilm-l6-v2"
+
+
+def test_cross_validation_holds_each_pair_out_once_grouped_by_seeker(capsys):
+    import json
+
+    import numpy as np
+
+    from relm.cli import main
+
+    data = shared_data("epitome")
+    assert main(["scorer", "cv", "--kind", "tfidf", "--data", str(data), "--folds", "3", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert sum(f["er"]["n"] for f in found["per_fold"]) == found["n"]  # every pair held out exactly once
+    for mech in ("er", "ip", "ex"):
+        per = [f[mech]["macro_f1"] for f in found["per_fold"]]
+        assert found[mech]["macro_f1"] == pytest.approx(np.mean(per))
+        assert found[mech]["macro_f1_sd"] == pytest.approx(np.std(per, ddof=1)) and found[mech]["macro_f1_sd"] > 0
+    assert main(["scorer", "cv", "--kind", "tfidf", "--data", str(data), "--folds", "1"]) == 2
+    assert main(["scorer", "train", "--kind", "tfidf", "--encoder", "x", "--data", str(data)]) == 2
+    assert "--encoder: scorer kind 'tfidf' takes no encoder" in capsys.readouterr().err
