@@ -18,13 +18,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from relm.scoring.empathy_neural import linear_schedule
 from relm.scoring.empathy_roberta import RobertaScorer
 from relm.scoring.epitome_data import MECHANISMS
 
@@ -123,6 +119,9 @@ class EpitomeScorer(RobertaScorer):
         name = self.params["encoder"]
         return str(resolve(name).path) if name in MODELS else name
 
+    clip_norm = 1.0
+    reseed_per_mechanism = True
+
     def build(self, from_config: bool = False) -> EpitomeBiEncoder:
         from transformers import AutoConfig, AutoModel
 
@@ -134,36 +133,16 @@ class EpitomeScorer(RobertaScorer):
         )
         return EpitomeBiEncoder(make(), make(), self.params["dropout"]).to(self.device)
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> None:
-        from transformers import AutoTokenizer
+    def _new_model(self) -> nn.Module:
+        return self.build()
 
-        seed, p = self.meta.get("seed", 0), self.params
-        self.tokenizer = AutoTokenizer.from_pretrained(self._source())
-        steps = math.ceil(len(train) / p["batch_size"])
-        for mech in MECHANISMS:
-            torch.manual_seed(seed)
-            rationales = train.get(f"{mech}_rationales", pd.Series([""] * len(train)))
-            model = self.build()
-            opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=p["lr"], eps=1e-8)
-            sched = linear_schedule(opt, 0, steps * p["epochs"])
-            for epoch in range(p["epochs"]):
-                model.train()
-                order = np.random.default_rng([seed, epoch]).permutation(len(train))
-                for step in tqdm(range(steps), desc=f"epitome {mech} epoch {epoch + 1}", leave=False):
-                    idx = order[step * p["batch_size"] : (step + 1) * p["batch_size"]]
-                    rows = train.iloc[idx]
-                    s_ids, s_mask = self._tok(rows["seeker_post"])
-                    r_ids, r_mask = self._tok(rows["response_post"])
-                    out = model({"s_ids": s_ids, "s_mask": s_mask, "r_ids": r_ids, "r_mask": r_mask})
-                    gold = torch.tensor(rows[mech].to_numpy(), device=self.device)
-                    tags = self._rationale_tags(rows["response_post"].tolist(), rationales.iloc[idx].tolist())
-                    loss = model.loss(out, gold, tags, r_mask, (1 - p["lambda_rationale"], p["lambda_rationale"]))
-                    opt.zero_grad()
-                    loss.backward()
-                    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                    opt.step()
-                    sched.step()
-            self.models[mech] = model
+    def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        trained = [q for q in model.parameters() if q.requires_grad]  # the seeker encoder is frozen
+        return torch.optim.AdamW(trained, lr=self.params["lr"], eps=1e-8)
+
+    def _loss(self, out: dict, gold: torch.Tensor, tags: torch.Tensor, r_mask: torch.Tensor) -> torch.Tensor:
+        weight = self.params["lambda_rationale"]
+        return EpitomeBiEncoder.loss(out, gold, tags, r_mask, (1 - weight, weight))
 
     def _load(self, folder: Path) -> None:
         from safetensors.torch import load_file

@@ -88,24 +88,42 @@ class RobertaScorer(EmpathyScorer):
                     tags[i, j] = int(b > a and a >= start and b <= end) or tags[i, j]
         return torch.from_numpy(tags).to(self.device)
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> None:
-        from transformers import AutoModel, AutoTokenizer
+    clip_norm: float | None = None  # gradient-norm clipping (the epitome kind clips at 1.0, as EPITOME does)
+    reseed_per_mechanism = False  # the epitome kind starts each mechanism's model from the same seed
 
-        torch.manual_seed(self.meta.get("seed", 0))
-        self.tokenizer = AutoTokenizer.from_pretrained(self.hub_id)
-        p = self.params
+    def _source(self) -> str:
+        return self.hub_id
+
+    def _new_model(self) -> nn.Module:
+        from transformers import AutoModel
+
+        return BiEncoderRationale(AutoModel.from_pretrained(self.hub_id), AutoModel.from_pretrained(self.hub_id))
+
+    def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(model.parameters(), lr=self.params["lr"])
+
+    def _loss(self, out: dict, gold: torch.Tensor, tags: torch.Tensor, r_mask: torch.Tensor) -> torch.Tensor:
+        rationale = nn.functional.cross_entropy(out["rationale"][r_mask.bool()], tags[r_mask.bool()])
+        return nn.functional.cross_entropy(out["level"], gold) + self.params["lambda_rationale"] * rationale
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> None:
+        from transformers import AutoTokenizer
+
+        seed, p = self.meta.get("seed", 0), self.params
+        torch.manual_seed(seed)
+        self.tokenizer = AutoTokenizer.from_pretrained(self._source())
+        steps = math.ceil(len(train) / p["batch_size"])
         for mech in MECHANISMS:
+            if self.reseed_per_mechanism:
+                torch.manual_seed(seed)
             rationales = train.get(f"{mech}_rationales", pd.Series([""] * len(train)))
-            model = BiEncoderRationale(
-                AutoModel.from_pretrained(self.hub_id), AutoModel.from_pretrained(self.hub_id)
-            ).to(self.device)
-            opt = torch.optim.AdamW(model.parameters(), lr=p["lr"])
-            steps = math.ceil(len(train) / p["batch_size"])
+            model = self._new_model().to(self.device)
+            opt = self._optimizer(model)
             sched = linear_schedule(opt, 0, steps * p["epochs"])
             for epoch in range(p["epochs"]):
                 model.train()
-                order = np.random.default_rng([self.meta.get("seed", 0), epoch]).permutation(len(train))
-                for step in tqdm(range(steps), desc=f"roberta {mech} epoch {epoch + 1}"):
+                order = np.random.default_rng([seed, epoch]).permutation(len(train))
+                for step in tqdm(range(steps), desc=f"{self.kind} {mech} epoch {epoch + 1}", leave=False):
                     idx = order[step * p["batch_size"] : (step + 1) * p["batch_size"]]
                     rows = train.iloc[idx]
                     s_ids, s_mask = self._tok(rows["seeker_post"])
@@ -113,14 +131,14 @@ class RobertaScorer(EmpathyScorer):
                     out = model({"s_ids": s_ids, "s_mask": s_mask, "r_ids": r_ids, "r_mask": r_mask})
                     gold = torch.tensor(rows[mech].to_numpy(), device=self.device)
                     tags = self._rationale_tags(rows["response_post"].tolist(), rationales.iloc[idx].tolist())
-                    loss = nn.functional.cross_entropy(out["level"], gold) + p[
-                        "lambda_rationale"
-                    ] * nn.functional.cross_entropy(out["rationale"][r_mask.bool()], tags[r_mask.bool()])
+                    loss = self._loss(out, gold, tags, r_mask)
                     opt.zero_grad()
                     loss.backward()
+                    if self.clip_norm is not None:
+                        nn.utils.clip_grad_norm_(model.parameters(), self.clip_norm)
                     opt.step()
                     sched.step()
-            self.models[mech] = model
+            self.models[mech] = model  # type: ignore[assignment]
 
     @torch.no_grad()
     def _predict(self, seekers, responses):
