@@ -13,7 +13,8 @@ exactly as relm's own entries do. A plugin that fails to load is one error line 
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
+import functools
+from importlib.metadata import EntryPoints, SelectableGroups, entry_points
 
 from relm.errors import RelmError
 
@@ -21,12 +22,18 @@ GROUPS = ("relm.systems", "relm.metrics", "relm.corpora")
 LOADED: dict[str, list[str]] = {}  # group -> "name = module:attribute" of each plugin loaded
 
 
+@functools.cache
+def _installed() -> EntryPoints | SelectableGroups:  # Python 3.11 returns SelectableGroups
+    """Every installed entry point, read once per process (each registry's import selects its group)."""
+    return entry_points()
+
+
 def load_plugins(group: str) -> list[str]:
     """Load every entry point of `group` (calling it when it is a function); returns what was loaded."""
     if group not in GROUPS:
         raise RelmError(f"unknown plugin group {group!r} (known: {', '.join(GROUPS)})")
     loaded = []
-    for ep in sorted(entry_points(group=group), key=lambda ep: ep.name):
+    for ep in sorted(_installed().select(group=group), key=lambda ep: ep.name):
         try:
             target = ep.load()
             if callable(target):

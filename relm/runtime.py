@@ -106,7 +106,7 @@ class Runtime:
         return "gpu" if self.device.type == "cuda" else "cpu"
 
     def apply(self) -> None:
-        """Set the process-wide settings (torch's threads); a DDP worker calls it again in its own process."""
+        """Set the process-wide settings (torch's threads) in the sweep's (or evaluation's) process."""
         torch.set_num_threads(self.threads)
 
     def precision_record(self) -> dict[str, str]:
@@ -119,14 +119,13 @@ def resolve_runtime(preset: Preset) -> Runtime:
     it, so call this only after every other input is validated) and threads."""
     device = preflight(preset)
     precision, why = choose_precision(preset, device)
-    return Runtime(device, precision, why, preset.threads or max(1, os.cpu_count() or 1))
-
-
-def cpu_runtime(threads: int | None = None) -> Runtime:
-    """Float32 on the CPU: tools that run without a preset (the scorer CLI, benchmarks' references)."""
-    return Runtime(torch.device("cpu"), "32-true", "set by the caller", threads or max(1, os.cpu_count() or 1))
+    return Runtime(device, precision, why, preset.threads or _all_cores())
 
 
 def runtime_for_device(wanted: str) -> Runtime:
     """A float32 runtime on `auto`, `cpu` or `cuda[:N]`, without a preset (`relm scorer --device`)."""
-    return Runtime(resolve_device(wanted, "--device"), "32-true", "set by the caller", max(1, os.cpu_count() or 1))
+    return Runtime(resolve_device(wanted, "--device"), "32-true", "set by the caller", _all_cores())
+
+
+def _all_cores() -> int:
+    return max(1, os.cpu_count() or 1)

@@ -59,6 +59,18 @@ def scorer_dir(identity: str) -> Path:
     return CacheEntry(SCORER_STAGE, identity).folder
 
 
+def _fitted(
+    kind: str, train_df: pd.DataFrame, val_df: pd.DataFrame, seed: int, device: torch.device | str, **params
+) -> EmpathyScorer:
+    """A scorer of `kind` fitted on `train_df` (`val_df` for kinds that watch it), every random source seeded."""
+    random.seed(seed)
+    np.random.seed(seed)
+    scorer = build(kind, device, **params)
+    scorer.meta["seed"] = seed  # the neural kinds seed torch from it
+    scorer.fit(train_df, val_df)
+    return scorer
+
+
 def train(
     kind: str,
     data: EpitomeData,
@@ -69,13 +81,9 @@ def train(
     **params,
 ) -> EmpathyScorer:
     """Train a scorer on a seeker-grouped split, validate on held-out seekers, and (`save`) cache it."""
-    random.seed(seed)
-    np.random.seed(seed)
     train_df, val_df = split_by_seeker(data.table, val_fraction, seed)
-    scorer = build(kind, device, **params)
-    scorer.meta["seed"] = seed  # the neural kinds seed torch from it
     start = time.perf_counter()
-    scorer.fit(train_df, val_df)
+    scorer = _fitted(kind, train_df, val_df, seed, device, **params)
     seconds = time.perf_counter() - start
     scorer.meta |= {
         "data_hash": data.data_hash,
@@ -127,12 +135,7 @@ def cross_validate(
     splitter = GroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train_idx, test_idx in splitter.split(table, groups=table["sp_id"]):
         train_df, test_df = table.iloc[train_idx].reset_index(drop=True), table.iloc[test_idx].reset_index(drop=True)
-        random.seed(seed)
-        np.random.seed(seed)
-        scorer = build(kind, device, **params)
-        scorer.meta["seed"] = seed
-        scorer.fit(train_df, test_df)
-        per_fold.append(evaluate(scorer, test_df))
+        per_fold.append(evaluate(_fitted(kind, train_df, test_df, seed, device, **params), test_df))
     out: dict = {"kind": kind, "folds": folds, "seed": seed, "data_hash": data.data_hash, "n": len(table)}
     for mech in per_fold[0]:
         for stat in ("accuracy", "macro_f1"):
