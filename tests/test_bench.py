@@ -178,8 +178,15 @@ def test_evaluate_on_another_corpus_copy(sweep, tmp_path):
     assert res["data"]["ravdess"]["n"]["test"] == 9  # actor 5's 9 in-set files
 
 
-def test_evaluate_scores_an_external_systems_responses(sweep, tmp_path, capsys):
-    """`relm evaluate --responses NAME=FILE`: another system's answers, scored and paired with every system."""
+def test_evaluate_scores_an_external_systems_responses(sweep, tmp_path, capsys, monkeypatch):
+    """`relm evaluate --responses NAME=FILE`: another system's answers, scored and paired with every system; it
+    loads no model of the run's preset, so it never asks for them (a paper run scores on a laptop)."""
+    import relm.runtime
+
+    def no_preflight(preset):
+        raise AssertionError("scoring external responses checked the preset's models")
+
+    monkeypatch.setattr(relm.runtime, "preflight", no_preflight)
     cfg, run_dir, _ = sweep
     rows = [json.loads(x) for x in (run_dir / "synth-esd/text/seed0/responses.jsonl").read_text().splitlines()]
     mine = tmp_path / "mine.jsonl"

@@ -20,7 +20,7 @@ from relm.io import read_jsonl
 from relm.keys import content_key
 from relm.models.system_table import SYSTEMS
 from relm.presets import preset_from_dict
-from relm.runtime import resolve_runtime
+from relm.runtime import runtime_for_device  # only the scorer runs: the preset's models are not needed
 from relm.scoring.response_files import read_system_answers
 
 
@@ -46,7 +46,7 @@ def evaluate_responses(
     preset = preset_from_dict(res["preset"], "results.json preset")
     with timer(Stage.SCORE):
         scorer, scorer_info = load_scorer(
-            preset, epitome or res["scorer"].get("training_data"), resolve_runtime(preset)
+            preset, epitome or res["scorer"].get("training_data"), runtime_for_device("auto")
         )
     if scorer_info.get("identity") != res["scorer"].get("identity"):
         raise RelmError(
