@@ -180,6 +180,16 @@ class TrainCfg:
     """Share of training samples that ask the SER prompt (target: the gold label word)."""
     loss_weights: dict = field(default_factory=lambda: {"response": 1.0, "ser": 1.0, "avd": 1.0})
     """Weights of the response CE, SER CE and A/V/D MSE losses."""
+    loss_group_size: int = 0
+    """>0: the response loss is the mean over consecutive groups of this many samples of each group's token mean
+    (batch 16 in groups of 2 is the objective of batch 2 x accumulate 8, in one forward); 0: the token mean."""
+    lean_lora: bool = False
+    """LoRA with fewer kernels, the same numbers: the speech mask on the rank-r product, no input casts under
+    autocast, one q/k/v product where lora_A is shared (`relm.models.lora.LeanLoraLinear`)."""
+    compile_layers: bool = False
+    """torch.compile each LLM decoder layer for training (one compiled layer serves all; fused kernels)."""
+    pad_to_multiple: int = 0
+    """>0: training batches padded to a multiple of this many positions (bounds recompiles of compiled layers)."""
 
 
 @dataclass
@@ -192,6 +202,9 @@ class GenerateCfg:
     """Generation batch size."""
     stop: str = "im_end"
     """Tokens that end an answer: im_end, or release (`<|im_end|>`, `<|im_start|>` or `<|endoftext|>`)."""
+    static_cache: bool = False
+    """Decode into a preallocated KV cache (the prompt prefix copied in); on CUDA transformers then compiles the
+    decoding step with CUDA graphs."""
 
 
 @dataclass
@@ -281,6 +294,11 @@ ADDED_LATER = [
     ("teacher", "clean"),
     ("lora", "shared_qkv_a"),
     ("emotion_encoder", "avd_targets"),
+    ("train", "loss_group_size"),
+    ("train", "lean_lora"),
+    ("train", "compile_layers"),
+    ("train", "pad_to_multiple"),
+    ("generate", "static_cache"),
 ]
 
 # Fields whose value is one of a few words (checked by the preset loader).

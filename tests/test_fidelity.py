@@ -18,7 +18,8 @@ from relm.bench.teacher_decoding import clean
 from relm.bench.training import train_system
 from relm.fidelity import ELEMENTS, fidelity, markdown, recipe_line
 from relm.models.blsp_emo import lora_to_peft, peft_to_lora
-from relm.models.llm import add_lora, stop_ids, target_end_ids, tiny_tokenizer
+from relm.models.llm import stop_ids, target_end_ids, tiny_tokenizer
+from relm.models.lora import add_lora
 from relm.presets import load_preset
 from tests.conftest import runtime_of
 from tests.test_systems import EMO_DIM, SPEECH_DIM, _module, fake_items

@@ -40,13 +40,15 @@ class SubsamplingAdapter(nn.Module):
         return self.stride**self.n_conv
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (B, T, in_dim) padded frames -> (B, T', out_dim), lengths T'."""
+        """x: (B, T, in_dim) padded frames -> (B, T', out_dim), lengths T' (on the device `lengths` is on: host
+        lengths are checked without waiting for the device)."""
         if int(lengths.min()) < self.min_frames:
             raise RelmError(
                 f"audio too short for the adapter: {int(lengths.min())} frames "
                 f"(< {self.min_frames}, i.e. {self.min_frames * 20} ms)"
             )
-        mask = (torch.arange(x.shape[1], device=x.device)[None] < lengths[:, None]).unsqueeze(-1)
+        on_device = lengths.to(x.device, non_blocking=True)
+        mask = (torch.arange(x.shape[1], device=x.device)[None] < on_device[:, None]).unsqueeze(-1)
         h = (x * mask).transpose(1, 2)
         for conv in self.convs:
             h = nn.functional.glu(conv(h), dim=1)

@@ -1,9 +1,7 @@
-"""The LLM, its tokenizer, LoRA (peft), and chat prompts with a speech span.
+"""The LLM, its tokenizer, chat prompts with a speech span, and the response loss (LoRA: `relm.models.lora`).
 
 Prompts are rendered with the tokenizer's chat template around a placeholder, then split
-so speech embeddings can be spliced in (`PromptParts`). Partial LoRA (BLSP's
-`lora_scope="audio"`) multiplies every LoRA branch's output by a per-position mask that
-is 1 at speech positions, via forward hooks on peft's `lora_B` layers.
+so speech embeddings can be spliced in (`PromptParts`).
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from relm.config import LLMCfg, LoraCfg
+from relm.config import LLMCfg
 from relm.errors import RelmError
 
 Batch = Sequence[Mapping[str, Any]]  # a batch of items (`relm.bench.records.Item`), each with its `task`
@@ -27,11 +25,6 @@ CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
     "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
-TARGETS = {
-    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-    "qwen": ["c_attn", "c_proj", "w1", "w2"],
-}
 
 
 def tiny_tokenizer(texts: list[str] | None = None, vocab_size: int = 600):
@@ -106,119 +99,6 @@ def load_llm(cfg: LLMCfg, device: torch.device | None = None):
     return model, tok, res.identity
 
 
-def add_lora(model: HFModel, cfg: LoraCfg) -> HFModel:
-    from peft import LoraConfig, get_peft_model
-
-    targets = cfg.target_modules or TARGETS.get(model.config.model_type)
-    if not targets:
-        raise RelmError(
-            f"no default LoRA targets for model type {model.config.model_type!r}; set lora.target_modules in the preset"
-        )
-    config = LoraConfig(
-        r=cfg.r,
-        lora_alpha=cfg.alpha,
-        lora_dropout=cfg.dropout,
-        target_modules=targets,
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-    model = get_peft_model(model, config)
-    if cfg.shared_qkv_a:
-        share_qkv_lora_a(model)
-    return model
-
-
-class SharedDropout(nn.Module):
-    """One dropout mask for a layer's q, k and v LoRA inputs (BLSP's one dropout before the fused `c_attn`'s
-    LoRA). Qwen2 calls q, k and v in turn on the same hidden states; peft may cast each call's input anew, so the
-    mask, not the tensor, is shared: the first of every `sharers` calls draws it, the others reuse it."""
-
-    def __init__(self, p: float, sharers: int):
-        super().__init__()
-        self.p, self.sharers = p, sharers
-        self._mask: torch.Tensor | None = None
-        self._served = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        if self._mask is None or self._served >= self.sharers or self._mask.shape != x.shape:
-            self._mask = torch.empty_like(x).bernoulli_(1 - self.p).div_(1 - self.p)
-            self._served = 0
-        self._served += 1
-        out = x * self._mask.to(x.dtype)
-        if self._served == self.sharers:  # every sharer has it: hold nothing past this layer
-            self._mask = None
-        return out
-
-
-def share_qkv_lora_a(model: HFModel) -> int:
-    """Make each attention layer's q, k and v LoRA share one `lora_A` Linear (one Parameter, registered under q's
-    name) and one dropout mask, as BLSP's LoRA on Qwen v1's fused `c_attn` has; returns the layers shared."""
-    shared = 0
-    for module in model.modules():
-        parts: list[Any] = [getattr(module, n, None) for n in ("q_proj", "k_proj", "v_proj")]
-        if not all(hasattr(p, "lora_A") for p in parts):
-            continue
-        q = parts[0]
-        for adapter in q.lora_A:
-            dropout = SharedDropout(getattr(q.lora_dropout[adapter], "p", 0.0), sharers=3)
-            for p in parts:
-                p.lora_A[adapter] = q.lora_A[adapter]
-                p.lora_dropout[adapter] = dropout
-        shared += 1
-    if shared == 0:
-        raise RelmError("lora.shared_qkv_a: no attention layer with q/k/v LoRA (lora.target_modules needs all three)")
-    return shared
-
-
-class PositionMask:
-    """Holds the current (B, T) speech-position mask for partial LoRA hooks.
-
-    A forward that runs no speech position (the prompt prefix, every generation step after the prefill) would
-    multiply each LoRA branch by zero: there the branches are switched off instead (peft's `_disable_adapters`
-    flag, set directly so that `requires_grad` is left alone), which gives the same outputs without computing
-    them. On a 7B LLM that is 224 LoRA branches per decoding step."""
-
-    def __init__(self, lora_layers: list[nn.Module]):
-        self.mask: torch.Tensor | None = None
-        self.lora_layers = lora_layers
-        self.skip_unmasked = True  # False: compute the zeroed branches anyway (the previous method, benchmarks)
-        self._off = False
-
-    def hook(self, module, inputs, output):
-        if self.mask is None or self.mask.shape[1] != output.shape[1]:
-            return output * 0  # generation steps after the prompt: text positions only
-        return output * self.mask.unsqueeze(-1).to(output.dtype)
-
-    def before_forward(self, module, args, kwargs):
-        """A pre-hook on the LLM's decoder: LoRA off for a forward without speech positions."""
-        x = kwargs.get("inputs_embeds")
-        if x is None:
-            x = kwargs.get("input_ids", args[0] if args else None)
-        off = self.skip_unmasked and (self.mask is None or x is None or self.mask.shape[1] != x.shape[1])
-        if off != self._off:
-            for layer in self.lora_layers:
-                layer._disable_adapters = off
-            self._off = off
-
-
-def restrict_lora_to_speech(model: HFModel) -> PositionMask:
-    from peft.tuners.lora import LoraLayer
-
-    layers: list[nn.Module] = [m for m in model.modules() if isinstance(m, LoraLayer)]  # type: ignore[misc]
-    pm = PositionMask(layers)
-    n = 0
-    for name, module in model.named_modules():
-        if name.split(".")[-2:-1] == ["lora_B"] and isinstance(module, nn.Linear):
-            module.register_forward_hook(pm.hook)
-            n += 1
-    if n == 0:
-        raise RelmError("partial LoRA: no lora_B layers found")
-    model.get_base_model().get_decoder().register_forward_pre_hook(pm.before_forward, with_kwargs=True)
-    return pm
-
-
 @dataclass
 class PromptParts:
     """Token ids before and after the speech span (or the transcript, for text systems)."""
@@ -261,15 +141,31 @@ def stop_ids(tokenizer, style: str) -> list[int]:
     return found or end_of_turn_ids(tokenizer)
 
 
-def next_token_loss(llm: HFModel, b: dict, target_logits_only: bool = True) -> torch.Tensor:
+def next_token_loss(llm: HFModel, b: dict, target_logits_only: bool = True, group_size: int = 0) -> torch.Tensor:
     """Mean next-token cross-entropy over the target tokens (`b["labels"]`, -100 elsewhere): the loss `labels=`
     gives. `target_logits_only` runs the LM head only where a target token follows, since the prompt's positions
-    need no logits over the whole vocabulary; else the LLM's own `labels=` path (the reference, in the tests)."""
+    need no logits over the whole vocabulary; else the LLM's own `labels=` path (the reference, in the tests).
+
+    `group_size` > 0: the rows are taken in consecutive groups of that many, and the loss is the mean over groups
+    of each group's token mean: a batch of 16 in groups of 2 has the objective of 8 accumulated micro-batches of 2
+    (Lightning averages their token means), in one forward."""
     if not target_logits_only:
+        if group_size:
+            raise RelmError("train.loss_group_size needs the target-logits loss")
         return llm(inputs_embeds=b["inputs_embeds"], attention_mask=b["attention_mask"], labels=b["labels"]).loss
     base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
-    hidden = base.get_decoder()(inputs_embeds=b["inputs_embeds"], attention_mask=b["attention_mask"])
+    hidden = base.get_decoder()(inputs_embeds=b["inputs_embeds"], attention_mask=b["attention_mask"], use_cache=False)
     labels = b["labels"][:, 1:]
     keep = labels != -100
     logits = base.get_output_embeddings()(hidden.last_hidden_state[:, :-1][keep])
-    return nn.functional.cross_entropy(logits.float(), labels[keep])
+    if not group_size:
+        return nn.functional.cross_entropy(logits.float(), labels[keep])
+    per_token = nn.functional.cross_entropy(logits.float(), labels[keep], reduction="none")
+    n_rows = labels.shape[0]
+    row = torch.arange(n_rows, device=labels.device)
+    group = row // group_size
+    token_sums = per_token.new_zeros(n_rows).index_add_(0, row[:, None].expand_as(labels)[keep], per_token)
+    sums = per_token.new_zeros(-(-n_rows // group_size)).index_add_(0, group, token_sums)
+    counts = per_token.new_zeros(len(sums)).index_add_(0, group, keep.sum(1).to(per_token.dtype))
+    scored = counts > 0  # a group without target tokens does not count (no boolean indexing: no host sync)
+    return (sums / counts.clamp_min(1)).sum() / scored.sum()

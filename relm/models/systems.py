@@ -7,7 +7,7 @@ import copy
 import functools
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import lightning as L
 import torch
@@ -20,22 +20,16 @@ from relm.errors import RelmError
 from relm.models.adapter import SubsamplingAdapter
 from relm.models.blsp_emo import SpeechInit, check_same_llm, load_into
 from relm.models.checkpoints import read_checkpoint_identity
-from relm.models.llm import (
-    Batch,
-    HFModel,
-    PromptParts,
-    add_lora,
-    next_token_loss,
-    restrict_lora_to_speech,
-    stop_ids,
-    target_end_ids,
-)
+from relm.models.compiling import CompiledLayers
+from relm.models.inputs import build_inputs
+from relm.models.llm import Batch, HFModel, next_token_loss, stop_ids, target_end_ids
+from relm.models.lora import add_lora, make_lean, restrict_lora_to_speech
 from relm.models.prompts import task_prompts
 from relm.models.schedule import warmup_decay
 from relm.models.system_table import get_system
 
 if TYPE_CHECKING:
-    from transformers import DynamicCache
+    from transformers import Cache, DynamicCache
 
 
 class SystemLitModule(L.LightningModule):
@@ -71,7 +65,12 @@ class SystemLitModule(L.LightningModule):
         with_lora = self.spec.trains or init is not None
         self.llm = add_lora(llm, preset.lora) if with_lora else llm
         audio_lora = with_lora and self.spec.speech and preset.lora.scope == "audio"
-        self.position_mask = restrict_lora_to_speech(self.llm) if audio_lora else None
+        lean = with_lora and preset.train.lean_lora
+        self.position_mask = restrict_lora_to_speech(self.llm, lean) if audio_lora else None
+        if lean:
+            make_lean(self.llm, self.position_mask)
+        compiled = self.spec.trains and preset.train.compile_layers
+        self.compiled = CompiledLayers(self.llm, preset.train.pad_to_multiple > 0) if compiled else None
         d: int = self.llm.config.hidden_size
         if self.spec.speech:
             in_dim = speech_dim + (emotion_dim if self.use_emotion else 0)
@@ -100,13 +99,9 @@ class SystemLitModule(L.LightningModule):
         } | ({"speech_init": init.identity} if init is not None else {})
 
     # ---- inputs ---------------------------------------------------------------------------
-    def _embed_ids(self, ids: list[int]) -> torch.Tensor:
-        table = self.llm.get_input_embeddings()
-        return table(torch.tensor(ids, dtype=torch.long, device=self.device))
-
     def speech_tokens(self, items: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Adapter output (B, T', d) and its lengths, from Whisper frames [+ emotion embedding]."""
-        lengths = torch.tensor([len(it["frames"]) for it in items], device=self.device)
+        """Adapter output (B, T', d) and its lengths (on the host), from Whisper frames [+ emotion embedding]."""
+        lengths = torch.tensor([len(it["frames"]) for it in items])
         frames = nn.utils.rnn.pad_sequence(
             [it["frames"].to(self.device, torch.float32) for it in items], batch_first=True
         )
@@ -116,70 +111,15 @@ class SystemLitModule(L.LightningModule):
         return self.adapter(frames, lengths)
 
     def build(self, items: Batch, with_target: bool, left_pad: bool) -> dict:
-        """inputs_embeds, attention_mask, labels (-100 outside targets), speech position mask.
-
-        All items of a batch share one prompt, so they share its prefix (`parts.prefix`, the system prompt and
-        the text before the speech). `left_pad` (generation) puts each row's padding right after that prefix,
-        `[prefix][pads][speech or transcript][suffix]`: positions come from the attention mask, so a row reads
-        as if unpadded, and the prefix's keys and values are the same for every row and can be computed once
-        (`generate`). Otherwise (training) padding goes at the end.
-        """
-        if self.spec.speech:
-            speech, speech_len = self.speech_tokens(items)
-        if left_pad and len({it["task"] for it in items}) != 1:
-            raise RelmError("a generation batch mixes prompts")
-        seqs, labels, smasks, n_prefix = [], [], [], []
-        dtype = self.llm.get_input_embeddings().weight.dtype
-        for i, it in enumerate(items):
-            parts: PromptParts = self.prompts[it["task"]]
-            if self.spec.speech:
-                middle = speech[i, : speech_len[i]]
-            else:
-                transcript = it["transcript"].strip()
-                if not transcript:
-                    raise RelmError(f"{it.get('utt_id', '?')}: empty transcript for text system {self.spec.name}")
-                middle = self._embed_ids(self.tokenizer(transcript, add_special_tokens=False)["input_ids"])
-            target_ids = []
-            if with_target:
-                target_ids = self.tokenizer(it["target"], add_special_tokens=False)["input_ids"]
-                target_ids += self.target_end if it.get("target_complete", True) else []
-            pieces = [self._embed_ids(parts.prefix), middle.to(dtype), self._embed_ids(parts.suffix)]
-            if target_ids:
-                pieces.append(self._embed_ids(target_ids))
-            seqs.append(torch.cat(pieces))
-            n_prefix.append(len(parts.prefix))
-            n_prompt = len(parts.prefix) + len(middle) + len(parts.suffix)
-            labels.append([-100] * n_prompt + target_ids)
-            sm = [0] * len(parts.prefix) + [int(self.spec.speech)] * len(middle)
-            smasks.append(sm + [0] * (len(seqs[-1]) - len(sm)))
-        n = max(len(s) for s in seqs)
-        d = seqs[0].shape[-1]
-        embeds = seqs[0].new_zeros(len(seqs), n, d)
-        attn = torch.zeros(len(seqs), n, dtype=torch.long, device=self.device)
-        lab = torch.full((len(seqs), n), -100, dtype=torch.long, device=self.device)
-        smask = torch.zeros(len(seqs), n, device=self.device)
-        for i, s in enumerate(seqs):
-            # Row i's positions: [prefix][pads][own tokens] with left_pad, else [all tokens][pads].
-            if left_pad:
-                pos = torch.cat([torch.arange(n_prefix[i]), torch.arange(n - len(s) + n_prefix[i], n)])
-            else:
-                pos = torch.arange(len(s))
-            pos = pos.to(self.device)
-            embeds[i, pos], attn[i, pos] = s, 1
-            lab[i, pos] = torch.tensor(labels[i], device=self.device)
-            smask[i, pos] = torch.tensor(smasks[i], device=self.device, dtype=torch.float32)
-        out: dict[str, Any] = {"inputs_embeds": embeds, "attention_mask": attn, "labels": lab, "speech_mask": smask}
-        out["shared_prefix"] = min(n_prefix) if left_pad else 0
-        if self.spec.speech:
-            out["speech_tokens"], out["speech_len"] = speech, speech_len
-        return out
+        """The batch's LLM inputs (`relm.models.inputs.build_inputs`)."""
+        return build_inputs(self, items, with_target, left_pad, self.preset.train.pad_to_multiple)
 
     # ---- losses ---------------------------------------------------------------------------
     def losses(self, items: Batch) -> dict[str, torch.Tensor]:
         b = self.build(items, with_target=True, left_pad=False)
         if self.position_mask is not None:
             self.position_mask.mask = b["speech_mask"]
-        response_ce = next_token_loss(self.llm, b, self.target_logits_only)
+        response_ce = next_token_loss(self.llm, b, self.target_logits_only, self.preset.train.loss_group_size)
         losses = {"response_ce": response_ce}
         total = self.weights["response"] * response_ce
         if self.spec.speech:
@@ -214,6 +154,9 @@ class SystemLitModule(L.LightningModule):
     def train(self, mode: bool = True):
         if mode:
             self._prefix_kv.clear()  # the weights may change: cached prompt prefixes are stale
+        compiled: CompiledLayers | None = getattr(self, "compiled", None)  # None also while __init__ runs
+        if compiled is not None:
+            compiled.use(mode)
         return super().train(mode)
 
     def prefix_kv(self, task: str, embeds: torch.Tensor) -> DynamicCache:
@@ -227,6 +170,26 @@ class SystemLitModule(L.LightningModule):
             self._prefix_kv[key] = self.llm(inputs_embeds=embeds, use_cache=True).cache
         return self._prefix_kv[key]
 
+    def decode_cache(self, task: str, b: dict, shared: int, max_new_tokens: int) -> Cache | None:
+        """The cache decoding starts from: the shared prefix's keys and values repeated for every row, in a
+        DynamicCache, or (`generate.static_cache`) copied into a preallocated StaticCache for the whole answer."""
+        rows, length = b["inputs_embeds"].shape[:2]
+        prefix = self.prefix_kv(task, b["inputs_embeds"][:1, :shared]) if shared else None
+        if not self.preset.generate.static_cache:
+            if prefix is None:
+                return None
+            cache = copy.deepcopy(prefix)
+            cache.batch_repeat_interleave(rows)
+            return cache
+        from transformers import StaticCache
+
+        static = StaticCache(config=self.llm.config, max_cache_len=length + max_new_tokens)
+        if prefix is not None:
+            for layer, cached in zip(static.layers, prefix.layers):
+                keys, values = cached.keys, cached.values  # type: ignore[union-attr]  # a DynamicLayer's
+                layer.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1))  # type: ignore[union-attr]
+        return static
+
     @torch.no_grad()
     def generate(self, items: Batch, task: str, max_new_tokens: int, reuse_prefix: bool = True) -> list[str]:
         """Greedy answers; the prompt's shared prefix is run once and its cache reused (`reuse_prefix`)."""
@@ -235,11 +198,8 @@ class SystemLitModule(L.LightningModule):
         items = [dict(it, task=task) for it in items]
         b = self.build(items, with_target=False, left_pad=True)
         shared = b["shared_prefix"] if reuse_prefix else 0
-        kwargs = {}
-        if shared:
-            batch_cache = copy.deepcopy(self.prefix_kv(task, b["inputs_embeds"][:1, :shared]))
-            batch_cache.batch_repeat_interleave(len(items))
-            kwargs["cache"] = batch_cache
+        cache = self.decode_cache(task, b, shared, max_new_tokens)
+        kwargs = {"cache": cache} if cache is not None else {}
         if self.position_mask is not None:
             self.position_mask.mask = b["speech_mask"][:, shared:]  # the positions the prefill runs
         out = self.llm.generate(
@@ -263,6 +223,7 @@ class SystemLitModule(L.LightningModule):
             return [], None
         self.eval()
         speech, lengths = self.speech_tokens(items)
+        lengths = lengths.to(self.device)
         mask = torch.arange(speech.shape[1], device=self.device)[None] < lengths[:, None]
         pooled = ((speech * mask.unsqueeze(-1)).sum(1) / lengths[:, None]).float()
         labels = [LABELS[i] for i in self.ser_head(pooled).argmax(-1).tolist()]

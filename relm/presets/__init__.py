@@ -114,6 +114,11 @@ def _check(preset: Preset, where: str) -> Preset:
         raise RelmError(f"{where}: train.freeze may name {sorted(heads)}, got {preset.train.freeze}")
     if preset.train.val_per_epoch < 1 or preset.train.val_every_steps < 0:
         raise RelmError(f"{where}: train.val_per_epoch must be at least 1 and train.val_every_steps at least 0")
+    if preset.train.loss_group_size < 0 or preset.train.pad_to_multiple < 0:
+        raise RelmError(f"{where}: train.loss_group_size and train.pad_to_multiple must be at least 0")
+    if preset.train.compile_layers and not preset.train.lean_lora:
+        # peft's forward with its output hooks gave NaN losses when compiled (torch 2.11, CPU); the lean one does not
+        raise RelmError(f"{where}: train.compile_layers needs train.lean_lora")
     t = preset.teacher
     if t.prompt == "template" and not t.templates:
         raise RelmError(f"{where}: teacher.prompt is template but teacher.templates is empty")

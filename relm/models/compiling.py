@@ -1,0 +1,45 @@
+"""Regional compilation: torch.compile of each LLM decoder layer, used in training only.
+
+The layers share one compiled graph (their code is the same; their weights are inputs, not constants), so a
+32-layer LLM compiles one layer's forward and backward, not 32. Evaluation and decoding run the layers eagerly:
+a decoding step's shapes change every token, which would recompile each time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+HFModel = Any
+
+
+class CompiledLayers:
+    def __init__(self, llm: HFModel, static_shapes: bool):
+        base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
+        self.layers = list(base.get_decoder().layers)
+        # static_shapes: batches are padded to a few lengths (train.pad_to_multiple), one graph per length;
+        # otherwise torch's automatic dynamic shapes (one recompile, then symbolic lengths).
+        options: dict[str, Any] = {"dynamic": False} if static_shapes else {}
+        for layer in self.layers:
+            layer.compile(**options)
+        self.compiled = [layer._compiled_call_impl for layer in self.layers]
+
+    def use(self, on: bool) -> None:
+        """Compiled calls (training) or eager ones (evaluation, decoding)."""
+        for layer, compiled in zip(self.layers, self.compiled):
+            layer._compiled_call_impl = compiled if on else None
+
+
+def compile_available(device: torch.device) -> str | None:
+    """Why torch.compile cannot run here, or None: Inductor needs a C++ compiler on the CPU, Triton on CUDA."""
+    import shutil
+
+    if device.type == "cpu" and not (shutil.which("g++") or shutil.which("clang++")):
+        return "no C++ compiler (g++ or clang++) for torch.compile on the CPU"
+    if device.type == "cuda":
+        try:
+            import triton  # noqa: F401
+        except ImportError:
+            return "Triton is not installed (torch.compile on CUDA)"
+    return None
