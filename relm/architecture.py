@@ -38,6 +38,7 @@ LAYERS: tuple[Room, ...] = (
             "relm.batching",
             "relm.cache",
             "relm.config",
+            "relm.config_history",
             "relm.provenance",
             "relm.machine",
             "relm.plugins",

@@ -267,6 +267,8 @@ class Preset:
         presets were hashed is left out while it keeps its default, which behaves as before it existed: cache
         entries and baselines made before it stay valid."""
         d = self.to_dict()
+        from relm.config_history import ADDED_LATER
+
         for section, name in ADDED_LATER:  # section "": a top-level field
             where, owner = (d[section], type(getattr(self, section))) if section else (d, type(self))
             if where[name] == field_default(owner, name):
@@ -277,37 +279,3 @@ class Preset:
 def field_default(cls: type, name: str) -> Any:
     f = cls.__dataclass_fields__[name]  # type: ignore[attr-defined]
     return f.default_factory() if f.default is dataclasses.MISSING else f.default
-
-
-# (section, field): fields added after hashes were recorded (see `Preset.hash`).
-ADDED_LATER = [
-    ("", "scorer_seeds"),
-    ("train", "length_buckets"),
-    ("train", "warmup"),
-    ("train", "select"),
-    ("train", "val_per_epoch"),
-    ("train", "val_every_steps"),
-    ("train", "freeze"),
-    ("train", "target_end"),
-    ("generate", "stop"),
-    ("teacher", "decoding"),
-    ("teacher", "clean"),
-    ("lora", "shared_qkv_a"),
-    ("emotion_encoder", "avd_targets"),
-    ("train", "loss_group_size"),
-    ("train", "lean_lora"),
-    ("train", "compile_layers"),
-    ("train", "pad_to_multiple"),
-    ("generate", "static_cache"),
-]
-
-# Fields whose value is one of a few words (checked by the preset loader).
-CHOICES = {
-    ("train", "warmup"): ("linear", "log"),
-    ("train", "select"): ("last", "best"),
-    ("train", "target_end"): ("im_end", "release"),
-    ("generate", "stop"): ("im_end", "release"),
-    ("teacher", "decoding"): ("relm", "release"),
-    ("teacher", "clean"): ("relm", "release"),
-    ("emotion_encoder", "avd_targets"): ("annotations", "encoder"),
-}

@@ -103,7 +103,7 @@ def markdown() -> str:
         "ran.",
         "",
         f"`paper` deviates in: {', '.join(d['switch'] for d in fidelity(paper)['deviations']) or 'nothing'} "
-        "(bf16 for speed). `paper-fp32` deviates in: "
+        "(bf16 and the speed levers, benchmarks/throughput.py). `paper-fp32` deviates in: "
         f"{', '.join(d['switch'] for d in fidelity(fp32)['deviations']) or 'nothing'}.",
         "",
         "| # | element | paper | release | relm `paper` | switch | released value | why (relm's own choices) |",

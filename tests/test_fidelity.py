@@ -41,11 +41,21 @@ def test_the_paper_presets_carry_the_release_switches():
     assert (t.select, t.warmup, t.devices, t.val_per_epoch, t.target_end) == ("last", "log", 1, 1, "release")
     assert "ser_head" in t.freeze and paper.teacher.clean == "release" and paper.teacher.decoding == "release"
     assert paper.lora.shared_qkv_a and paper.generate.stop == "release"
-    assert [d["switch"] for d in fidelity(paper)["deviations"]] == ["llm.dtype", "train.precision"]
+    speed = {  # the speed levers: the release's objective in one micro-batch, fused and launch-light kernels
+        "train.batch_size": (16, 2),
+        "train.accumulate": (1, 8),
+        "train.lean_lora": (True, False),
+        "train.compile_layers": (True, False),
+        "train.pad_to_multiple": (64, 0),
+        "generate.static_cache": (True, False),
+    }
+    precision = {"llm.dtype": ("bfloat16", "float32"), "train.precision": ("bf16-mixed", "32-true")}
+    deviations = {d["switch"]: (d["value"], d["release"]) for d in fidelity(paper)["deviations"]}
+    assert deviations == precision | speed and t.loss_group_size == 2
     fp32 = load_preset("paper-fp32")
     assert (fp32.llm.dtype, fp32.train.precision, fp32.name) == ("float32", "32-true", "paper-fp32")
     assert fidelity(fp32) == fidelity(paper) | {"recipe": "release", "deviations": []} | {
-        "switches": fidelity(paper)["switches"] | {"llm.dtype": "float32", "train.precision": "32-true"}
+        "switches": fidelity(paper)["switches"] | {k: release for k, (_, release) in (precision | speed).items()}
     }
     assert recipe_line(fidelity(fp32)).startswith("Recipe: the release recipe")
     assert "train.precision='bf16-mixed' (release '32-true')" in recipe_line(fidelity(paper))

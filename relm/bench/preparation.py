@@ -18,6 +18,7 @@ from relm.data.corpora import DEFAULT_DATASET, find_root, get_adapter, get_datas
 from relm.errors import RelmError
 from relm.io import check_writable_folder
 from relm.models.budget import world_size
+from relm.models.compiling import compile_available
 from relm.models.system_table import default_systems, get_system, needs_speech_init
 from relm.paths import cache_dir
 from relm.presets import load_preset
@@ -106,4 +107,6 @@ def prepare_sweep(cfg: SweepConfig) -> PreparedSweep:
         for dataset in cfg.datasets:
             check_corpus(dataset, cfg.roots.get(dataset))
     runtime = resolve_runtime(preset)  # no device or model missing: one line naming each
+    if preset.train.compile_layers and (why := compile_available(runtime.device)):
+        raise RelmError(f"preset {preset.name}: train.compile_layers: {why} (--set train.compile_layers=false)")
     return PreparedSweep(preset, runtime, force)

@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from relm.config import CHOICES, Preset, field_default
+from relm.config import Preset, field_default
+from relm.config_history import CHOICES
 from relm.docstrings import attribute_docs
 from relm.errors import RelmError
 from relm.registry import Registry
