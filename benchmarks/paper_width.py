@@ -220,21 +220,15 @@ def where_time_goes(module, train_batch: list, test_batch: list, device: torch.d
         figures[f"decode_32_tokens_seconds_lora_{'skipped' if skip else 'computed'}"] = round(timed(decode, 2), 3)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     sort = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    from throughput import operators  # the GPU-busy share with each kernel counted once
+
     for name, call in (("train_micro_batch", micro_batch), ("decode_32_tokens", decode)):
+        figures[name] = operators(device, call)
         sync()
-        start = time.perf_counter()
         with torch_profile(activities=activities) as prof:
             call()
             sync()
-        wall = time.perf_counter() - start
-        events = prof.key_averages()
-        kernel_us = sum(e.self_device_time_total for e in events)
-        figures[name] = {
-            "wall_seconds_profiled": round(wall, 3),
-            "gpu_busy_seconds": round(kernel_us / 1e6, 3),
-            "gpu_kernels": sum(e.count for e in events if e.self_device_time_total > 0),
-        }
-        table = events.table(sort_by=sort, row_limit=14, max_name_column_width=60)
+        table = prof.key_averages().table(sort_by=sort, row_limit=14, max_name_column_width=60)
         print(f"--- {name} ---\n{table}", flush=True)
         folder = Path("results/gpu")
         folder.mkdir(parents=True, exist_ok=True)

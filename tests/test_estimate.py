@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 
 from relm.bench import estimate
@@ -46,3 +49,21 @@ def test_without_this_machines_costs_the_shipped_reference_is_used_and_an_unknow
     # Another precision on this machine has its own record: a bf16 sweep does not set a float32 estimate.
     assert estimate.estimate_seconds("toy", "32-true", 1, ["text"], 1, 100.0) is None
     assert estimate.describe(90) == "90 s" and estimate.describe(600) == "10 min" and estimate.describe(9000) == "2.5 h"
+
+
+def test_training_pace_reads_the_measured_gpu_figures(tmp_path):
+    from relm.bench.estimate import training_pace
+    from relm.presets import load_preset
+
+    train = dataclasses.asdict(load_preset("paper").train)
+    row = {"batch": "b16x1", "lever": "all", "seconds_per_step": 0.5, "mfu": 0.3}
+    figures = {"device": "NVIDIA H200", "rehearsal": False, "train": [row | {"lever": "baseline"}, row]}
+    (tmp_path / "throughput-cuda.json").write_text(json.dumps(figures))
+    line = training_pace(train, "NVIDIA H200", tmp_path)
+    assert line is not None and "0.50 s per optimizer step, 30.0% MFU" in line and "(2814 steps) about 23 min" in line
+    assert training_pace(train, "NVIDIA A100", tmp_path) is None  # another GPU's figures do not count
+    slower = {"batch": "b2x8", "lever": "baseline", "seconds_per_step": 6.0, "mfu": 0.02}
+    (tmp_path / "throughput-cuda.json").write_text(json.dumps(figures | {"train": [slower]}))
+    assert training_pace(train, "NVIDIA H200", tmp_path) is None  # no figure of the configuration paper runs
+    fp32 = dataclasses.asdict(load_preset("paper-fp32").train)
+    assert "6.00 s per optimizer step" in (training_pace(fp32, "NVIDIA H200", tmp_path) or "")

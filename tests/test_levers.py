@@ -18,9 +18,10 @@ def smoke():
 
 
 def _paper(smoke, **levers):
-    """The paper preset (audio-scoped LoRA, shared q/k/v lora_A) at smoke width, without dropout so that
-    outputs compare exactly, in float32."""
-    return _paper_at_smoke_width(smoke, {"lora.dropout": 0.0, "llm.dtype": "float32"} | levers)
+    """The paper preset (audio-scoped LoRA, shared q/k/v lora_A) at smoke width with its speed levers off but
+    `levers`, without dropout so that outputs compare exactly, in float32."""
+    off = {"train.lean_lora": False, "train.pad_to_multiple": 0, "generate.static_cache": False}
+    return _paper_at_smoke_width(smoke, off | {"lora.dropout": 0.0, "llm.dtype": "float32"} | levers)
 
 
 def _with_lora_weights(module):
@@ -175,6 +176,11 @@ def test_lever_settings_are_validated(smoke):
         load_preset("paper", {"train.compile_layers": True, "train.lean_lora": False})
     with pytest.raises(RelmError, match="loss_group_size"):
         load_preset("smoke", {"train.loss_group_size": -1})
+    from relm.bench.distributed import check_strategy
+
+    with pytest.raises(RelmError, match="compile_layers runs in one process"):
+        check_strategy(load_preset("paper"), 2)
+    check_strategy(load_preset("paper-fp32"), 2)  # uncompiled: DDP as before
 
 
 @pytest.mark.slow

@@ -147,7 +147,8 @@ def test_bad_inputs_are_clear_errors(smoke, tmp_path):
 
 
 def _paper_at_smoke_width(smoke, overrides: dict):
-    """The paper preset with the smoke preset's tiny random models."""
+    """The paper preset with the smoke preset's tiny random models, its layers uncompiled unless asked (compiling
+    takes half a minute on a CPU: tests/test_levers.py checks it)."""
     return load_preset(
         "paper",
         {
@@ -156,6 +157,7 @@ def _paper_at_smoke_width(smoke, overrides: dict):
             "speech_encoder": smoke.speech_encoder.__dict__,
             "emotion_encoder": smoke.emotion_encoder.__dict__,
             "adapter.inner_dim": 16,
+            "train.compile_layers": False,
         }
         | overrides,
     )
@@ -175,7 +177,9 @@ def test_paper_preset_wiring_at_tiny_width(smoke, tmp_path):
             "speech_init": "",  # the BLSP-Emo start has its own tests (test_blsp_emo.py)
         },
     )
-    assert paper.lora.scope == "audio" and paper.train.accumulate == 8
+    t = paper.train
+    assert paper.lora.scope == "audio" and (t.batch_size, t.accumulate, t.loss_group_size) == (16, 1, 2)
+    assert t.lean_lora and paper.generate.static_cache  # the paper's levers but compilation
     module, info = train_system(
         "re-llm",
         paper,

@@ -20,6 +20,8 @@ def check_strategy(preset: Preset, processes: int) -> None:
             f"train.num_nodes {t.num_nodes}: training over several machines needs processes started by srun or "
             "torchrun, which relm does not support yet; use train.devices on one machine (or --shard, docs/slurm.md)"
         )
+    if t.compile_layers:  # spawned workers get the module pickled, and compiled functions do not pickle
+        raise RelmError(f"train.compile_layers runs in one process; with {processes} set train.compile_layers=false")
     if t.strategy not in SPAWNABLE:
         raise RelmError(
             f"train.strategy {t.strategy}: with {processes} processes relm runs ddp in spawned workers (the sweep "

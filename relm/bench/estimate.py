@@ -90,3 +90,40 @@ def say(preset: str, precision: str, datasets: int, systems: list[str], seeds: i
         f"{gflops:.0f} GFLOP/s here; costs from {source}); cached stages take seconds",
         file=sys.stderr,
     )
+
+
+GPU_FIGURES = Path(__file__).resolve().parents[2] / "results" / "gpu"  # a source checkout's benchmark figures
+ESD_TRAIN_UTTERANCES = 15000  # ESD English: 10 speakers x 5 emotions x 300 training utterances
+
+
+def training_pace(train: dict, device_name: str, folder: Path = GPU_FIGURES) -> str | None:
+    """A line on a GPU preset's training pace from `benchmarks/throughput.py`'s measured figures: the step time of
+    the configuration the preset runs (its batch, with every lever or none), and an ESD run at that pace."""
+    batch = f"b{train['batch_size']}x{train['accumulate']}"
+    lever = "all" if train.get("compile_layers") and train.get("lean_lora") else "baseline"
+    for path in sorted(folder.glob("throughput-cuda*.json")):
+        figures = json.loads(path.read_text())
+        if figures.get("rehearsal") or figures.get("device") != device_name:
+            continue
+        rows = [r for r in figures["train"] if (r.get("batch"), r.get("lever")) == (batch, lever)]
+        if rows and "seconds_per_step" in rows[0]:
+            step = rows[0]["seconds_per_step"]
+            steps = -(-ESD_TRAIN_UTTERANCES // (train["batch_size"] * train["accumulate"])) * train["epochs"]
+            return (
+                f"relm: measured on this GPU ({path.name}, {batch}, levers {lever}): {step:.2f} s per optimizer "
+                f"step, {rows[0]['mfu']:.1%} MFU; an ESD run ({steps} steps) about {describe(steps * step)}"
+            )
+    return None
+
+
+def say_training_pace(preset, device) -> None:
+    """On CUDA, one stderr line: the measured pace of this preset's training on this GPU, or how to measure it."""
+    import dataclasses
+
+    import torch
+
+    if device.type != "cuda":
+        return
+    name = torch.cuda.get_device_name(device)
+    line = training_pace(dataclasses.asdict(preset.train), name)
+    print(line or f"relm: no measured training pace for {name} yet: python benchmarks/throughput.py", file=sys.stderr)

@@ -121,6 +121,7 @@ def _run_sweep(cfg: SweepConfig) -> Path:
     sweep_dir = cfg.out_root / sweep_id
     if cfg.progress and not cfg.assemble:
         estimate.say(preset.name, runtime.precision, len(cfg.datasets), cfg.systems, cfg.seeds)
+        estimate.say_training_pace(preset, runtime.device)
     timer = StageTimer()
     computed_stages(reset=True)
     trained_here: set[str] = set()
