@@ -150,3 +150,23 @@ def test_minilm_precision_follows_the_cpu_and_is_part_of_the_scorers_identity(mo
     assert slow.params["precision"] == "32-true" and fast.params["precision"] == "bf16-mixed"
     assert slow.identity != fast.identity
     assert empathy.build("minilm", precision="32-true").params["precision"] == "32-true"
+
+
+def test_cross_validation_folds_by_seeker_and_resumes_from_cached_folds(tmp_path, tmp_cache, monkeypatch):
+    # 18 seekers with a response each (texts made distinct: the loader merges repeated pairs)
+    rows = [(f"s{i}", f"r{i}", f"{s} ({i})", f"{r} ({i})", *levels) for i, (_, _, s, r, *levels) in enumerate(ROWS * 3)]
+    data = load_epitome(write_epitome(tmp_path / "epi", rows))
+    found = empathy.cross_validate("tfidf", data, folds=3, seed=0, min_df=1)
+    assert found["n"] == 18 and len(found["per_fold"]) == 3
+    for mech in MECHANISMS:
+        folds = [f[mech] for f in found["per_fold"]]
+        assert sum(f["n"] for f in folds) == 18  # every pair held out exactly once
+        assert found[mech]["macro_f1"] == pytest.approx(sum(f["macro_f1"] for f in folds) / 3)
+
+    def refit(*args, **kwargs):
+        raise AssertionError("a cached fold was fitted again")
+
+    monkeypatch.setattr(empathy, "_fitted", refit)
+    assert empathy.cross_validate("tfidf", data, folds=3, seed=0, min_df=1) == found  # resumed: nothing refitted
+    with pytest.raises(AssertionError, match="fitted again"):
+        empathy.cross_validate("tfidf", data, folds=3, seed=1, min_df=1)  # another seed: other folds

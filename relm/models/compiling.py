@@ -21,6 +21,9 @@ class CompiledLayers:
         # static_shapes: batches are padded to a few lengths (train.pad_to_multiple), one graph per length;
         # otherwise torch's automatic dynamic shapes (one recompile, then symbolic lengths).
         options: dict[str, Any] = {"dynamic": False} if static_shapes else {}
+        # A new module compiles afresh: graphs of an earlier run's module (a sweep trains many in one process)
+        # would otherwise count toward dynamo's recompile limit, past which layers silently run eagerly.
+        torch._dynamo.reset()
         for layer in self.layers:
             layer.compile(**options)
         self.compiled = [layer._compiled_call_impl for layer in self.layers]

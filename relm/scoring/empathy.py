@@ -21,6 +21,8 @@ import pandas as pd
 
 from relm.cache import CacheEntry, load_or_compute
 from relm.errors import RelmError
+from relm.io import atomic_write_json
+from relm.keys import content_key
 from relm.paths import cache_dir
 from relm.registry import Registry
 from relm.scoring.empathy_base import FORMAT_VERSION, EmpathyScorer, evaluate, scorer_identity
@@ -125,7 +127,8 @@ def cross_validate(
     kind: str, data: EpitomeData, folds: int = 5, seed: int = 0, device: torch.device | str = "cpu", **params
 ) -> dict:
     """k-fold cross-validation grouped by seeker post (no post in two folds): per mechanism, the mean and sd over
-    folds of held-out accuracy and macro-F1, and each fold's figures. Nothing is cached."""
+    folds of held-out accuracy and macro-F1, and each fold's figures. Each fold's figures are a cache entry (the
+    scorer itself is not kept), so an interrupted run resumes at the fold it was in."""
     from sklearn.model_selection import GroupKFold
 
     table = data.table
@@ -133,9 +136,17 @@ def cross_validate(
         raise RelmError(f"cross-validation: {table['sp_id'].nunique()} seeker posts cannot fill {folds} folds")
     per_fold: list[dict[str, dict]] = []
     splitter = GroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for train_idx, test_idx in splitter.split(table, groups=table["sp_id"]):
+    for fold, (train_idx, test_idx) in enumerate(splitter.split(table, groups=table["sp_id"])):
         train_df, test_df = table.iloc[train_idx].reset_index(drop=True), table.iloc[test_idx].reset_index(drop=True)
-        per_fold.append(evaluate(_fitted(kind, train_df, test_df, seed, device, **params), test_df))
+
+        def compute(folder: Path, train_df=train_df, test_df=test_df) -> dict:
+            figures = evaluate(_fitted(kind, train_df, test_df, seed, device, **params), test_df)
+            atomic_write_json(folder / "fold.json", figures)
+            return figures
+
+        key = content_key("cv", kind, params, data.data_hash, seed, folds, fold, FORMAT_VERSION)
+        read = lambda folder: json.loads((folder / "fold.json").read_text())  # noqa: E731
+        per_fold.append(load_or_compute(CacheEntry(SCORER_STAGE, f"cv-{kind}-{key}"), read, compute))
     out: dict = {"kind": kind, "folds": folds, "seed": seed, "data_hash": data.data_hash, "n": len(table)}
     for mech in per_fold[0]:
         for stat in ("accuracy", "macro_f1"):
