@@ -206,3 +206,36 @@ def test_compiled_layers_keep_the_loss_and_run_eagerly_for_evaluation(smoke):
     assert all(layer._compiled_call_impl is None for layer in compiled.compiled.layers)
     compiled.train()
     assert all(layer._compiled_call_impl is not None for layer in compiled.compiled.layers)
+
+
+@pytest.mark.slow
+def test_the_paper_presets_levers_train_through_lightning(smoke, tmp_path):
+    """Every lever of `paper` (compiled layers included) through Lightning's loop, validation and answers."""
+    from relm.bench.generation import answer
+    from relm.bench.training import train_system
+    from relm.models.compiling import compile_available
+    from tests.conftest import runtime_of
+    from tests.test_systems import EMO_DIM, SPEECH_DIM
+
+    if reason := compile_available(torch.device("cpu")):
+        pytest.skip(reason)
+    paper = _paper_at_smoke_width(
+        smoke,
+        {"train.compile_layers": True, "train.max_steps": 2, "train.warmup_steps": 1, "runtime.device": "cpu"}
+        | {"speech_init": "", "generate.max_new_tokens": 4, "generate.ser_max_new_tokens": 4},
+    )
+    module, info = train_system(
+        "re-llm",
+        paper,
+        runtime_of(paper),
+        fake_items(32),
+        fake_items(4, 1),
+        SPEECH_DIM,
+        EMO_DIM,
+        0,
+        tmp_path,
+        progress=False,
+    )
+    assert info["optimizer_steps_done"] == 2 and module.compiled is not None
+    assert info["val_history"] and all(torch.isfinite(torch.tensor(v)) for _, v in info["val_history"])
+    assert len(answer(module, fake_items(2), paper, runtime_of(paper), progress=False)) == 2

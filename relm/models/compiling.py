@@ -15,17 +15,17 @@ HFModel = Any
 
 
 class CompiledLayers:
-    def __init__(self, llm: HFModel, static_shapes: bool):
+    def __init__(self, llm: HFModel):
         base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
         self.layers = list(base.get_decoder().layers)
-        # static_shapes: batches are padded to a few lengths (train.pad_to_multiple), one graph per length;
-        # otherwise torch's automatic dynamic shapes (one recompile, then symbolic lengths).
-        options: dict[str, Any] = {"dynamic": False} if static_shapes else {}
         # A new module compiles afresh: graphs of an earlier run's module (a sweep trains many in one process)
         # would otherwise count toward dynamo's recompile limit, past which layers silently run eagerly.
         torch._dynamo.reset()
+        # torch's automatic dynamic shapes: the first batch length compiles a static graph, the second a symbolic
+        # one that serves every later length and batch size (static graphs, one per padded length, ran into the
+        # recompile limit of 8 and then ran eagerly without a word).
         for layer in self.layers:
-            layer.compile(**options)
+            layer.compile()
         self.compiled = [layer._compiled_call_impl for layer in self.layers]
 
     def use(self, on: bool) -> None:

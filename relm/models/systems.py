@@ -70,7 +70,7 @@ class SystemLitModule(L.LightningModule):
         if lean:
             make_lean(self.llm, self.position_mask)
         compiled = self.spec.trains and preset.train.compile_layers
-        self.compiled = CompiledLayers(self.llm, preset.train.pad_to_multiple > 0) if compiled else None
+        self.compiled = CompiledLayers(self.llm) if compiled else None
         d: int = self.llm.config.hidden_size
         if self.spec.speech:
             in_dim = speech_dim + (emotion_dim if self.use_emotion else 0)
