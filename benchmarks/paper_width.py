@@ -220,10 +220,10 @@ def where_time_goes(module, train_batch: list, test_batch: list, device: torch.d
         figures[f"decode_32_tokens_seconds_lora_{'skipped' if skip else 'computed'}"] = round(timed(decode, 2), 3)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     sort = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    from throughput import operators  # the GPU-busy share with each kernel counted once
+    from relm.machine import dispatched_operators  # the GPU-busy share with each kernel counted once
 
     for name, call in (("train_micro_batch", micro_batch), ("decode_32_tokens", decode)):
-        figures[name] = operators(device, call)
+        figures[name] = dispatched_operators(device, call)
         sync()
         with torch_profile(activities=activities) as prof:
             call()

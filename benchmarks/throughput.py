@@ -36,6 +36,8 @@ from typing import Any
 import torch
 from paper_width import QWEN_7B, REPLY, SENTENCES  # benchmarks/ is the script's folder
 
+from relm.machine import dispatched_operators
+
 # The paper's depth at narrow widths (`--rehearse`): operator counts do not depend on width.
 QWEN_REHEARSAL = QWEN_7B | {
     "hidden_size": 64,
@@ -130,43 +132,6 @@ class Clock:
         return time.perf_counter() - start
 
 
-def operators(device: torch.device, call) -> dict:
-    """Operators one call dispatches: aten ops not inside another aten op, and compiled kernels (Inductor's
-    fused kernels record themselves); on CUDA also the GPU kernels and the GPU-busy share of the wall time."""
-    from torch.profiler import ProfilerActivity, profile
-
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    clock = Clock(device)
-    with profile(activities=activities) as prof:
-        wall = clock.seconds(call)
-    count = 0
-    kernels: list[tuple[float, float]] = []
-    for e in prof.events():
-        if e.device_type == torch.autograd.DeviceType.CUDA:
-            kernels.append((e.time_range.start, e.time_range.end))
-            continue
-        fused = "cpp_fused" in e.name or "triton_" in e.name
-        if fused or (e.name.startswith("aten::") and not _inside_aten(e)):
-            count += 1
-    out: dict[str, Any] = {"operators": count}
-    if kernels:
-        busy, end = 0.0, float("-inf")
-        for start, stop in sorted(kernels):  # the union of kernel intervals: each kernel counted once
-            busy += max(0.0, stop - max(start, end))
-            end = max(end, stop)
-        out |= {"gpu_kernels": len(kernels), "gpu_busy_fraction": round(busy / 1e6 / wall, 3)}
-    return out
-
-
-def _inside_aten(event) -> bool:
-    parent = event.cpu_parent
-    while parent is not None:
-        if parent.name.startswith("aten::"):
-            return True
-        parent = parent.cpu_parent
-    return False
-
-
 def matmul_peak_tflops(device: torch.device) -> float:
     """The bf16 matmul rate measured here: the MFU denominator."""
     size = 8192 if device.type == "cuda" else 1024
@@ -215,7 +180,7 @@ def train_config(device, rehearse, batch: str, lever: str, steps: int, warmup: i
     times = [clock.seconds(lambda k=k: step(k)) for k in range(warmup, warmup + steps)]
     chunk = pool[:16]
     tokens = int(module.build(chunk, with_target=True, left_pad=False)["attention_mask"].sum())
-    ops = operators(device, lambda: micro_batch(chunk[:micro]))
+    ops = dispatched_operators(device, lambda: micro_batch(chunk[:micro]))
     opt.zero_grad(set_to_none=True)
     with FlopCounterMode(display=False) as flops:  # last: compiled layers run eagerly under it
         for i in range(0, 16, micro):
@@ -259,7 +224,7 @@ def decode_config(device, rehearse, mode: str, batches: list[int], new_tokens: i
 
         run()  # warm-up (and, on CUDA with the static cache, compilation)
         seconds = statistics.median(clock.seconds(run) for _ in range(repeats))
-        ops = operators(device, run)
+        ops = dispatched_operators(device, run)
         out[str(b)] = {
             "seconds": round(seconds, 4),
             "tokens_per_second": round(b * new_tokens / seconds, 1),

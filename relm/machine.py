@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,3 +73,46 @@ def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
 def native_bf16() -> bool:
     """A bf16 matmul is at least as fast as float32 on this CPU (bf16 units, not emulation)."""
     return cpu_bf16_speed()["bf16_slowdown"] <= BF16_MAX_SLOWDOWN
+
+
+def dispatched_operators(device: torch.device, call) -> dict:
+    """Operators one call dispatches, the launch-bound part of its cost (they do not depend on width): aten ops not
+    inside another aten op, and compiled kernels (Inductor's CPU kernels record themselves when
+    `torch._inductor.config.cpp.enable_kernel_profile` is on); on CUDA also the GPU kernels and the GPU-busy share
+    of the wall time, each kernel counted once (the union of their intervals)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    with profile(activities=activities) as prof:
+        start = time.perf_counter()
+        call()
+        sync()
+        wall = time.perf_counter() - start
+    count = 0
+    kernels: list[tuple[float, float]] = []
+    for e in prof.events():
+        if e.device_type == torch.autograd.DeviceType.CUDA:
+            kernels.append((e.time_range.start, e.time_range.end))
+            continue
+        fused = "cpp_fused" in e.name or "triton_" in e.name
+        if fused or (e.name.startswith("aten::") and not _inside_aten(e)):
+            count += 1
+    out: dict[str, Any] = {"operators": count}
+    if kernels:
+        busy, end = 0.0, float("-inf")
+        for start, stop in sorted(kernels):  # the union of kernel intervals: each kernel counted once
+            busy += max(0.0, stop - max(start, end))
+            end = max(end, stop)
+        out |= {"gpu_kernels": len(kernels), "gpu_busy_fraction": round(busy / 1e6 / wall, 3)}
+    return out
+
+
+def _inside_aten(event) -> bool:
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name.startswith("aten::"):
+            return True
+        parent = parent.cpu_parent
+    return False
