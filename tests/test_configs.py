@@ -93,3 +93,6 @@ def test_paper_tiny_is_the_paper_preset_at_toy_width():
     assert (paper.llm.model, paper.speech_init) == ("qwen-7b-chat", "blsp-emo-release")
     assert (tiny.llm.model, tiny.speech_init) == ("tiny-qwen-v1", "tiny-blsp-emo")
     assert tiny.lora.target_modules == paper.lora.target_modules and tiny.lora.r == paper.lora.r
+    levers = lambda p: (p.train.loss_group_size, p.train.lean_lora, p.train.pad_to_multiple, p.generate.static_cache)  # noqa: E731
+    assert levers(tiny) == levers(paper) and tiny.train.accumulate == paper.train.accumulate == 1
+    assert paper.train.compile_layers and not tiny.train.compile_layers  # compiling: tests/test_levers.py
