@@ -255,6 +255,12 @@ class Preset:
     scorer_seeds: int = 1
     """Scorers of the preset's kind, trained with seeds 0..N-1, that score the replies: each empathy comparison is
     marked robust only when it holds under every one (and the agreement scorer); 1: the sweep's scorer alone."""
+    scorer_params: dict = field(default_factory=dict)
+    """Parameters of the scorer kind (its constructor's names, e.g. {encoder: roberta-base} for `epitome`); they are
+    part of the scorer's identity and apply to its seed scorers. Empty: the kind's defaults."""
+    scorer_cv_folds: int = 0
+    """Cross-validate the preset's scorer kind with this many folds grouped by seeker (each fold cached) and record
+    held-out macro-F1 and accuracy per mechanism (mean and sd over folds) in results.json; 0: not done."""
     threads: int = 0
     """Torch CPU threads; 0 = all cores. 1 makes CPU float sums bit-reproducible (smoke, CI)."""
     max_utterances: dict = field(default_factory=dict)

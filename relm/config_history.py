@@ -21,6 +21,8 @@ ADDED_LATER = [
     ("train", "compile_layers"),
     ("train", "pad_to_multiple"),
     ("generate", "static_cache"),
+    ("", "scorer_params"),
+    ("", "scorer_cv_folds"),
 ]
 
 # Fields whose value is one of a few words (checked by the preset loader).

@@ -40,6 +40,9 @@ class ScorerInfo(TypedDict, total=False):
     validation: dict[str, dict[str, Any]]
     """Per mechanism (er, ip, ex): held-out `accuracy`, `macro_f1`, `n` and `confusion` (rows: gold level 0-2,
     columns: predicted) on unseen seekers."""
+    cross_validation: dict[str, Any]
+    """With `scorer_cv_folds`: `folds`, `n` pairs, and per mechanism the mean and sd over folds grouped by seeker of
+    held-out `accuracy` and `macro_f1` (`accuracy_sd`, `macro_f1_sd`)."""
     reason: str
     """Why the scorer is unavailable."""
 

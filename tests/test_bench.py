@@ -350,12 +350,18 @@ def test_compare_refuses_sweeps_with_different_test_sets(sweep, tmp_path, capsys
 
 
 def test_two_scorer_seeds_mark_each_empathy_comparison_and_spread_each_metric(sweep, tmp_path):
-    """`scorer_seeds: 2` on the smoke sweep: the runs come from the cache, only scoring is redone."""
+    """`scorer_seeds: 2` and `scorer_cv_folds: 3` on the smoke sweep: the runs come from the cache, only scoring is
+    redone."""
     from dataclasses import replace
 
     cfg, run_dir, _ = sweep
-    again = run_sweep(replace(cfg, overrides={"scorer_seeds": 2}, out_root=tmp_path / "seeds"))
+    again = run_sweep(replace(cfg, overrides={"scorer_seeds": 2, "scorer_cv_folds": 3}, out_root=tmp_path / "seeds"))
     res = json.loads((again / "results.json").read_text())
+    cv = res["scorer"]["cross_validation"]
+    assert cv["folds"] == 3 and all(
+        0 <= cv[m]["macro_f1"] <= 1 and cv[m]["macro_f1_sd"] >= 0 for m in ("er", "ip", "ex")
+    )
+    assert "cross_validation" not in json.loads((run_dir / "results.json").read_text())["scorer"]  # 0: not done
     record = res["scorer_robustness"]["synth-esd"]
     assert record["scorer_seeds"] == 2 and list(record["scorers"]) == ["seed 1"]
     assert record["scorers"]["seed 1"] != res["scorer"]["identity"]  # another seed, another scorer
@@ -370,5 +376,6 @@ def test_two_scorer_seeds_mark_each_empathy_comparison_and_spread_each_metric(sw
         assert "robust" not in per["ua"]  # the scorer does not read SER answers
     report = (again / "report.md").read_text()
     assert "### Empathy conclusions against the scorer" in report and "Robust under every scorer:" in report
+    assert f"cross-validated in 3 folds grouped by seeker ({cv['n']} pairs)" in report
     before = json.loads((run_dir / "results.json").read_text())["metrics"]["synth-esd"]
     assert all(res["metrics"]["synth-esd"][s]["er"] == before[s]["er"] for s in before)  # the sweep's scorer leads

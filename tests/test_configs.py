@@ -44,6 +44,16 @@ def test_overrides_and_errors():
     assert load_preset("cpu").hash() != load_preset("smoke").hash()
 
 
+def test_the_scorer_kinds_parameters_and_cross_validation_are_checked_when_loaded():
+    paper = load_preset("paper")
+    assert paper.scorer == "epitome" and paper.scorer_params == {"encoder": "roberta-base"}
+    assert load_preset("smoke", {"scorer_params": {"C": 0.5}}).scorer_params == {"C": 0.5}
+    with pytest.raises(RelmError, match=r"scorer_params: scorer kind 'tfidf' takes no encoder \(it takes C, min_df\)"):
+        load_preset("smoke", {"scorer_params": {"encoder": "roberta-base"}})
+    with pytest.raises(RelmError, match="scorer_cv_folds must be 0 \\(none\\) or at least 2, got 1"):
+        load_preset("smoke", {"scorer_cv_folds": 1})
+
+
 def test_a_preset_extends_another_and_a_cycle_is_one_error(tmp_path):
     (tmp_path / "mine.yaml").write_text("extends: paper\nname: mine\ntrain: {select: best, lr: 0.0001}\n")
     mine, paper = load_preset(str(tmp_path / "mine.yaml")), load_preset("paper")

@@ -170,3 +170,45 @@ def test_cross_validation_folds_by_seeker_and_resumes_from_cached_folds(tmp_path
     assert empathy.cross_validate("tfidf", data, folds=3, seed=0, min_df=1) == found  # resumed: nothing refitted
     with pytest.raises(AssertionError, match="fitted again"):
         empathy.cross_validate("tfidf", data, folds=3, seed=1, min_df=1)  # another seed: other folds
+
+
+def test_figures_from_a_confusion_matrix_equal_sklearns():
+    import numpy as np
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    from relm.scoring.empathy_base import figures_of
+
+    rng = np.random.default_rng(0)
+    gold, pred = rng.integers(0, 3, 60), rng.integers(0, 2, 60)  # level 2 never predicted: its F1 is 0
+    got = figures_of(confusion_matrix(gold, pred, labels=[0, 1, 2]))
+    assert got["accuracy"] == pytest.approx(accuracy_score(gold, pred)) and got["n"] == 60
+    assert got["macro_f1"] == pytest.approx(f1_score(gold, pred, labels=[0, 1, 2], average="macro", zero_division=0))
+    assert got["f1_per_level"]["2"] == 0.0
+    # a level neither given nor predicted counts 0, as sklearn's zero_division=0
+    assert figures_of([[0, 0, 0], [0, 4, 0], [0, 0, 0]])["macro_f1"] == pytest.approx(1 / 3)
+
+
+def test_a_scorer_trained_on_all_rows_takes_its_validity_from_pooled_folds(tmp_path, tmp_cache, capsys):
+    import numpy as np
+
+    rows = [(f"s{i}", f"r{i}", f"{s} ({i})", f"{r} ({i})", *levels) for i, (_, _, s, r, *levels) in enumerate(ROWS * 3)]
+    data = load_epitome(write_epitome(tmp_path / "epi", rows))
+    whole = empathy.train("tfidf", data, seed=0, save=False, all_rows=True, cv_folds=3, min_df=1)
+    split = empathy.train("tfidf", data, seed=0, save=False, min_df=1)
+    assert whole.meta["n_train"] == 18 and whole.meta["n_val"] == 0 and split.meta["n_train"] < 18
+    assert whole.identity != split.identity  # other training rows, another scorer
+    cv = whole.meta["cross_validation"]
+    assert cv["folds"] == 3 and "pooled" not in cv
+    for mech in MECHANISMS:
+        pooled = whole.meta["validation"][mech]
+        assert pooled["n"] == 18 and np.sum(pooled["confusion"]) == 18  # every pair held out once, in one fold
+        assert cv[mech]["macro_f1_sd"] >= 0
+    with pytest.raises(RelmError, match="picks its epoch on held-out rows"):
+        empathy.train("minilm", data, all_rows=True)
+    folder = str(tmp_path / "epi")
+    assert main(["scorer", "train", "--kind", "tfidf", "--data", folder, "--all-rows", "--folds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "3-fold cross-validation by seeker, the held-out folds pooled:" in out and "on 18 pairs" in out
+    assert main(["scorer", "train", "--kind", "minilm", "--data", folder, "--all-rows"]) == 2
+    assert main(["scorer", "eval", "--kind", "tfidf", "--data", folder]) == 2  # every pair was seen in training
+    assert "nothing unseen to evaluate" in capsys.readouterr().err

@@ -107,4 +107,70 @@ def test_cross_validation_holds_each_pair_out_once_grouped_by_seeker(capsys):
         assert found[mech]["macro_f1_sd"] == pytest.approx(np.std(per, ddof=1)) and found[mech]["macro_f1_sd"] > 0
     assert main(["scorer", "cv", "--kind", "tfidf", "--data", str(data), "--folds", "1"]) == 2
     assert main(["scorer", "train", "--kind", "tfidf", "--encoder", "x", "--data", str(data)]) == 2
-    assert "--encoder: scorer kind 'tfidf' takes no encoder" in capsys.readouterr().err
+    assert "relm scorer train: scorer kind 'tfidf' takes no encoder" in capsys.readouterr().err
+
+
+def _encoder_folder(folder):
+    """A tiny BERT config and word-piece tokenizer standing in for roberta-base (config and tokenizer only)."""
+    from transformers import BertTokenizer
+
+    words = "[PAD] [UNK] [CLS] [SEP] [MASK] i am so sorry to hear that what happened my dog died feel alone".split()
+    folder.mkdir()
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
+    BertConfig(
+        vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+    ).save_pretrained(folder)
+    return folder
+
+
+def test_an_authors_checkpoint_folder_loads_as_is(tmp_path, capsys):
+    """EPITOME's `torch.save(model.state_dict())` names: encoders under `.roberta`, an unused `norm` layer."""
+    from relm.cli import main
+    from relm.errors import RelmError
+    from relm.scoring.empathy_epitome import load_checkpoint
+
+    enc = _encoder_folder(tmp_path / "enc")
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    cfg = BertConfig.from_pretrained(enc)
+    originals = {}
+    for seed, mech in enumerate(("ER", "IP", "EX")):
+        torch.manual_seed(seed)
+        model = EpitomeBiEncoder(BertModel(cfg), BertModel(cfg)).eval()
+        for p in model.parameters():  # weights far from the N(0, 0.02) start, so each mechanism predicts differently
+            p.data.normal_(0, 0.5)
+        originals[mech.lower()] = model
+        state = {
+            k.replace("seeker_encoder.", "seeker_encoder.roberta.", 1).replace(
+                "responder_encoder.", "responder_encoder.roberta.", 1
+            ): v
+            for k, v in model.state_dict().items()
+        }
+        state |= {"norm.alpha": torch.ones(16), "norm.bias": torch.zeros(16)}
+        torch.save(state, ckpt / f"reddit_{mech}.pth")
+    scorer = load_checkpoint(ckpt, encoder=str(enc))
+    seekers = ["my dog died", "i feel so alone", "what happened"]
+    responses = ["i am so sorry to hear that", "what happened to my dog", "sorry"]
+    got = scorer.score(seekers, responses)
+    s_ids, s_mask = scorer._tok(seekers)
+    r_ids, r_mask = scorer._tok(responses)
+    with torch.no_grad():
+        for mech, model in originals.items():
+            logits = model({"s_ids": s_ids, "s_mask": s_mask, "r_ids": r_ids, "r_mask": r_mask})["level"]
+            assert (got[mech] == logits.argmax(-1).numpy()).all()
+    assert len({tuple(v) for v in got.values()}) > 1  # the three files are not read as one
+    assert scorer.meta["data_hash"].startswith("checkpoint:") and scorer.identity.startswith("epitome-")
+
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("seeker_post,response_post\n" + "".join(f'"{s}","{r}"\n' for s, r in zip(seekers, responses)))
+    assert main(["scorer", "score", "--input", str(pairs), "--checkpoint", str(ckpt), "--encoder", str(enc)]) == 0
+    assert "3 responses scored by epitome-" in capsys.readouterr().out
+
+    (ckpt / "reddit_EX.pth").rename(ckpt / "other.pth")
+    with pytest.raises(RelmError, match="needs one .pth/.pt/.bin file naming EX"):
+        load_checkpoint(ckpt, encoder=str(enc))
+    state["extra.weight"] = torch.zeros(1)
+    torch.save(state, ckpt / "reddit_EX.pth")
+    with pytest.raises(RelmError, match=r"reddit_EX.pth: not an EPITOME bi-encoder over this encoder \(unexpected"):
+        load_checkpoint(ckpt, encoder=str(enc))

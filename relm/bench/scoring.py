@@ -44,11 +44,13 @@ def load_scorer(
             ),
         }
     data = load_epitome(folder)
-    scorer = empathy.load_or_train(preset.scorer, data, seed=SCORER_SEED, force=force, device=runtime.device)
+    scorer = empathy.load_or_train(
+        preset.scorer, data, seed=SCORER_SEED, force=force, device=runtime.device, **preset.scorer_params
+    )
     val = scorer.meta["validation"]
     if any("confusion" not in v for v in val.values()):  # trained before relm kept it: the same held-out rows
         val = empathy.evaluate(scorer, empathy.unseen_rows(scorer, data.table))
-    return scorer, {
+    info: ScorerInfo = {
         "available": True,
         "identity": scorer.identity,
         "kind": scorer.kind,
@@ -58,6 +60,12 @@ def load_scorer(
         "training_data": str(folder),
         "validation": {m: {k: v[k] for k in ("accuracy", "macro_f1", "n", "confusion")} for m, v in val.items()},
     }
+    if preset.scorer_cv_folds:
+        found = empathy.cross_validate(
+            preset.scorer, data, preset.scorer_cv_folds, SCORER_SEED, runtime.device, **preset.scorer_params
+        )
+        info["cross_validation"] = {k: found[k] for k in ("folds", "n", *EMPATHY_MECHANISMS)}  # type: ignore[misc]
+    return scorer, info
 
 
 def load_agreement_scorer(preset: Preset, epitome: str | None, runtime: Runtime) -> EmpathyScorer | None:
@@ -75,7 +83,9 @@ def load_seed_scorers(preset: Preset, epitome: str | None, runtime: Runtime) -> 
         return {}
     data = load_epitome(folder)
     return {
-        f"seed {s}": empathy.load_or_train(preset.scorer, data, seed=SCORER_SEED + s, device=runtime.device)
+        f"seed {s}": empathy.load_or_train(
+            preset.scorer, data, seed=SCORER_SEED + s, device=runtime.device, **preset.scorer_params
+        )
         for s in range(1, preset.scorer_seeds)
     }
 

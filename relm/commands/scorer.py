@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 from typing import Any
 
@@ -28,18 +27,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     params = {"epochs": args.epochs} if args.epochs else {}
     params |= {"encoder": args.encoder} if args.encoder else {}
-    accepted = inspect.signature(empathy.SCORERS.get(args.kind)).parameters
-    for name in params:  # before the data is read or anything trains
-        if name not in accepted:
-            raise RelmError(f"--{name}: scorer kind {args.kind!r} takes no {name}")
+    empathy.check_params(args.kind, params, "relm scorer train")  # before the data is read or anything trains
+    if args.all_rows and args.folds < 2:
+        raise RelmError(f"--folds must be at least 2, got {args.folds}")
+    if args.all_rows and empathy.SCORERS.get(args.kind).watches_validation:
+        raise RelmError(f"--all-rows: scorer kind {args.kind!r} picks its epoch on held-out rows")
     data = load_epitome(args.data)
-    scorer = empathy.train(args.kind, data, seed=args.seed, device=_device(args), **params)
+    scorer = empathy.train(
+        args.kind, data, seed=args.seed, device=_device(args), all_rows=args.all_rows, cv_folds=args.folds, **params
+    )
     m = scorer.meta
     print(
         f"trained {scorer.identity} on {m['n_train']} pairs in {m['train_seconds']:.1f} s "
-        f"(skipped: {m['skipped_rows']})"
+        f"(skipped: {m['skipped_rows']}); saved in {empathy.scorer_dir(scorer.identity)}"
     )
-    _print_table(m["validation"], f"validation on {m['n_val']} pairs of held-out seekers:")
+    if args.all_rows:
+        _print_table(m["validation"], f"{args.folds}-fold cross-validation by seeker, the held-out folds pooled:")
+    else:
+        _print_table(m["validation"], f"validation on {m['n_val']} pairs of held-out seekers:")
     return 0
 
 
@@ -79,8 +84,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from relm.scoring import empathy
     from relm.scoring.epitome_data import load_epitome
 
-    scorer = empathy.load_trained(args.kind, device=_device(args))
     data = load_epitome(args.data)
+    scorer = _trained(args)
     table = empathy.unseen_rows(scorer, data.table)
     if table.empty:
         raise RelmError(
@@ -99,12 +104,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Score your own responses: EPITOME levels and the emotion each reply names (and congruence, given gold)."""
-    from relm.scoring import empathy
     from relm.scoring.congruence import congruence_row, detect_emotion
     from relm.scoring.response_files import read_pairs
 
     pairs = read_pairs(args.input)  # the file is checked before any model loads
-    scorer = empathy.load_trained(args.kind, device=_device(args))
+    scorer = _trained(args)
     levels = scorer.score([p["seeker"] for p in pairs], [p["response"] for p in pairs])
     out = []
     for i, pair in enumerate(pairs):
@@ -127,6 +131,21 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trained(args: argparse.Namespace):
+    """`--checkpoint DIR`: an authors' EPITOME checkpoint as is; else the newest scorer relm trained of `--kind`."""
+    from relm.scoring import empathy
+
+    if args.checkpoint:
+        if args.kind not in (None, "epitome"):
+            raise RelmError(f"--checkpoint is an EPITOME bi-encoder (kind epitome), not kind {args.kind!r}")
+        from relm.scoring.empathy_epitome import load_checkpoint
+
+        return load_checkpoint(args.checkpoint, args.encoder or "roberta-base", _device(args))
+    if args.encoder:
+        raise RelmError("--encoder goes with --checkpoint (a trained relm scorer knows its encoder)")
+    return empathy.load_trained(args.kind, device=_device(args))
+
+
 def _device(args: argparse.Namespace):
     from relm.runtime import runtime_for_device
 
@@ -146,6 +165,12 @@ def register(sub) -> None:
     p.add_argument("--encoder", help="epitome kind: a relm model name (default all-minilm-l6-v2) or a hub id")
     p.add_argument("--data", help=data_help)
     p.add_argument("--seed", type=int, default=0, help="seed of the seeker-grouped split and initialisation")
+    p.add_argument(
+        "--all-rows",
+        action="store_true",
+        help="train on every row; its validity comes from a cross-validation by seeker (--folds), kept in meta.json",
+    )
+    p.add_argument("--folds", type=int, default=5, help="--all-rows: folds of the cross-validation")
     p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda[:N] (neural kinds)")
     p.set_defaults(func=cmd_train)
     p = ssub.add_parser("cv", help=cmd_cv.__doc__, description=cmd_cv.__doc__)
@@ -162,6 +187,11 @@ def register(sub) -> None:
     p.add_argument("--kind", choices=SCORERS.names(), help="which trained scorer (default: the first found)")
     p.add_argument("--data", help=data_help)
     p.add_argument("--json", action="store_true", help="print {mechanism: {accuracy, macro_f1, ...}}")
+    p.add_argument(
+        "--checkpoint",
+        help="a folder of EPITOME's own trained models (one .pth per mechanism, ER/IP/EX in the name), used as is",
+    )
+    p.add_argument("--encoder", help="--checkpoint: its encoder's config and tokenizer (default roberta-base)")
     p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda[:N] (neural kinds)")
     p.set_defaults(func=cmd_eval)
     p = ssub.add_parser("score", help=cmd_score.__doc__, description=cmd_score.__doc__)
@@ -176,5 +206,10 @@ def register(sub) -> None:
         action="store_true",
         help="one object per input row, in order: er, ip, ex, response_emotion, congruent",
     )
+    p.add_argument(
+        "--checkpoint",
+        help="a folder of EPITOME's own trained models (one .pth per mechanism, ER/IP/EX in the name), used as is",
+    )
+    p.add_argument("--encoder", help="--checkpoint: its encoder's config and tokenizer (default roberta-base)")
     p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda[:N] (neural kinds)")
     p.set_defaults(func=cmd_score)

@@ -25,7 +25,7 @@ from relm.io import atomic_write_json
 from relm.keys import content_key
 from relm.paths import cache_dir
 from relm.registry import Registry
-from relm.scoring.empathy_base import FORMAT_VERSION, EmpathyScorer, evaluate, scorer_identity
+from relm.scoring.empathy_base import FORMAT_VERSION, EmpathyScorer, evaluate, figures_of, scorer_identity
 from relm.scoring.epitome_data import EpitomeData, pair_key, split_by_seeker
 
 if TYPE_CHECKING:  # torch loads only with a neural kind
@@ -44,6 +44,16 @@ def build(kind: str, device: torch.device | str = "cpu", **params) -> EmpathySco
     scorer = SCORERS.get(kind)(kind, **params)
     scorer.device = device
     return scorer
+
+
+def check_params(kind: str, params: dict, where: str) -> None:
+    """Fail in one line when `kind` takes no parameter of one of `params`' names (before anything loads or trains)."""
+    import inspect
+
+    accepted = [n for n in inspect.signature(SCORERS.get(kind)).parameters if n != "kind"]
+    for name in params:
+        if name not in accepted:
+            raise RelmError(f"{where}: scorer kind {kind!r} takes no {name} (it takes {', '.join(accepted)})")
 
 
 def load_folder(folder: Path, device: torch.device | str = "cpu") -> EmpathyScorer:
@@ -80,10 +90,22 @@ def train(
     val_fraction: float = 0.2,
     save: bool = True,
     device: torch.device | str = "cpu",
+    all_rows: bool = False,
+    cv_folds: int = 5,
     **params,
 ) -> EmpathyScorer:
-    """Train a scorer on a seeker-grouped split, validate on held-out seekers, and (`save`) cache it."""
-    train_df, val_df = split_by_seeker(data.table, val_fraction, seed)
+    """Train a scorer on a seeker-grouped split and validate it on the held-out seekers; or (`all_rows`) train it on
+    every row, its validity then pooled over a `cv_folds`-fold cross-validation by seeker (each fold cached, the
+    whole in `meta["cross_validation"]`). `save`: cache it."""
+    if all_rows and SCORERS.get(kind).watches_validation:
+        raise RelmError(f"scorer kind {kind!r} picks its epoch on held-out rows, so it cannot train on all rows")
+    if all_rows and cv_folds < 2:
+        raise RelmError(f"training on all rows needs a cross-validation of at least 2 folds, got {cv_folds}")
+    if all_rows:
+        found = cross_validate(kind, data, cv_folds, seed, device, **params)
+        train_df, val_df, validation = data.table, data.table.iloc[:0], found.pop("pooled")
+    else:
+        train_df, val_df = split_by_seeker(data.table, val_fraction, seed)
     start = time.perf_counter()
     scorer = _fitted(kind, train_df, val_df, seed, device, **params)
     seconds = time.perf_counter() - start
@@ -91,29 +113,38 @@ def train(
         "data_hash": data.data_hash,
         "data_source": data.source,
         "seed": seed,
+        "all_rows": all_rows,
         "skipped_rows": data.skipped,
         "n_train": len(train_df),
         "n_val": len(val_df),
         "train_seconds": round(seconds, 2),
-        "validation": evaluate(scorer, val_df),
+        "validation": validation if all_rows else evaluate(scorer, val_df),
         "train_keys": sorted(train_df["key"]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "format": FORMAT_VERSION,
     }
+    if all_rows:
+        scorer.meta["cross_validation"] = found
     if save:
         scorer.save(scorer_dir(scorer.identity))
     return scorer
 
 
 def load_or_train(
-    kind: str, data: EpitomeData, seed: int = 0, force: bool = False, device: torch.device | str = "cpu", **params
+    kind: str,
+    data: EpitomeData,
+    seed: int = 0,
+    force: bool = False,
+    device: torch.device | str = "cpu",
+    all_rows: bool = False,
+    **params,
 ) -> EmpathyScorer:
-    """The scorer of exactly this kind, parameters, training data and seed: from the cache (a `relm.cache`
-    entry, checked on read), else trained now; a damaged one is quarantined and trained again."""
-    identity = scorer_identity(kind, build(kind, **params).params, data.data_hash, seed)
+    """The scorer of exactly this kind, parameters, training data, seed and training rows: from the cache (a
+    `relm.cache` entry, checked on read), else trained now; a damaged one is quarantined and trained again."""
+    identity = scorer_identity(kind, build(kind, **params).params, data.data_hash, seed, all_rows)
 
     def compute(folder: Path) -> EmpathyScorer:
-        scorer = train(kind, data, seed, save=False, device=device, **params)
+        scorer = train(kind, data, seed, save=False, device=device, all_rows=all_rows, **params)
         scorer.write_files(folder)
         return scorer
 
@@ -127,8 +158,9 @@ def cross_validate(
     kind: str, data: EpitomeData, folds: int = 5, seed: int = 0, device: torch.device | str = "cpu", **params
 ) -> dict:
     """k-fold cross-validation grouped by seeker post (no post in two folds): per mechanism, the mean and sd over
-    folds of held-out accuracy and macro-F1, and each fold's figures. Each fold's figures are a cache entry (the
-    scorer itself is not kept), so an interrupted run resumes at the fold it was in."""
+    folds of held-out accuracy and macro-F1, each fold's figures, and (`pooled`) the figures of the k held-out
+    folds' predictions together. Each fold's figures are a cache entry (the scorer itself is not kept), so an
+    interrupted run resumes at the fold it was in."""
     from sklearn.model_selection import GroupKFold
 
     table = data.table
@@ -154,6 +186,7 @@ def cross_validate(
             out.setdefault(mech, {})[stat] = float(np.mean(values))
             out[mech][f"{stat}_sd"] = float(np.std(values, ddof=1))
     out["per_fold"] = [{m: {s: f[m][s] for s in ("accuracy", "macro_f1", "n")} for m in f} for f in per_fold]
+    out["pooled"] = {m: figures_of(np.sum([f[m]["confusion"] for f in per_fold], axis=0)) for m in per_fold[0]}
     return out
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.metrics import confusion_matrix
 
 from relm.cache import write_manifest
 from relm.errors import RelmError
@@ -21,9 +21,10 @@ LEVELS = (0, 1, 2)
 FORMAT_VERSION = 2  # bump when a saved scorer's files change meaning (v2: lower-case mechanism keys)
 
 
-def scorer_identity(kind: str, params: dict, data_hash: str, seed: int) -> str:
-    """`<kind>-<key of kind, parameters, training data, seed, format>`: what exactly scored the responses."""
-    return f"{kind}-{content_key(kind, params, data_hash, seed, FORMAT_VERSION)}"
+def scorer_identity(kind: str, params: dict, data_hash: str, seed: int, all_rows: bool = False) -> str:
+    """`<kind>-<key of kind, parameters, training data, seed, format[, all rows]>`: what exactly scored the
+    responses (a scorer trained on every row differs from one that held a fifth of the seekers out)."""
+    return f"{kind}-{content_key(kind, params, data_hash, seed, FORMAT_VERSION, *(['all-rows'] if all_rows else []))}"
 
 
 class EmpathyScorer(ABC):
@@ -70,9 +71,14 @@ class EmpathyScorer(ABC):
             write_manifest(tmp, folder.parent.name, folder.name, {"kind": self.kind, "params": self.params})
         return folder
 
+    watches_validation = False  # True: `fit` picks its epoch on the held-out rows, so it cannot train on all rows
+
     @property
     def identity(self) -> str:
-        return scorer_identity(self.kind, self.params, self.meta.get("data_hash", "?"), self.meta.get("seed", 0))
+        m = self.meta
+        return scorer_identity(
+            self.kind, self.params, m.get("data_hash", "?"), m.get("seed", 0), m.get("all_rows", False)
+        )
 
 
 def evaluate(scorer: EmpathyScorer, table: pd.DataFrame) -> dict[str, dict]:
@@ -82,12 +88,21 @@ def evaluate(scorer: EmpathyScorer, table: pd.DataFrame) -> dict[str, dict]:
     out = {}
     for mech in MECHANISMS:
         gold, pred = table[mech].to_numpy(), preds[mech]
-        per_level = f1_score(gold, pred, labels=list(LEVELS), average=None, zero_division=0)
-        out[mech] = {
-            "accuracy": float(accuracy_score(gold, pred)),
-            "macro_f1": float(f1_score(gold, pred, labels=list(LEVELS), average="macro", zero_division=0)),
-            "f1_per_level": {str(lv): float(f) for lv, f in zip(LEVELS, per_level)},
-            "n": int(len(gold)),
-            "confusion": confusion_matrix(gold, pred, labels=list(LEVELS)).tolist(),
-        }
+        out[mech] = figures_of(confusion_matrix(gold, pred, labels=list(LEVELS)))
     return out
+
+
+def figures_of(confusion: np.ndarray) -> dict:
+    """Accuracy, macro-F1 (a level never given nor predicted counts 0, as sklearn's zero_division=0), per-level F1,
+    n and the confusion matrix itself, from a confusion matrix (rows: gold, columns: predicted)."""
+    c = np.asarray(confusion, dtype=np.int64)
+    hits = np.diag(c)
+    denominator = c.sum(0) + c.sum(1)
+    per_level = np.divide(2 * hits, denominator, out=np.zeros(len(c)), where=denominator > 0)
+    return {
+        "accuracy": float(hits.sum() / max(c.sum(), 1)),
+        "macro_f1": float(per_level.mean()),
+        "f1_per_level": {str(lv): float(f) for lv, f in zip(LEVELS, per_level)},
+        "n": int(c.sum()),
+        "confusion": c.tolist(),
+    }

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from relm.errors import RelmError
 from relm.scoring.empathy_roberta import RobertaScorer
 from relm.scoring.epitome_data import MECHANISMS
 
@@ -153,3 +154,78 @@ class EpitomeScorer(RobertaScorer):
             model = self.build(from_config=True)
             model.load_state_dict(load_file(str(folder / f"{mech}.safetensors")))
             self.models[mech] = model
+
+
+# An authors' checkpoint: `torch.save(model.state_dict(), path)` of `BiEncoderAttentionWithRationaleClassification`,
+# one file per mechanism. Its encoders sit one level deeper (`SeekerEncoder.roberta`), and its unused `norm` layer
+# has weights; the rest has relm's names.
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin")
+_NESTED = {"seeker_encoder.roberta.": "seeker_encoder.", "responder_encoder.roberta.": "responder_encoder."}
+_UNUSED = ("norm.alpha", "norm.bias")  # `self.norm` is built but never called in `forward`
+
+
+def checkpoint_files(folder: Path) -> dict[str, Path]:
+    """The folder's file per mechanism: a name holding ER, IP or EX as a word (`reddit_ER.pth`, `ip.pt`)."""
+    import re
+
+    if not folder.is_dir():
+        raise RelmError(f"{folder}: no such checkpoint folder")
+    found: dict[str, list[Path]] = {m: [] for m in MECHANISMS}
+    for path in sorted(folder.iterdir()):
+        if path.suffix in CHECKPOINT_SUFFIXES:
+            words = {w.lower() for w in re.split(r"[^A-Za-z0-9]+", path.stem)}
+            for mech in MECHANISMS:
+                if mech in words:
+                    found[mech].append(path)
+    for mech, paths in found.items():
+        if len(paths) != 1:
+            names = ", ".join(p.name for p in paths) or "none"
+            raise RelmError(
+                f"{folder}: needs one {'/'.join(CHECKPOINT_SUFFIXES)} file naming {mech.upper()} "
+                f"(as EPITOME's test.py --{mech.upper()}_model_path), found {names}"
+            )
+    return {m: p[0] for m, p in found.items()}
+
+
+def native_state(state: dict[str, torch.Tensor], path: Path, expected: set[str]) -> dict[str, torch.Tensor]:
+    """An EPITOME state dict under relm's names; a key relm's model lacks, or one it needs, fails in one line."""
+    out = {}
+    for key, value in state.items():
+        if key in _UNUSED:
+            continue
+        for theirs, ours in _NESTED.items():
+            if key.startswith(theirs):
+                key = ours + key[len(theirs) :]
+        out[key] = value
+    stale_buffers = {k for k in out if k.endswith("embeddings.position_ids") and k not in expected}
+    unknown, missing = sorted(set(out) - expected - stale_buffers), sorted(expected - set(out))
+    if unknown or missing:
+        what = f"unexpected {unknown[:3]}" if unknown else f"missing {missing[:3]}"
+        raise RelmError(f"{path}: not an EPITOME bi-encoder over this encoder ({what})")
+    return {k: v for k, v in out.items() if k not in stale_buffers}
+
+
+def load_checkpoint(folder: str | Path, encoder: str = "roberta-base", device: Any = "cpu") -> EpitomeScorer:
+    """An externally trained EPITOME checkpoint folder, as is: the authors' three state dicts (their `train.py
+    --save_model`), over `encoder`'s config and tokenizer (roberta-base, as theirs). Its identity is its files'
+    content; it has no training rows, so every pair it is evaluated on counts as unseen."""
+    from transformers import AutoTokenizer
+
+    from relm.keys import content_key, file_sha256
+
+    folder = Path(folder)
+    files = checkpoint_files(folder)
+    scorer = EpitomeScorer("epitome", encoder=encoder)
+    scorer.device = device
+    scorer.tokenizer = AutoTokenizer.from_pretrained(scorer._source())
+    for mech, path in files.items():
+        model = scorer.build(from_config=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a pickle of something else, or a damaged file
+            raise RelmError(f"{path}: not a readable torch state dict ({type(exc).__name__}: {exc})") from None
+        model.load_state_dict(native_state(state, path, set(model.state_dict())))
+        scorer.models[mech] = model.eval()
+    digest = content_key(*(file_sha256(p) for p in files.values()))
+    scorer.meta |= {"data_hash": f"checkpoint:{digest}", "checkpoint": str(folder), "seed": 0, "train_keys": []}
+    return scorer

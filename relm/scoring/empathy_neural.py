@@ -68,6 +68,7 @@ def cpu_precision(wanted: str) -> str:
 
 class MiniLMScorer(EmpathyScorer):
     model_name = "all-minilm-l6-v2"
+    watches_validation = True  # keeps the epoch with the best held-out macro-F1
 
     def __init__(
         self,
