@@ -44,12 +44,15 @@ def test_overrides_and_errors():
     assert load_preset("cpu").hash() != load_preset("smoke").hash()
 
 
-def test_the_scorer_kinds_parameters_and_cross_validation_are_checked_when_loaded():
+def test_the_scorer_kinds_parameters_and_cross_validation_are_checked_before_work(tmp_path):
+    from relm.bench.preparation import SweepConfig, prepare_sweep
+
     paper = load_preset("paper")
     assert paper.scorer == "epitome" and paper.scorer_params == {"encoder": "roberta-base"}
     assert load_preset("smoke", {"scorer_params": {"C": 0.5}}).scorer_params == {"C": 0.5}
+    bad = SweepConfig(preset="smoke", overrides={"scorer_params": {"encoder": "roberta-base"}}, out_root=tmp_path)
     with pytest.raises(RelmError, match=r"scorer_params: scorer kind 'tfidf' takes no encoder \(it takes C, min_df\)"):
-        load_preset("smoke", {"scorer_params": {"encoder": "roberta-base"}})
+        prepare_sweep(bad)
     with pytest.raises(RelmError, match="scorer_cv_folds must be 0 \\(none\\) or at least 2, got 1"):
         load_preset("smoke", {"scorer_cv_folds": 1})
 

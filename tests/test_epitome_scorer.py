@@ -128,7 +128,7 @@ def test_an_authors_checkpoint_folder_loads_as_is(tmp_path, capsys):
     """EPITOME's `torch.save(model.state_dict())` names: encoders under `.roberta`, an unused `norm` layer."""
     from relm.cli import main
     from relm.errors import RelmError
-    from relm.scoring.empathy_epitome import load_checkpoint
+    from relm.scoring.empathy import load_checkpoint
 
     enc = _encoder_folder(tmp_path / "enc")
     ckpt = tmp_path / "ckpt"

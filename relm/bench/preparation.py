@@ -23,6 +23,7 @@ from relm.models.system_table import default_systems, get_system, needs_speech_i
 from relm.paths import cache_dir
 from relm.presets import load_preset
 from relm.runtime import Runtime, resolve_runtime
+from relm.scoring.empathy import check_params
 from relm.scoring.epitome_data import check_epitome_folder
 
 
@@ -97,6 +98,8 @@ def prepare_sweep(cfg: SweepConfig) -> PreparedSweep:
     force = parse_force(cfg.force)
     preset = load_preset(cfg.preset, cfg.overrides)
     check_strategy(preset, world_size(preset))  # an unsupported multi-process setting fails here
+    # an unknown scorer kind, or a parameter its kind does not take, fails here (with a suggestion)
+    check_params(preset.scorer, preset.scorer_params, f"preset {preset.name}: scorer_params")
     released = [s for s in cfg.systems if needs_speech_init(s)]
     if released and not preset.speech_init:
         raise RelmError(

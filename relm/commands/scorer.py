@@ -136,11 +136,11 @@ def _trained(args: argparse.Namespace):
     from relm.scoring import empathy
 
     if args.checkpoint:
-        if args.kind not in (None, "epitome"):
-            raise RelmError(f"--checkpoint is an EPITOME bi-encoder (kind epitome), not kind {args.kind!r}")
-        from relm.scoring.empathy_epitome import load_checkpoint
-
-        return load_checkpoint(args.checkpoint, args.encoder or "roberta-base", _device(args))
+        if args.kind not in (None, empathy.CHECKPOINT_KIND):
+            raise RelmError(
+                f"--checkpoint is an EPITOME bi-encoder (kind {empathy.CHECKPOINT_KIND}), not kind {args.kind!r}"
+            )
+        return empathy.load_checkpoint(args.checkpoint, args.encoder or "roberta-base", _device(args))
     if args.encoder:
         raise RelmError("--encoder goes with --checkpoint (a trained relm scorer knows its encoder)")
     return empathy.load_trained(args.kind, device=_device(args))

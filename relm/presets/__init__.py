@@ -105,10 +105,6 @@ def _check(preset: Preset, where: str) -> Preset:
         raise RelmError(f"{where}: scorer must name one scorer kind (`relm ls scorers`), got {preset.scorer!r}")
     if preset.scorer_cv_folds < 0 or preset.scorer_cv_folds == 1:
         raise RelmError(f"{where}: scorer_cv_folds must be 0 (none) or at least 2, got {preset.scorer_cv_folds}")
-    if preset.scorer_params:
-        from relm.scoring.empathy import check_params
-
-        check_params(preset.scorer, preset.scorer_params, f"{where}: scorer_params")
     empty = [k for k in REQUIRED_PROMPTS if not getattr(preset.prompts, k).strip()]
     if empty:
         raise RelmError(f"{where}: prompts.{empty[0]} is empty; a preset states every prompt it uses")

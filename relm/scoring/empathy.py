@@ -37,6 +37,7 @@ SCORERS.register("tfidf", lazy="relm.scoring.empathy_tfidf:TfidfScorer")
 SCORERS.register("minilm", lazy="relm.scoring.empathy_neural:MiniLMScorer")
 SCORERS.register("roberta", lazy="relm.scoring.empathy_roberta:RobertaScorer")
 SCORERS.register("epitome", lazy="relm.scoring.empathy_epitome:EpitomeScorer")
+CHECKPOINT_KIND = "epitome"  # the kind an authors' EPITOME checkpoint folder loads as (`load_checkpoint`)
 
 
 def build(kind: str, device: torch.device | str = "cpu", **params) -> EmpathyScorer:
@@ -54,6 +55,15 @@ def check_params(kind: str, params: dict, where: str) -> None:
     for name in params:
         if name not in accepted:
             raise RelmError(f"{where}: scorer kind {kind!r} takes no {name} (it takes {', '.join(accepted)})")
+
+
+def load_checkpoint(
+    folder: str | Path, encoder: str = "roberta-base", device: torch.device | str = "cpu"
+) -> EmpathyScorer:
+    """An externally trained EPITOME checkpoint folder, used as is (`relm.scoring.empathy_epitome.load_checkpoint`)."""
+    from relm.scoring.empathy_epitome import load_checkpoint as load
+
+    return load(folder, CHECKPOINT_KIND, encoder, device)
 
 
 def load_folder(folder: Path, device: torch.device | str = "cpu") -> EmpathyScorer:

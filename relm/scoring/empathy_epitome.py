@@ -205,7 +205,7 @@ def native_state(state: dict[str, torch.Tensor], path: Path, expected: set[str])
     return {k: v for k, v in out.items() if k not in stale_buffers}
 
 
-def load_checkpoint(folder: str | Path, encoder: str = "roberta-base", device: Any = "cpu") -> EpitomeScorer:
+def load_checkpoint(folder: str | Path, kind: str, encoder: str = "roberta-base", device: Any = "cpu") -> EpitomeScorer:
     """An externally trained EPITOME checkpoint folder, as is: the authors' three state dicts (their `train.py
     --save_model`), over `encoder`'s config and tokenizer (roberta-base, as theirs). Its identity is its files'
     content; it has no training rows, so every pair it is evaluated on counts as unseen."""
@@ -215,7 +215,7 @@ def load_checkpoint(folder: str | Path, encoder: str = "roberta-base", device: A
 
     folder = Path(folder)
     files = checkpoint_files(folder)
-    scorer = EpitomeScorer("epitome", encoder=encoder)
+    scorer = EpitomeScorer(kind, encoder=encoder)
     scorer.device = device
     scorer.tokenizer = AutoTokenizer.from_pretrained(scorer._source())
     for mech, path in files.items():
