@@ -108,6 +108,8 @@ def test_cross_validation_holds_each_pair_out_once_grouped_by_seeker(capsys):
     assert main(["scorer", "cv", "--kind", "tfidf", "--data", str(data), "--folds", "1"]) == 2
     assert main(["scorer", "train", "--kind", "tfidf", "--encoder", "x", "--data", str(data)]) == 2
     assert "relm scorer train: scorer kind 'tfidf' takes no encoder" in capsys.readouterr().err
+    assert main(["scorer", "cv", "--kind", "tfidf", "--lr", "1e-4", "--data", str(data)]) == 2
+    assert "relm scorer cv: scorer kind 'tfidf' takes no lr (it takes C, min_df)" in capsys.readouterr().err
 
 
 def _encoder_folder(folder):

@@ -25,8 +25,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from relm.scoring import empathy
     from relm.scoring.epitome_data import load_epitome
 
-    params = {"epochs": args.epochs} if args.epochs else {}
-    params |= {"encoder": args.encoder} if args.encoder else {}
+    params = _kind_params(args)
     empathy.check_params(args.kind, params, "relm scorer train")  # before the data is read or anything trains
     if args.all_rows and args.folds < 2:
         raise RelmError(f"--folds must be at least 2, got {args.folds}")
@@ -59,7 +58,8 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
     if args.folds < 2:
         raise RelmError(f"--folds must be at least 2, got {args.folds}")
-    params = {"encoder": args.encoder} if args.encoder else {}
+    params = _kind_params(args)
+    empathy.check_params(args.kind, params, "relm scorer cv")  # before the data is read or anything trains
     data = load_epitome(args.data)
     start = time.perf_counter()
     found = empathy.cross_validate(args.kind, data, args.folds, args.seed, _device(args), **params)
@@ -131,6 +131,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kind_params(args: argparse.Namespace) -> dict:
+    """The kind's parameters given on the command line (`--epochs`, `--lr`, `--encoder`); the kind's defaults else."""
+    return {name: getattr(args, name) for name in ("epochs", "lr", "encoder") if getattr(args, name, None)}
+
+
 def _trained(args: argparse.Namespace):
     """`--checkpoint DIR`: an authors' EPITOME checkpoint as is; else the newest scorer relm trained of `--kind`."""
     from relm.scoring import empathy
@@ -163,6 +168,7 @@ def register(sub) -> None:
     p.add_argument("--kind", choices=SCORERS.names(), default=SCORERS.names()[0], help="scorer kind to train")
     p.add_argument("--epochs", type=int, help="epochs (neural kinds only)")
     p.add_argument("--encoder", help="epitome kind: a relm model name (default all-minilm-l6-v2) or a hub id")
+    p.add_argument("--lr", type=float, help="learning rate (neural kinds; epitome: 2e-5 as EPITOME's train.py)")
     p.add_argument("--data", help=data_help)
     p.add_argument("--seed", type=int, default=0, help="seed of the seeker-grouped split and initialisation")
     p.add_argument(
@@ -179,6 +185,8 @@ def register(sub) -> None:
     p.add_argument("--folds", type=int, default=5, help="folds, grouped by seeker post")
     p.add_argument("--seed", type=int, default=0, help="seed of the fold assignment and initialisation")
     p.add_argument("--encoder", help="epitome kind: a relm model name or a hub id")
+    p.add_argument("--lr", type=float, help="learning rate (neural kinds; epitome: 2e-5 as EPITOME's train.py)")
+    p.add_argument("--epochs", type=int, help="epochs (neural kinds only)")
     p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda[:N] (neural kinds)")
     p.add_argument("--out", help="also write the figures to this JSON file")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
