@@ -27,10 +27,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     params = _kind_params(args)
     empathy.check_params(args.kind, params, "relm scorer train")  # before the data is read or anything trains
-    if args.all_rows and args.folds < 2:
-        raise RelmError(f"--folds must be at least 2, got {args.folds}")
-    if args.all_rows and empathy.SCORERS.get(args.kind).watches_validation:
-        raise RelmError(f"--all-rows: scorer kind {args.kind!r} picks its epoch on held-out rows")
     data = load_epitome(args.data)
     scorer = empathy.train(
         args.kind, data, seed=args.seed, device=_device(args), all_rows=args.all_rows, cv_folds=args.folds, **params
@@ -157,6 +153,22 @@ def _device(args: argparse.Namespace):
     return runtime_for_device(args.device).device
 
 
+def _add_kind_args(p: argparse.ArgumentParser) -> None:
+    """The kind's parameters `train` and `cv` take (`_kind_params` reads them)."""
+    p.add_argument("--epochs", type=int, help="epochs (neural kinds only)")
+    p.add_argument("--encoder", help="epitome kind: a relm model name (default all-minilm-l6-v2) or a hub id")
+    p.add_argument("--lr", type=float, help="learning rate (neural kinds; epitome: 2e-5 as EPITOME's train.py)")
+
+
+def _add_checkpoint_args(p: argparse.ArgumentParser) -> None:
+    """`eval` and `score`: an authors' checkpoint instead of a scorer relm trained (`_trained` reads them)."""
+    p.add_argument(
+        "--checkpoint",
+        help="a folder of EPITOME's own trained models (one .pth per mechanism, ER/IP/EX in the name), used as is",
+    )
+    p.add_argument("--encoder", help="--checkpoint: its encoder's config and tokenizer (default roberta-base)")
+
+
 def register(sub) -> None:
     from relm.scoring.empathy import SCORERS
     from relm.scoring.epitome_data import default_dir
@@ -166,9 +178,7 @@ def register(sub) -> None:
     data_help = f"folder with the three EPITOME CSVs (default: RELM_EPITOME_DIR, else {default_dir()})"
     p = ssub.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
     p.add_argument("--kind", choices=SCORERS.names(), default=SCORERS.names()[0], help="scorer kind to train")
-    p.add_argument("--epochs", type=int, help="epochs (neural kinds only)")
-    p.add_argument("--encoder", help="epitome kind: a relm model name (default all-minilm-l6-v2) or a hub id")
-    p.add_argument("--lr", type=float, help="learning rate (neural kinds; epitome: 2e-5 as EPITOME's train.py)")
+    _add_kind_args(p)
     p.add_argument("--data", help=data_help)
     p.add_argument("--seed", type=int, default=0, help="seed of the seeker-grouped split and initialisation")
     p.add_argument(
@@ -184,9 +194,7 @@ def register(sub) -> None:
     p.add_argument("--data", help=data_help)
     p.add_argument("--folds", type=int, default=5, help="folds, grouped by seeker post")
     p.add_argument("--seed", type=int, default=0, help="seed of the fold assignment and initialisation")
-    p.add_argument("--encoder", help="epitome kind: a relm model name or a hub id")
-    p.add_argument("--lr", type=float, help="learning rate (neural kinds; epitome: 2e-5 as EPITOME's train.py)")
-    p.add_argument("--epochs", type=int, help="epochs (neural kinds only)")
+    _add_kind_args(p)
     p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda[:N] (neural kinds)")
     p.add_argument("--out", help="also write the figures to this JSON file")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -195,11 +203,7 @@ def register(sub) -> None:
     p.add_argument("--kind", choices=SCORERS.names(), help="which trained scorer (default: the first found)")
     p.add_argument("--data", help=data_help)
     p.add_argument("--json", action="store_true", help="print {mechanism: {accuracy, macro_f1, ...}}")
-    p.add_argument(
-        "--checkpoint",
-        help="a folder of EPITOME's own trained models (one .pth per mechanism, ER/IP/EX in the name), used as is",
-    )
-    p.add_argument("--encoder", help="--checkpoint: its encoder's config and tokenizer (default roberta-base)")
+    _add_checkpoint_args(p)
     p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda[:N] (neural kinds)")
     p.set_defaults(func=cmd_eval)
     p = ssub.add_parser("score", help=cmd_score.__doc__, description=cmd_score.__doc__)
@@ -214,10 +218,6 @@ def register(sub) -> None:
         action="store_true",
         help="one object per input row, in order: er, ip, ex, response_emotion, congruent",
     )
-    p.add_argument(
-        "--checkpoint",
-        help="a folder of EPITOME's own trained models (one .pth per mechanism, ER/IP/EX in the name), used as is",
-    )
-    p.add_argument("--encoder", help="--checkpoint: its encoder's config and tokenizer (default roberta-base)")
+    _add_checkpoint_args(p)
     p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda[:N] (neural kinds)")
     p.set_defaults(func=cmd_score)
