@@ -70,6 +70,33 @@ def test_the_loss_is_half_level_half_rationale_over_real_tokens():
     assert torch.allclose(got, expected)
 
 
+def test_class_weight_balanced_weighs_the_level_loss_as_sklearn_and_is_off_by_default():
+    import numpy as np
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from relm.errors import RelmError
+    from relm.scoring.empathy_epitome import EpitomeScorer
+
+    levels = [0] * 7 + [1] * 2 + [2]
+    released, balanced = EpitomeScorer("epitome"), EpitomeScorer("epitome", class_weight="balanced")
+    assert released._level_weight(levels) is None and "class_weight" not in released.params  # identity as before
+    expected = compute_class_weight("balanced", classes=np.arange(3), y=np.array(levels))
+    assert torch.allclose(balanced._level_weight(levels), torch.tensor(expected, dtype=torch.float32))
+    assert balanced._level_weight([0, 0, 2]).tolist()[1] == pytest.approx(1.0)  # an absent level: finite, never read
+    level, rationale = torch.randn(3, 3), torch.randn(3, 4, 2)
+    gold, tags, mask = torch.tensor([0, 1, 2]), torch.zeros(3, 4, dtype=torch.long), torch.ones(3, 4)
+    out = {"level": level, "rationale": rationale}
+    weight = torch.tensor([0.2, 1.0, 5.0])
+    got = balanced._loss(out, gold, tags, mask, weight)
+    unweighted = balanced._loss(out, gold, tags, mask)
+    manual = 0.5 * nn.functional.cross_entropy(level, gold, weight=weight) + 0.5 * nn.functional.cross_entropy(
+        rationale.reshape(-1, 2), tags.reshape(-1)
+    )
+    assert torch.allclose(got, manual) and not torch.allclose(got, unweighted)
+    with pytest.raises(RelmError, match="class_weight is one of"):
+        EpitomeScorer("epitome", class_weight="inverse")
+
+
 @pytest.mark.slow
 def test_the_epitome_kind_trains_saves_and_reloads_on_a_few_rows(tmp_path):
     from relm.models.sources import status

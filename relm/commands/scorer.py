@@ -128,8 +128,10 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def _kind_params(args: argparse.Namespace) -> dict:
-    """The kind's parameters given on the command line (`--epochs`, `--lr`, `--encoder`); the kind's defaults else."""
-    return {name: getattr(args, name) for name in ("epochs", "lr", "encoder") if getattr(args, name, None)}
+    """The kind's parameters given on the command line (`--epochs`, `--lr`, `--encoder`, `--class-weight`); the
+    kind's defaults else."""
+    names = ("epochs", "lr", "encoder", "class_weight")
+    return {name: getattr(args, name) for name in names if getattr(args, name, None)}
 
 
 def _trained(args: argparse.Namespace):
@@ -158,6 +160,11 @@ def _add_kind_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, help="epochs (neural kinds only)")
     p.add_argument("--encoder", help="epitome kind: a relm model name (default all-minilm-l6-v2) or a hub id")
     p.add_argument("--lr", type=float, help="learning rate (neural kinds; epitome: 2e-5 as EPITOME's train.py)")
+    p.add_argument(
+        "--class-weight",
+        choices=["balanced"],
+        help="epitome kind: weigh the level loss by n / (3 n_level), as the tfidf kind does (EPITOME: unweighted)",
+    )
 
 
 def _add_checkpoint_args(p: argparse.ArgumentParser) -> None:

@@ -18,12 +18,15 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from relm.errors import RelmError
 from relm.scoring.empathy_roberta import RobertaScorer
 from relm.scoring.epitome_data import MECHANISMS
+
+CLASS_WEIGHTS = (None, "balanced")  # None: EPITOME's unweighted level loss
 
 
 class EpitomeAttention(nn.Module):
@@ -81,11 +84,20 @@ class EpitomeBiEncoder(nn.Module):
         return {"level": self.empathy_classifier(r[:, 0]), "rationale": self.rationale_classifier(self.dropout(r))}
 
     @staticmethod
-    def loss(out: dict, gold: torch.Tensor, tags: torch.Tensor, r_mask: torch.Tensor, weights=(0.5, 0.5)):
-        """lambda_EI x level CE + lambda_RE x rationale CE over the response's real tokens (`train.py`'s 0.5, 0.5)."""
+    def loss(
+        out: dict,
+        gold: torch.Tensor,
+        tags: torch.Tensor,
+        r_mask: torch.Tensor,
+        weights=(0.5, 0.5),
+        level_weight: torch.Tensor | None = None,
+    ):
+        """lambda_EI x level CE + lambda_RE x rationale CE over the response's real tokens (`train.py`'s 0.5, 0.5);
+        `level_weight` weighs the level CE per class (None, as released: unweighted)."""
         active = r_mask.bool()
         rationale = nn.functional.cross_entropy(out["rationale"][active], tags[active])
-        return weights[0] * nn.functional.cross_entropy(out["level"], gold) + weights[1] * rationale
+        level = nn.functional.cross_entropy(out["level"], gold, weight=level_weight)
+        return weights[0] * level + weights[1] * rationale
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -108,9 +120,14 @@ class EpitomeScorer(RobertaScorer):
         max_len: int = 64,
         lambda_rationale: float = 0.5,
         dropout: float = 0.1,
+        class_weight: str | None = None,
     ):
         super().__init__(kind, epochs, lr, batch_size, max_len, lambda_rationale)
+        if class_weight not in CLASS_WEIGHTS:
+            raise RelmError(f"scorer kind {kind!r}: class_weight is one of {CLASS_WEIGHTS}, not {class_weight!r}")
         self.params |= {"encoder": encoder, "dropout": dropout}
+        if class_weight:  # only when set, so that the released recipe's identity (and cached folds) stay as they were
+            self.params["class_weight"] = class_weight
         self.models: dict[str, EpitomeBiEncoder] = {}  # type: ignore[assignment]
 
     def _source(self) -> str:
@@ -141,9 +158,16 @@ class EpitomeScorer(RobertaScorer):
         trained = [q for q in model.parameters() if q.requires_grad]  # the seeker encoder is frozen
         return torch.optim.AdamW(trained, lr=self.params["lr"], eps=1e-8)
 
-    def _loss(self, out: dict, gold: torch.Tensor, tags: torch.Tensor, r_mask: torch.Tensor) -> torch.Tensor:
+    def _level_weight(self, levels: Any) -> torch.Tensor | None:
+        """`class_weight: balanced`: n / (3 n_level) over the training rows, sklearn's (and the tfidf kind's) rule."""
+        if self.params.get("class_weight") != "balanced":
+            return None
+        counts = np.bincount(np.asarray(levels, dtype=np.int64), minlength=3)
+        return torch.tensor(len(levels) / (3 * np.maximum(counts, 1)), dtype=torch.float32, device=self.device)
+
+    def _loss(self, out: dict, gold: torch.Tensor, tags: torch.Tensor, r_mask: torch.Tensor, level_weight=None):
         weight = self.params["lambda_rationale"]
-        return EpitomeBiEncoder.loss(out, gold, tags, r_mask, (1 - weight, weight))
+        return EpitomeBiEncoder.loss(out, gold, tags, r_mask, (1 - weight, weight), level_weight)
 
     def _load(self, folder: Path) -> None:
         from safetensors.torch import load_file

@@ -102,9 +102,14 @@ class RobertaScorer(EmpathyScorer):
     def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.AdamW(model.parameters(), lr=self.params["lr"])
 
-    def _loss(self, out: dict, gold: torch.Tensor, tags: torch.Tensor, r_mask: torch.Tensor) -> torch.Tensor:
+    def _level_weight(self, levels: Any) -> torch.Tensor | None:
+        """Per-level weights of the level loss (None: unweighted; the epitome kind may balance them)."""
+        return None
+
+    def _loss(self, out: dict, gold: torch.Tensor, tags: torch.Tensor, r_mask: torch.Tensor, level_weight=None):
         rationale = nn.functional.cross_entropy(out["rationale"][r_mask.bool()], tags[r_mask.bool()])
-        return nn.functional.cross_entropy(out["level"], gold) + self.params["lambda_rationale"] * rationale
+        level = nn.functional.cross_entropy(out["level"], gold, weight=level_weight)
+        return level + self.params["lambda_rationale"] * rationale
 
     def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> None:
         from transformers import AutoTokenizer
@@ -120,6 +125,7 @@ class RobertaScorer(EmpathyScorer):
             model = self._new_model().to(self.device)
             opt = self._optimizer(model)
             sched = linear_schedule(opt, 0, steps * p["epochs"])
+            level_weight = self._level_weight(train[mech].to_numpy())
             for epoch in range(p["epochs"]):
                 model.train()
                 order = np.random.default_rng([seed, epoch]).permutation(len(train))
@@ -131,7 +137,7 @@ class RobertaScorer(EmpathyScorer):
                     out = model({"s_ids": s_ids, "s_mask": s_mask, "r_ids": r_ids, "r_mask": r_mask})
                     gold = torch.tensor(rows[mech].to_numpy(), device=self.device)
                     tags = self._rationale_tags(rows["response_post"].tolist(), rationales.iloc[idx].tolist())
-                    loss = self._loss(out, gold, tags, r_mask)
+                    loss = self._loss(out, gold, tags, r_mask, level_weight)
                     opt.zero_grad()
                     loss.backward()
                     if self.clip_norm is not None:
