@@ -51,7 +51,7 @@ def test_the_scorer_kinds_parameters_and_cross_validation_are_checked_before_wor
     assert paper.scorer == "epitome" and paper.scorer_params == {"encoder": "roberta-base"}
     assert load_preset("smoke", {"scorer_params": {"C": 0.5}}).scorer_params == {"C": 0.5}
     bad = SweepConfig(preset="smoke", overrides={"scorer_params": {"encoder": "roberta-base"}}, out_root=tmp_path)
-    with pytest.raises(RelmError, match=r"scorer_params: scorer kind 'tfidf' takes no encoder \(it takes C, min_df\)"):
+    with pytest.raises(RelmError, match=r"=\{\}\): scorer kind 'tfidf' takes no encoder \(it takes C, min_df\)"):
         prepare_sweep(bad)
     with pytest.raises(RelmError, match="scorer_cv_folds must be 0 \\(none\\) or at least 2, got 1"):
         load_preset("smoke", {"scorer_cv_folds": 1})

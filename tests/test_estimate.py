@@ -67,3 +67,36 @@ def test_training_pace_reads_the_measured_gpu_figures(tmp_path):
     assert training_pace(train, "NVIDIA H200", tmp_path) is None  # no figure of the configuration paper runs
     fp32 = dataclasses.asdict(load_preset("paper-fp32").train)
     assert "6.00 s per optimizer step" in (training_pace(fp32, "NVIDIA H200", tmp_path) or "")
+
+
+def test_scorer_trainings_the_cache_lacks_are_counted_and_timed_before_the_sweep(tmp_path, monkeypatch, capsys):
+    from relm.bench.scoring import cold_scorer_trainings
+    from relm.presets import load_preset
+    from relm.scoring import empathy
+    from relm.scoring.epitome_data import load_epitome
+    from tests.test_empathy import write_epitome
+
+    folder = str(write_epitome(tmp_path / "epitome"))
+    preset = load_preset(
+        "smoke", {"scorer": "tfidf", "agreement_scorer": "minilm", "scorer_seeds": 2, "scorer_cv_folds": 3}
+    )
+    # Seeds 0 and 1, three folds, and the agreement kind; nothing without EPITOME data.
+    assert cold_scorer_trainings(preset, folder) == {"tfidf": 5, "minilm": 1}
+    assert cold_scorer_trainings(preset, str(tmp_path / "absent")) == {}
+    trained = empathy.load_or_train("tfidf", load_epitome(folder), seed=0)
+    assert cold_scorer_trainings(preset, folder) == {"tfidf": 4, "minilm": 1}
+    monkeypatch.setattr(estimate, "matmul_gflops", lambda: 100.0)
+    estimate.say_scorers(preset, "32-true", cold_scorer_trainings(preset, folder))
+    line = capsys.readouterr().err
+    took = estimate.describe(trained.meta["train_seconds"])
+    assert f"4 of tfidf (about {took} each), 1 of minilm (time not measured here yet)" in line
+    assert "and more, once (cached after)" in line
+    estimate.say_scorers(preset, "32-true", {})
+    assert capsys.readouterr().err == ""  # everything cached: no line
+    # On a machine without one, the shipped reference cost of the preset's kind and parameters, at this precision.
+    cpu = load_preset("cpu")
+    reference = json.loads(estimate.REFERENCE.read_text())["cpu"]["bf16-mixed"]["scorers"]
+    cost = reference["gflop_eq_per_training"][cpu.scorer]
+    seconds = estimate.scorer_training_seconds("cpu", "bf16-mixed", cpu.scorer, cpu.scorer_params, 200.0)
+    assert seconds == pytest.approx(cost / 200.0)
+    assert estimate.scorer_training_seconds("cpu", "bf16-mixed", cpu.scorer, {"lr": 0.5}, 200.0) is None

@@ -3,7 +3,8 @@
 A stage's cost is its seconds x this machine's float32 matmul GFLOP/s (`cost_gflop_eq`), so a cost
 measured on one machine predicts seconds on another: cost / GFLOP/s here. Costs per unit of work:
 the shared stages (manifest, features, stage 0, teacher) per dataset, training and answering per run
-of each system, the scorers once per sweep. The costs come from this machine's last finished sweep of
+of each system, scoring once per sweep; training the scorers (once per machine, then cached) is counted apart
+from the scorer kinds' own training times (`say_scorers`). The costs come from this machine's last finished sweep of
 the preset at the same precision (`RELM_CACHE/machine/costs-<preset>-<precision>.json`, written by every
 sweep), else from the shipped reference (`reference_costs.json`, measured on the machine it names).
 The estimate is for a cold cache: a stage whose cache entry exists takes seconds instead.
@@ -88,6 +89,43 @@ def say(preset: str, precision: str, datasets: int, systems: list[str], seeds: i
     print(
         f"relm: estimate: about {describe(seconds)} on this machine for a cold cache ({precision}, float32 matmul "
         f"{gflops:.0f} GFLOP/s here; costs from {source}); cached stages take seconds",
+        file=sys.stderr,
+    )
+
+
+def scorer_training_seconds(preset: str, precision: str, kind: str, params: dict, gflops: float) -> float | None:
+    """One training of scorer `kind` here: this machine's newest cached one with these parameters, else the
+    shipped reference cost of the preset's kind at this precision (None: neither)."""
+    from relm.scoring import empathy
+
+    measured = empathy.measured_train_seconds(kind, **params)
+    if measured is not None:
+        return measured
+    reference = json.loads(REFERENCE.read_text()).get(preset, {}).get(precision, {}).get("scorers", {})
+    cost = reference.get("gflop_eq_per_training", {}).get(kind)
+    return cost / gflops if cost is not None and reference.get("params", {}).get(kind, {}) == params else None
+
+
+def say_scorers(preset, precision: str, cold: dict[str, int]) -> None:
+    """One stderr line before the work when scorers must be trained (once per machine; cached after): how many
+    of each kind, and how long when known."""
+    if not cold:
+        return
+    gflops = matmul_gflops()
+    parts, total, unknown = [], 0.0, False
+    for kind, n in cold.items():
+        params = preset.scorer_params if kind == preset.scorer else {}
+        seconds = scorer_training_seconds(preset.name, precision, kind, params, gflops)
+        if seconds is None:
+            unknown = True
+            parts.append(f"{n} of {kind} (time not measured here yet)")
+        else:
+            total += n * seconds
+            parts.append(f"{n} of {kind} (about {describe(seconds)} each)")
+    known = f"about {describe(total)}" + (" and more" if unknown else "") if total else "time unknown"
+    print(
+        f"relm: and first the scorer trainings this machine has not cached: {', '.join(parts)}; {known}, "
+        "once (cached after)",
         file=sys.stderr,
     )
 

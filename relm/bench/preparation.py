@@ -99,7 +99,8 @@ def prepare_sweep(cfg: SweepConfig) -> PreparedSweep:
     preset = load_preset(cfg.preset, cfg.overrides)
     check_strategy(preset, world_size(preset))  # an unsupported multi-process setting fails here
     # an unknown scorer kind, or a parameter its kind does not take, fails here (with a suggestion)
-    check_params(preset.scorer, preset.scorer_params, f"preset {preset.name}: scorer_params")
+    where = f"preset {preset.name}: scorer_params (with another kind: scorer_params={{}})"
+    check_params(preset.scorer, preset.scorer_params, where)
     released = [s for s in cfg.systems if needs_speech_init(s)]
     if released and not preset.speech_init:
         raise RelmError(

@@ -90,6 +90,28 @@ def load_seed_scorers(preset: Preset, epitome: str | None, runtime: Runtime) -> 
     }
 
 
+def cold_scorer_trainings(preset: Preset, epitome: str | None) -> dict[str, int]:
+    """Per scorer kind, the trainings a sweep of `preset` will run because the cache lacks them: its kind at each
+    scorer seed, each cross-validation fold, and the agreement kind (none without EPITOME data)."""
+    folder = Path(epitome) if epitome else default_dir()
+    if not folder.is_dir():
+        return {}
+    data_hash, params = load_epitome(folder).data_hash, preset.scorer_params
+    needed = [
+        empathy.trained_entry(preset.scorer, data_hash, SCORER_SEED + s, **params)
+        for s in range(max(preset.scorer_seeds, 1))
+    ]
+    needed += [
+        empathy.fold_entry(preset.scorer, params, data_hash, SCORER_SEED, preset.scorer_cv_folds, fold)
+        for fold in range(preset.scorer_cv_folds)
+    ]
+    cold = {preset.scorer: sum(not entry.ready() for entry in needed)}
+    if preset.agreement_scorer:
+        agreement = empathy.trained_entry(preset.agreement_scorer, data_hash, SCORER_SEED)
+        cold[preset.agreement_scorer] = cold.get(preset.agreement_scorer, 0) + (not agreement.ready())
+    return {kind: n for kind, n in cold.items() if n}
+
+
 def score_rows(answers: list[AnswerRow], scorer: EmpathyScorer | None) -> tuple[list[ScoredRow], dict]:
     """The answers with parsed SER labels, congruence, reply columns and EPITOME levels; and the run's metrics."""
     rows: list[ScoredRow] = [dict(a) for a in answers]  # type: ignore[misc]  # filled in below

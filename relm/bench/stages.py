@@ -32,6 +32,8 @@ class Stage(StrEnum):
         return cache_dir() / self.value
 
 
+SCORERS_TIMING = "scorers"  # `score:scorers` in timings_s: loading or training the sweep's scorers
+
 FORCEABLE = (Stage.FEATURES, Stage.STAGE0, Stage.TEACHER, Stage.TRAIN, Stage.SCORE)
 # What each stage's output feeds: forcing a stage redoes it and everything downstream of it.
 DOWNSTREAM = {

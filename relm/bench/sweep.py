@@ -21,6 +21,7 @@ from relm.bench.records import ScoredRow
 from relm.bench.report import table_rows
 from relm.bench.robustness import record_robustness
 from relm.bench.scoring import (
+    cold_scorer_trainings,
     load_agreement_scorer,
     load_scorer,
     load_seed_scorers,
@@ -28,7 +29,7 @@ from relm.bench.scoring import (
     teacher_reference,
     teacher_replies,
 )
-from relm.bench.stages import Stage, StageTimer
+from relm.bench.stages import SCORERS_TIMING, Stage, StageTimer
 from relm.bench.teacher import teacher_targets
 from relm.bench.training import train_and_answer
 from relm.cache import computed_stages, only_cached, warn
@@ -122,11 +123,12 @@ def _run_sweep(cfg: SweepConfig) -> Path:
     if cfg.progress and not cfg.assemble:
         estimate.say(preset.name, runtime.precision, len(cfg.datasets), cfg.systems, cfg.seeds)
         estimate.say_training_pace(preset, runtime.device)
+        estimate.say_scorers(preset, runtime.precision, cold_scorer_trainings(preset, cfg.epitome))
     timer = StageTimer()
     computed_stages(reset=True)
     trained_here: set[str] = set()
     reused_runs: set[str] = set()
-    with timer(Stage.SCORE):
+    with timer(Stage.SCORE, SCORERS_TIMING):  # apart from `score`: trained once per machine, `say_scorers` counts it
         scorer, scorer_info = load_scorer(preset, cfg.epitome, runtime, Stage.SCORE in force)
         other_scorer = load_agreement_scorer(preset, cfg.epitome, runtime)
         seed_scorers = load_seed_scorers(preset, cfg.epitome, runtime) if scorer is not None else {}
@@ -248,7 +250,7 @@ def _run_sweep(cfg: SweepConfig) -> Path:
     finish(results, timer, sweep_dir, cfg.out_root)
     # Stages timed cold: their cache entries were computed here (a run's stage: all its runs were trained here).
     cold = {"manifest"} | {s for s in ("features", "stage0", "teacher") if s in computed}
-    cold |= {"score"} if "scorers" in computed else set()
+    cold |= {"score"}  # scoring the replies (the scorers' training is timed apart, under SCORERS_TIMING)
     cold |= {f"train:{system}" for system in trained_here - reused_runs}
     estimate.record(preset.name, dict(results), cold)
     if cfg.tracking:

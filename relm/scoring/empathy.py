@@ -151,7 +151,7 @@ def load_or_train(
 ) -> EmpathyScorer:
     """The scorer of exactly this kind, parameters, training data, seed and training rows: from the cache (a
     `relm.cache` entry, checked on read), else trained now; a damaged one is quarantined and trained again."""
-    identity = scorer_identity(kind, build(kind, **params).params, data.data_hash, seed, all_rows)
+    entry = trained_entry(kind, data.data_hash, seed, all_rows, **params)
 
     def compute(folder: Path) -> EmpathyScorer:
         scorer = train(kind, data, seed, save=False, device=device, all_rows=all_rows, **params)
@@ -161,7 +161,35 @@ def load_or_train(
     def read(folder: Path) -> EmpathyScorer:
         return load_folder(folder, device)
 
-    return load_or_compute(CacheEntry(SCORER_STAGE, identity), read, compute, force=force)
+    return load_or_compute(entry, read, compute, force=force)
+
+
+def trained_entry(kind: str, data_hash: str, seed: int = 0, all_rows: bool = False, **params) -> CacheEntry:
+    """The cache entry of the scorer `load_or_train` gives for these arguments (ready once trained)."""
+    return CacheEntry(SCORER_STAGE, scorer_identity(kind, build(kind, **params).params, data_hash, seed, all_rows))
+
+
+def fold_entry(kind: str, params: dict, data_hash: str, seed: int, folds: int, fold: int) -> CacheEntry:
+    """The cache entry of one fold's figures in `cross_validate` (keyed by the parameters as given)."""
+    key = content_key("cv", kind, params, data_hash, seed, folds, fold, FORMAT_VERSION)
+    return CacheEntry(SCORER_STAGE, f"cv-{kind}-{key}")
+
+
+def measured_train_seconds(kind: str, **params) -> float | None:
+    """How long the newest cached scorer of `kind` with these parameters took to train here (None: none cached)."""
+    resolved = build(kind, **params).params
+    metas = [m for m in _cached_metas(kind) if m.get("params") == resolved and "train_seconds" in m]
+    return max(metas, key=lambda m: m["created"])["train_seconds"] if metas else None
+
+
+def _cached_metas(kind: str) -> list[dict]:
+    """The meta.json of every complete cached scorer of `kind` in the current format, with its `_folder`."""
+    metas = [
+        json.loads(p.read_text()) | {"_folder": p.parent}
+        for p in (cache_dir() / SCORER_STAGE).glob(f"{kind}-*/meta.json")
+        if CacheEntry(SCORER_STAGE, p.parent.name).ready()
+    ]
+    return [m for m in metas if m.get("format") == FORMAT_VERSION]
 
 
 def cross_validate(
@@ -186,9 +214,9 @@ def cross_validate(
             atomic_write_json(folder / "fold.json", figures)
             return figures
 
-        key = content_key("cv", kind, params, data.data_hash, seed, folds, fold, FORMAT_VERSION)
         read = lambda folder: json.loads((folder / "fold.json").read_text())  # noqa: E731
-        per_fold.append(load_or_compute(CacheEntry(SCORER_STAGE, f"cv-{kind}-{key}"), read, compute))
+        entry = fold_entry(kind, params, data.data_hash, seed, folds, fold)
+        per_fold.append(load_or_compute(entry, read, compute))
     out: dict = {"kind": kind, "folds": folds, "seed": seed, "data_hash": data.data_hash, "n": len(table)}
     for mech in per_fold[0]:
         for stat in ("accuracy", "macro_f1"):
@@ -206,14 +234,7 @@ def load_trained(
     """The newest trained scorer of `kind` (any kind, fastest first, when None), for `relm scorer eval`."""
     kinds = [kind] if kind else SCORERS.names()
     for k in kinds:
-        metas = [
-            json.loads(p.read_text()) | {"_folder": p.parent}
-            for p in (cache_dir() / SCORER_STAGE).glob(f"{k}-*/meta.json")
-            if CacheEntry(SCORER_STAGE, p.parent.name).ready()
-        ]
-        metas = [
-            m for m in metas if m.get("format") == FORMAT_VERSION and (not data_hash or m["data_hash"] == data_hash)
-        ]
+        metas = [m for m in _cached_metas(k) if not data_hash or m["data_hash"] == data_hash]
         if metas:
             return load_folder(max(metas, key=lambda m: m["created"])["_folder"], device)
     raise RelmError(

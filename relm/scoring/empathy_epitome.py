@@ -9,7 +9,8 @@ first token: dropout 0.1, dense, ReLU, dropout 0.1, a 3-way projection; the rati
 token after the same dropout. Loss 0.5 x level CE + 0.5 x rationale CE over the response's real tokens; AdamW
 (lr 2e-5, eps 1e-8), linear decay without warm-up, gradient norm clipped at 1.0, batch 32, 4 epochs; new layers
 initialised N(0, 0.02) with zero biases. `encoder`: a relm model name (default all-MiniLM-L6-v2, a PyPI copy, for
-CPUs) or a hub id (`roberta-base`, the paper's, for GPUs).
+CPUs) or a hub id (`roberta-base`, the paper's, for GPUs). `class_weight: balanced` (not EPITOME's; the cpu preset's)
+weighs the level loss by n / (3 n_level), as the tfidf kind's regression does, so that a rare level gets predicted.
 """
 
 from __future__ import annotations
