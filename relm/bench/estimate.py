@@ -122,10 +122,9 @@ def say_scorers(preset, precision: str, cold: dict[str, int]) -> None:
         else:
             total += n * seconds
             parts.append(f"{n} of {kind} (about {describe(seconds)} each)")
-    known = f"about {describe(total)}" + (" and more" if unknown else "") if total else "time unknown"
+    known = f"about {describe(total)}" + (" and more" if unknown else "") + " in all" if total else "time unknown"
     print(
-        f"relm: and first the scorer trainings this machine has not cached: {', '.join(parts)}; {known}, "
-        "once (cached after)",
+        f"relm: scorers to train first (once on this machine, cached after): {', '.join(parts)}; {known}",
         file=sys.stderr,
     )
 
