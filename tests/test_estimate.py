@@ -100,4 +100,4 @@ def test_scorer_trainings_the_cache_lacks_are_counted_and_timed_before_the_sweep
     cost = reference["gflop_eq_per_training"][cpu.scorer]
     seconds = estimate.scorer_training_seconds("cpu", "bf16-mixed", cpu.scorer, cpu.scorer_params, 200.0)
     assert seconds == pytest.approx(cost / 200.0)
-    assert estimate.scorer_training_seconds("cpu", "bf16-mixed", cpu.scorer, {"lr": 0.5}, 200.0) is None
+    assert estimate.scorer_training_seconds("cpu", "32-true", cpu.scorer, cpu.scorer_params, 200.0) is None
