@@ -85,6 +85,7 @@ def test_scorer_trainings_the_cache_lacks_are_counted_and_timed_before_the_sweep
     assert cold_scorer_trainings(preset, str(tmp_path / "absent")) == {}
     trained = empathy.load_or_train("tfidf", load_epitome(folder), seed=0)
     assert cold_scorer_trainings(preset, folder) == {"tfidf": 4, "minilm": 1}
+    assert cold_scorer_trainings(preset, folder, force=True) == {"tfidf": 5, "minilm": 1}  # --force score retrains it
     monkeypatch.setattr(estimate, "matmul_gflops", lambda: 100.0)
     estimate.say_scorers(preset, "32-true", cold_scorer_trainings(preset, folder))
     line = capsys.readouterr().err

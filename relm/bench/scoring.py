@@ -90,9 +90,10 @@ def load_seed_scorers(preset: Preset, epitome: str | None, runtime: Runtime) -> 
     }
 
 
-def cold_scorer_trainings(preset: Preset, epitome: str | None) -> dict[str, int]:
+def cold_scorer_trainings(preset: Preset, epitome: str | None, force: bool = False) -> dict[str, int]:
     """Per scorer kind, the trainings a sweep of `preset` will run because the cache lacks them: its kind at each
-    scorer seed, each cross-validation fold, and the agreement kind (none without EPITOME data)."""
+    scorer seed, each cross-validation fold, and the agreement kind (none without EPITOME data); `force` (`--force
+    score`) retrains the sweep's own scorer (seed 0) even when cached."""
     folder = Path(epitome) if epitome else default_dir()
     if not folder.is_dir():
         return {}
@@ -105,7 +106,7 @@ def cold_scorer_trainings(preset: Preset, epitome: str | None) -> dict[str, int]
         empathy.fold_entry(preset.scorer, params, data_hash, SCORER_SEED, preset.scorer_cv_folds, fold)
         for fold in range(preset.scorer_cv_folds)
     ]
-    cold = {preset.scorer: sum(not entry.ready() for entry in needed)}
+    cold = {preset.scorer: sum(not entry.ready() for entry in needed) + (force and needed[0].ready())}
     if preset.agreement_scorer:
         agreement = empathy.trained_entry(preset.agreement_scorer, data_hash, SCORER_SEED)
         cold[preset.agreement_scorer] = cold.get(preset.agreement_scorer, 0) + (not agreement.ready())

@@ -123,7 +123,8 @@ def _run_sweep(cfg: SweepConfig) -> Path:
     if cfg.progress and not cfg.assemble:
         estimate.say(preset.name, runtime.precision, len(cfg.datasets), cfg.systems, cfg.seeds)
         estimate.say_training_pace(preset, runtime.device)
-        estimate.say_scorers(preset, runtime.precision, cold_scorer_trainings(preset, cfg.epitome))
+        cold_scorers = cold_scorer_trainings(preset, cfg.epitome, Stage.SCORE in force)
+        estimate.say_scorers(preset, runtime.precision, cold_scorers)
     timer = StageTimer()
     computed_stages(reset=True)
     trained_here: set[str] = set()
