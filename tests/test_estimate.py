@@ -86,13 +86,12 @@ def test_scorer_trainings_the_cache_lacks_are_counted_and_timed_before_the_sweep
     trained = empathy.load_or_train("tfidf", load_epitome(folder), seed=0)
     assert cold_scorer_trainings(preset, folder) == {"tfidf": 4, "minilm": 1}
     assert cold_scorer_trainings(preset, folder, force=True) == {"tfidf": 5, "minilm": 1}  # --force score retrains it
-    monkeypatch.setattr(estimate, "matmul_gflops", lambda: 100.0)
-    estimate.say_scorers(preset, "32-true", cold_scorer_trainings(preset, folder))
+    estimate.say_scorers(preset, "32-true", cold_scorer_trainings(preset, folder), gflops=100.0)
     line = capsys.readouterr().err
     took = estimate.describe(trained.meta["train_seconds"])
     assert f"4 of tfidf (about {took} each), 1 of minilm (time not measured here yet)" in line
     assert "scorers to train first (once on this machine" in line and line.endswith("and more in all\n")
-    estimate.say_scorers(preset, "32-true", {})
+    estimate.say_scorers(preset, "32-true", {}, gflops=100.0)
     assert capsys.readouterr().err == ""  # everything cached: no line
     # On a machine without one, the shipped reference cost of the preset's kind and parameters, at this precision.
     monkeypatch.setenv("RELM_CACHE", str(tmp_path / "fresh"))

@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 from relm.io import atomic_write_json
-from relm.machine import matmul_gflops
 from relm.paths import cache_dir
 
 REFERENCE = Path(__file__).with_name("reference_costs.json")
@@ -79,9 +78,9 @@ def describe(seconds: float) -> str:
     return f"{seconds:.0f} s" if minutes < 2 else f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
 
-def say(preset: str, precision: str, datasets: int, systems: list[str], seeds: int) -> None:
-    """One stderr line before the work: the sweep's wall time on this machine for a cold cache."""
-    gflops = matmul_gflops()  # this machine, now
+def say(preset: str, precision: str, datasets: int, systems: list[str], seeds: int, gflops: float) -> None:
+    """One stderr line before the work: the sweep's wall time on this machine (`gflops`: its float32 matmul
+    GFLOP/s now) for a cold cache."""
     found = estimate_seconds(preset, precision, datasets, systems, seeds, gflops)
     if found is None:
         return
@@ -106,12 +105,11 @@ def scorer_training_seconds(preset: str, precision: str, kind: str, params: dict
     return cost / gflops if cost is not None and reference.get("params", {}).get(kind, {}) == params else None
 
 
-def say_scorers(preset, precision: str, cold: dict[str, int]) -> None:
+def say_scorers(preset, precision: str, cold: dict[str, int], gflops: float) -> None:
     """One stderr line before the work when scorers must be trained (once per machine; cached after): how many
     of each kind, and how long when known."""
     if not cold:
         return
-    gflops = matmul_gflops()
     parts, total, unknown = [], 0.0, False
     for kind, n in cold.items():
         params = preset.scorer_params if kind == preset.scorer else {}

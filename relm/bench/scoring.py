@@ -19,7 +19,7 @@ from relm.runtime import Runtime
 from relm.scoring import empathy, stats
 from relm.scoring.congruence import congruence_row
 from relm.scoring.empathy_base import EmpathyScorer
-from relm.scoring.epitome_data import check_epitome_folder, default_dir, load_epitome
+from relm.scoring.epitome_data import EpitomeData, check_epitome_folder, default_dir, load_epitome
 from relm.scoring.responses import reply_metrics
 from relm.scoring.ser import parse_emotion, ser_scores
 
@@ -68,20 +68,25 @@ def load_scorer(
     return scorer, info
 
 
+def _epitome_data(epitome: str | None) -> EpitomeData | None:
+    """The EPITOME rows the scorers train on (`--epitome DIR`, else the default folder); None when absent."""
+    folder = Path(epitome) if epitome else default_dir()
+    return load_epitome(folder) if folder.is_dir() else None
+
+
 def load_agreement_scorer(preset: Preset, epitome: str | None, runtime: Runtime) -> EmpathyScorer | None:
     """The preset's second scorer kind, trained once on the same EPITOME data (None when not asked for)."""
-    folder = Path(epitome) if epitome else default_dir()
-    if not preset.agreement_scorer or not folder.is_dir():
+    data = _epitome_data(epitome) if preset.agreement_scorer else None
+    if data is None:
         return None
-    return empathy.load_or_train(preset.agreement_scorer, load_epitome(folder), seed=SCORER_SEED, device=runtime.device)
+    return empathy.load_or_train(preset.agreement_scorer, data, seed=SCORER_SEED, device=runtime.device)
 
 
 def load_seed_scorers(preset: Preset, epitome: str | None, runtime: Runtime) -> dict[str, EmpathyScorer]:
     """The preset's kind trained with seeds 1 .. `scorer_seeds` - 1 on the same EPITOME rows (each cached)."""
-    folder = Path(epitome) if epitome else default_dir()
-    if preset.scorer_seeds < 2 or not folder.is_dir():
+    data = _epitome_data(epitome) if preset.scorer_seeds >= 2 else None
+    if data is None:
         return {}
-    data = load_epitome(folder)
     return {
         f"seed {s}": empathy.load_or_train(
             preset.scorer, data, seed=SCORER_SEED + s, device=runtime.device, **preset.scorer_params
@@ -94,10 +99,10 @@ def cold_scorer_trainings(preset: Preset, epitome: str | None, force: bool = Fal
     """Per scorer kind, the trainings a sweep of `preset` will run because the cache lacks them: its kind at each
     scorer seed, each cross-validation fold, and the agreement kind (none without EPITOME data); `force` (`--force
     score`) retrains the sweep's own scorer (seed 0) even when cached."""
-    folder = Path(epitome) if epitome else default_dir()
-    if not folder.is_dir():
+    data = _epitome_data(epitome)
+    if data is None:
         return {}
-    data_hash, params = load_epitome(folder).data_hash, preset.scorer_params
+    data_hash, params = data.data_hash, preset.scorer_params
     needed = [
         empathy.trained_entry(preset.scorer, data_hash, SCORER_SEED + s, **params)
         for s in range(max(preset.scorer_seeds, 1))

@@ -37,6 +37,7 @@ from relm.config import Preset
 from relm.data.schema import LABELS, SPLITS
 from relm.fidelity import fidelity
 from relm.keys import content_key
+from relm.machine import matmul_gflops
 from relm.models.sources import is_stand_in, resolve
 from relm.models.system_table import systems_with_role
 from relm.runtime import Runtime, preset_models
@@ -121,10 +122,11 @@ def _run_sweep(cfg: SweepConfig) -> Path:
     )
     sweep_dir = cfg.out_root / sweep_id
     if cfg.progress and not cfg.assemble:
-        estimate.say(preset.name, runtime.precision, len(cfg.datasets), cfg.systems, cfg.seeds)
+        gflops = matmul_gflops()  # this machine, now: both lines scale their costs by it
+        estimate.say(preset.name, runtime.precision, len(cfg.datasets), cfg.systems, cfg.seeds, gflops)
         estimate.say_training_pace(preset, runtime.device)
         cold_scorers = cold_scorer_trainings(preset, cfg.epitome, Stage.SCORE in force)
-        estimate.say_scorers(preset, runtime.precision, cold_scorers)
+        estimate.say_scorers(preset, runtime.precision, cold_scorers, gflops)
     timer = StageTimer()
     computed_stages(reset=True)
     trained_here: set[str] = set()

@@ -25,8 +25,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from relm.scoring import empathy
     from relm.scoring.epitome_data import load_epitome
 
-    params = _kind_params(args)
-    empathy.check_params(args.kind, params, "relm scorer train")  # before the data is read or anything trains
+    params = _kind_params(args, "relm scorer train")
     data = load_epitome(args.data)
     scorer = empathy.train(
         args.kind, data, seed=args.seed, device=_device(args), all_rows=args.all_rows, cv_folds=args.folds, **params
@@ -54,8 +53,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
     if args.folds < 2:
         raise RelmError(f"--folds must be at least 2, got {args.folds}")
-    params = _kind_params(args)
-    empathy.check_params(args.kind, params, "relm scorer cv")  # before the data is read or anything trains
+    params = _kind_params(args, "relm scorer cv")
     data = load_epitome(args.data)
     start = time.perf_counter()
     found = empathy.cross_validate(args.kind, data, args.folds, args.seed, _device(args), **params)
@@ -127,11 +125,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _kind_params(args: argparse.Namespace) -> dict:
-    """The kind's parameters given on the command line (`--epochs`, `--lr`, `--encoder`, `--class-weight`); the
-    kind's defaults else."""
+def _kind_params(args: argparse.Namespace, where: str) -> dict:
+    """The kind's parameters given on the command line (`--epochs`, `--lr`, `--encoder`, `--class-weight`; the
+    kind's defaults else), checked against the kind before the data is read or anything trains."""
+    from relm.scoring import empathy
+
     names = ("epochs", "lr", "encoder", "class_weight")
-    return {name: getattr(args, name) for name in names if getattr(args, name, None)}
+    params = {name: getattr(args, name) for name in names if getattr(args, name, None)}
+    empathy.check_params(args.kind, params, where)
+    return params
 
 
 def _trained(args: argparse.Namespace):
