@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertModel
 
+from relm.errors import RelmError
 from relm.scoring.empathy_epitome import EpitomeAttention, EpitomeBiEncoder, EpitomeHead
 from tests.conftest import missing, shared_data
 
@@ -203,3 +204,48 @@ def test_an_authors_checkpoint_folder_loads_as_is(tmp_path, capsys):
     torch.save(state, ckpt / "reddit_EX.pth")
     with pytest.raises(RelmError, match=r"reddit_EX.pth: not an EPITOME bi-encoder over this encoder \(unexpected"):
         load_checkpoint(ckpt, encoder=str(enc))
+
+
+def _tiny_encoder_folder(folder):
+    """`_encoder_folder` with random tiny BERT weights, so that the epitome kind can train over it."""
+    from transformers import BertModel
+
+    _encoder_folder(folder)
+    torch.manual_seed(0)
+    BertModel(BertConfig.from_pretrained(folder)).save_pretrained(folder)
+    return folder
+
+
+def test_one_mechanism_alone_gets_the_model_it_gets_beside_the_others(tmp_path):
+    """Each mechanism's model starts from the same seed and sees the rows in the same order, so validating IP alone
+    (`relm scorer cv --mechanism ip`) costs a third and gives IP's figures of a run of all three."""
+    import pandas as pd
+
+    from relm.scoring import empathy
+
+    encoder = str(_tiny_encoder_folder(tmp_path / "enc"))
+    words = ["i am so sorry", "what happened", "my dog died", "i feel alone", "so sorry to hear that"]
+    rows = [
+        {"seeker_post": words[i % 5], "response_post": words[(i * 3 + 1) % 5], "er": i % 3, "ip": (i // 2) % 3}
+        | {"ex": (i // 3) % 3, "er_rationales": "", "ip_rationales": words[(i * 3 + 1) % 5], "ex_rationales": ""}
+        for i in range(20)
+    ]
+    table = pd.DataFrame(rows)
+    kw = {"epochs": 1, "batch_size": 8, "max_len": 8, "lr": 1e-3}
+    both = empathy._fitted("epitome", table, table.iloc[:0], 0, "cpu", encoder=encoder, **kw)
+    alone = empathy._fitted("epitome", table, table.iloc[:0], 0, "cpu", ("ip",), encoder=encoder, **kw)
+    assert set(alone.models) == {"ip"} and set(both.models) == {"er", "ip", "ex"}
+    for name, value in both.models["ip"].state_dict().items():
+        assert torch.equal(value, alone.models["ip"].state_dict()[name]), name
+    assert set(empathy.evaluate(alone, table)) == {"ip"}
+    with pytest.raises(RelmError, match="trains the mechanisms together"):
+        empathy.cross_validate("minilm", None, mechanisms=("ip",))  # type: ignore[arg-type]
+
+
+def test_bf16_precision_is_a_recorded_switch():
+    from relm.scoring.empathy_epitome import EpitomeScorer
+
+    assert "precision" not in EpitomeScorer("epitome").params  # EPITOME's float32: the released identity
+    assert EpitomeScorer("epitome", precision="bf16-mixed").params["precision"] == "bf16-mixed"
+    with pytest.raises(RelmError, match="precision is one of"):
+        EpitomeScorer("epitome", precision="auto")

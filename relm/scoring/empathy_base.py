@@ -37,6 +37,7 @@ class EmpathyScorer(ABC):
             "cpu"  # a torch device, set by `empathy.build` from the caller's Runtime; not in the identity
         )
         self.meta: dict = {"kind": kind, "params": params}
+        self.mechanisms: tuple[str, ...] = MECHANISMS  # `fit` trains these; a subset only where `per_mechanism`
 
     @abstractmethod
     def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> None: ...
@@ -55,7 +56,7 @@ class EmpathyScorer(ABC):
         if len(seekers) != len(responses):
             raise RelmError(f"score: {len(seekers)} seeker posts but {len(responses)} responses")
         if not responses:
-            return {m: np.zeros(0, dtype=int) for m in MECHANISMS}
+            return {m: np.zeros(0, dtype=int) for m in self.mechanisms}
         seekers = [str(s) for s in seekers]
         responses = [str(r) for r in responses]
         return {m: np.asarray(v, dtype=int) for m, v in self._predict(seekers, responses).items()}
@@ -72,6 +73,7 @@ class EmpathyScorer(ABC):
         return folder
 
     watches_validation = False  # True: `fit` picks its epoch on the held-out rows, so it cannot train on all rows
+    per_mechanism = False  # True: one model per mechanism, each trained alone, so `mechanisms` may be a subset
 
     @property
     def identity(self) -> str:
@@ -83,10 +85,10 @@ class EmpathyScorer(ABC):
 
 def evaluate(scorer: EmpathyScorer, table: pd.DataFrame) -> dict[str, dict]:
     """Accuracy, macro-F1, per-level F1 and the confusion matrix (rows: gold level 0-2, columns: predicted) of the
-    scorer against the table's gold levels."""
+    scorer against the table's gold levels, for each mechanism the scorer predicts."""
     preds = scorer.score(table["seeker_post"].tolist(), table["response_post"].tolist())
     out = {}
-    for mech in MECHANISMS:
+    for mech in scorer.mechanisms:
         gold, pred = table[mech].to_numpy(), preds[mech]
         out[mech] = figures_of(confusion_matrix(gold, pred, labels=list(LEVELS)))
     return out

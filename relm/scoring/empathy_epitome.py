@@ -11,6 +11,7 @@ token after the same dropout. Loss 0.5 x level CE + 0.5 x rationale CE over the 
 initialised N(0, 0.02) with zero biases. `encoder`: a relm model name (default all-MiniLM-L6-v2, a PyPI copy, for
 CPUs) or a hub id (`roberta-base`, the paper's, for GPUs). `class_weight: balanced` (not EPITOME's; the cpu preset's)
 weighs the level loss by n / (3 n_level), as the tfidf kind's regression does, so that a rare level gets predicted.
+`precision: bf16-mixed` (not EPITOME's, which trains in float32) trains and predicts under bf16 autocast.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from relm.scoring.empathy_roberta import RobertaScorer
 from relm.scoring.epitome_data import MECHANISMS
 
 CLASS_WEIGHTS = (None, "balanced")  # None: EPITOME's unweighted level loss
+PRECISIONS = ("32-true", "bf16-mixed")  # 32-true: the release's float32
 
 
 class EpitomeAttention(nn.Module):
@@ -122,13 +124,19 @@ class EpitomeScorer(RobertaScorer):
         lambda_rationale: float = 0.5,
         dropout: float = 0.1,
         class_weight: str | None = None,
+        precision: str = "32-true",
     ):
         super().__init__(kind, epochs, lr, batch_size, max_len, lambda_rationale)
         if class_weight not in CLASS_WEIGHTS:
             raise RelmError(f"scorer kind {kind!r}: class_weight is one of {CLASS_WEIGHTS}, not {class_weight!r}")
+        if precision not in PRECISIONS:
+            raise RelmError(f"scorer kind {kind!r}: precision is one of {PRECISIONS}, not {precision!r}")
         self.params |= {"encoder": encoder, "dropout": dropout}
-        if class_weight:  # only when set, so that the released recipe's identity (and cached folds) stay as they were
+        # Each only when it differs from the release, so that the released recipe's identity (and cached folds) stay.
+        if class_weight:
             self.params["class_weight"] = class_weight
+        if precision != "32-true":
+            self.params["precision"] = precision
         self.models: dict[str, EpitomeBiEncoder] = {}  # type: ignore[assignment]
 
     def _source(self) -> str:
@@ -158,6 +166,12 @@ class EpitomeScorer(RobertaScorer):
     def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         trained = [q for q in model.parameters() if q.requires_grad]  # the seeker encoder is frozen
         return torch.optim.AdamW(trained, lr=self.params["lr"], eps=1e-8)
+
+    def _autocast(self) -> Any:
+        """`precision: bf16-mixed`: bf16 autocast on the device (not EPITOME's; ~2x faster for a base-size encoder
+        on a CPU with AMX); float32 else, as released."""
+        bf16 = self.params.get("precision") == "bf16-mixed"
+        return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=bf16)
 
     def _level_weight(self, levels: Any) -> torch.Tensor | None:
         """`class_weight: balanced`: n / (3 n_level) over the training rows, sklearn's (and the tfidf kind's) rule."""

@@ -7,6 +7,7 @@ one model per mechanism.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,7 @@ class RobertaScorer(EmpathyScorer):
                     tags[i, j] = int(b > a and a >= start and b <= end) or tags[i, j]
         return torch.from_numpy(tags).to(self.device)
 
+    per_mechanism = True
     clip_norm: float | None = None  # gradient-norm clipping (the epitome kind clips at 1.0, as EPITOME does)
     reseed_per_mechanism = False  # the epitome kind starts each mechanism's model from the same seed
 
@@ -101,6 +103,10 @@ class RobertaScorer(EmpathyScorer):
 
     def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.AdamW(model.parameters(), lr=self.params["lr"])
+
+    def _autocast(self) -> Any:
+        """The precision of training and prediction (float32 here; the epitome kind may take bf16 autocast)."""
+        return contextlib.nullcontext()
 
     def _level_weight(self, levels: Any) -> torch.Tensor | None:
         """Per-level weights of the level loss (None: unweighted; the epitome kind may balance them)."""
@@ -118,7 +124,7 @@ class RobertaScorer(EmpathyScorer):
         torch.manual_seed(seed)
         self.tokenizer = AutoTokenizer.from_pretrained(self._source())
         steps = math.ceil(len(train) / p["batch_size"])
-        for mech in MECHANISMS:
+        for mech in self.mechanisms:
             if self.reseed_per_mechanism:
                 torch.manual_seed(seed)
             rationales = train.get(f"{mech}_rationales", pd.Series([""] * len(train)))
@@ -134,10 +140,11 @@ class RobertaScorer(EmpathyScorer):
                     rows = train.iloc[idx]
                     s_ids, s_mask = self._tok(rows["seeker_post"])
                     r_ids, r_mask = self._tok(rows["response_post"])
-                    out = model({"s_ids": s_ids, "s_mask": s_mask, "r_ids": r_ids, "r_mask": r_mask})
                     gold = torch.tensor(rows[mech].to_numpy(), device=self.device)
                     tags = self._rationale_tags(rows["response_post"].tolist(), rationales.iloc[idx].tolist())
-                    loss = self._loss(out, gold, tags, r_mask, level_weight)
+                    with self._autocast():
+                        out = model({"s_ids": s_ids, "s_mask": s_mask, "r_ids": r_ids, "r_mask": r_mask})
+                        loss = self._loss(out, gold, tags, r_mask, level_weight)
                     opt.zero_grad()
                     loss.backward()
                     if self.clip_norm is not None:
@@ -155,7 +162,8 @@ class RobertaScorer(EmpathyScorer):
             for i in range(0, len(responses), 64):
                 s_ids, s_mask = self._tok(seekers[i : i + 64])
                 r_ids, r_mask = self._tok(responses[i : i + 64])
-                logits = model({"s_ids": s_ids, "s_mask": s_mask, "r_ids": r_ids, "r_mask": r_mask})["level"]
+                with self._autocast():
+                    logits = model({"s_ids": s_ids, "s_mask": s_mask, "r_ids": r_ids, "r_mask": r_mask})["level"]
                 preds.append(logits.argmax(-1).cpu().numpy())
             out[mech] = np.concatenate(preds)
         return out

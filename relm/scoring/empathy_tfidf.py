@@ -19,6 +19,7 @@ class TfidfScorer(EmpathyScorer):
     """
 
     TOKEN_PATTERN = r"(?u)\b\w+\b|[?!]"
+    per_mechanism = True
 
     def __init__(self, kind: str, C: float = 1.0, min_df: int = 2):
         super().__init__(kind, C=C, min_df=min_df)
@@ -34,7 +35,7 @@ class TfidfScorer(EmpathyScorer):
     def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> None:
         from sklearn.linear_model import LogisticRegression
 
-        for mech in MECHANISMS:
+        for mech in self.mechanisms:
             vec = self._vectorizer(min_df=self.params["min_df"])
             x = vec.fit_transform(train["response_post"])
             clf = LogisticRegression(C=self.params["C"], class_weight="balanced", max_iter=3000)
