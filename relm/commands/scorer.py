@@ -187,7 +187,7 @@ def _add_checkpoint_args(p: argparse.ArgumentParser) -> None:
 
 def register(sub) -> None:
     from relm.scoring.empathy import SCORERS
-    from relm.scoring.epitome_data import default_dir
+    from relm.scoring.epitome_data import MECHANISMS, default_dir
 
     scorer = sub.add_parser("scorer", help="train and evaluate EPITOME empathy scorers")
     ssub = scorer.add_subparsers(dest="scorer_command", required=True)
@@ -215,7 +215,7 @@ def register(sub) -> None:
     p.add_argument(
         "--mechanism",
         action="append",
-        choices=("er", "ip", "ex"),
+        choices=MECHANISMS,
         help="validate only this mechanism (repeatable; kinds with one model per mechanism: tfidf, roberta, epitome)",
     )
     p.add_argument("--out", help="also write the figures to this JSON file")

@@ -90,8 +90,12 @@ def package_source(pkg: PackageCopy) -> Path | None:
 
 def piece_sources(pkg: PackageCopy) -> list[Path] | None:
     """Each wheel's file, in order; None when any is missing."""
-    found = [_installed_file(p) or _wheel_file(p) for p in pkg.pieces()]
+    found = [_piece_file(p) for p in pkg.pieces()]
     return None if None in found else [f for f in found if f is not None]
+
+
+def _piece_file(piece: PackageCopy) -> Path | None:
+    return _installed_file(piece) or _wheel_file(piece)
 
 
 def copy_digest(sources: list[Path]) -> str:
@@ -179,7 +183,7 @@ def prepare(name: str, pkg: PackageCopy, download: bool = True, force: bool = Fa
     if found is None:
         if not download:
             raise missing_package_error(name, pkg)
-        found = [_installed_file(p) or _wheel_file(p) or download_wheel(p) for p in pkg.pieces()]
+        found = [_piece_file(p) or download_wheel(p) for p in pkg.pieces()]
     digest = copy_digest(found)
     out = _converted_dir(name, digest)
     identity = _identity(pkg, digest)

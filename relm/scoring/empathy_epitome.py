@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from relm.errors import RelmError
+from relm.scoring.empathy_neural import precision_autocast
 from relm.scoring.empathy_roberta import RobertaScorer
 from relm.scoring.epitome_data import MECHANISMS
 
@@ -170,8 +171,7 @@ class EpitomeScorer(RobertaScorer):
     def _autocast(self) -> Any:
         """`precision: bf16-mixed`: bf16 autocast on the device (not EPITOME's; ~2x faster for a base-size encoder
         on a CPU with AMX); float32 else, as released."""
-        bf16 = self.params.get("precision") == "bf16-mixed"
-        return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=bf16)
+        return precision_autocast(self.params.get("precision", "32-true"), torch.device(self.device).type)
 
     def _level_weight(self, levels: Any) -> torch.Tensor | None:
         """`class_weight: balanced`: n / (3 n_level) over the training rows, sklearn's (and the tfidf kind's) rule."""

@@ -66,6 +66,11 @@ def cpu_precision(wanted: str) -> str:
     return "bf16-mixed" if native_bf16() else "32-true"
 
 
+def precision_autocast(precision: str, device_type: str = "cpu") -> torch.autocast:
+    """The autocast context of a neural kind's resolved `precision`: bf16 for `bf16-mixed`, off else."""
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
+
+
 class MiniLMScorer(EmpathyScorer):
     model_name = "all-minilm-l6-v2"
     watches_validation = True  # keeps the epoch with the best held-out macro-F1
@@ -94,7 +99,7 @@ class MiniLMScorer(EmpathyScorer):
         self.tokenizer: Any = None
 
     def _autocast(self):
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.params["precision"] == "bf16-mixed")
+        return precision_autocast(self.params["precision"])
 
     def _lengths(self, seekers, responses) -> np.ndarray:
         enc = self.tokenizer(
