@@ -42,7 +42,8 @@ class ScorerInfo(TypedDict, total=False):
     columns: predicted) on unseen seekers."""
     cross_validation: dict[str, Any]
     """With `scorer_cv_folds`: `folds`, `n` pairs, and per mechanism the mean and sd over folds grouped by seeker of
-    held-out `accuracy` and `macro_f1` (`accuracy_sd`, `macro_f1_sd`)."""
+    held-out `accuracy` and `macro_f1` (`accuracy_sd`, `macro_f1_sd`), and `macro_f1_batched` (EPITOME's
+    batch-averaged reading: its released train.py averages macro-F1 over test batches of 32)."""
     reason: str
     """Why the scorer is unavailable."""
 

@@ -25,7 +25,14 @@ from relm.io import atomic_write_json
 from relm.keys import content_key
 from relm.paths import cache_dir
 from relm.registry import Registry
-from relm.scoring.empathy_base import FORMAT_VERSION, EmpathyScorer, evaluate, figures_of, scorer_identity
+from relm.scoring.empathy_base import (
+    FORMAT_VERSION,
+    EmpathyScorer,
+    batched_macro_f1,
+    evaluate,
+    figures_of,
+    scorer_identity,
+)
 from relm.scoring.epitome_data import MECHANISMS, EpitomeData, pair_key, split_by_seeker
 
 if TYPE_CHECKING:  # torch loads only with a neural kind
@@ -215,9 +222,11 @@ def cross_validate(
 ) -> dict:
     """k-fold cross-validation grouped by seeker post (no post in two folds): per mechanism, the mean and sd over
     folds of held-out accuracy and macro-F1, each fold's figures, and (`pooled`) the figures of the k held-out
-    folds' predictions together. Each fold's figures are a cache entry (the scorer itself is not kept), so an
-    interrupted run resumes at the fold it was in. `mechanisms`: validate only these (a kind with one model per
-    mechanism; the epitome kind then gives each the figures it has in a run of all three)."""
+    folds' predictions together; `macro_f1_batched`: EPITOME's batch-averaged macro-F1, the mean over folds (the
+    way EPITOME's released train.py computes its test figures, `batched_macro_f1`). Each fold's figures are a cache
+    entry (the scorer itself is not kept), so an interrupted run resumes at the fold it was in. `mechanisms`:
+    validate only these (a kind with one model per mechanism; the epitome kind then gives each the figures it has in
+    a run of all three)."""
     from sklearn.model_selection import GroupKFold
 
     mechanisms = tuple(m for m in MECHANISMS if m in mechanisms)  # EPITOME's order, whatever order was given
@@ -245,6 +254,8 @@ def cross_validate(
             values = [f[mech][stat] for f in per_fold]
             out.setdefault(mech, {})[stat] = float(np.mean(values))
             out[mech][f"{stat}_sd"] = float(np.std(values, ddof=1))
+        batched = [batched_macro_f1(np.asarray(f[mech]["confusion"])) for f in per_fold]
+        out[mech]["macro_f1_batched"] = float(np.mean(batched))
     out["per_fold"] = [{m: {s: f[m][s] for s in ("accuracy", "macro_f1", "n")} for m in f} for f in per_fold]
     out["pooled"] = {m: figures_of(np.sum([f[m]["confusion"] for f in per_fold], axis=0)) for m in per_fold[0]}
     return out
