@@ -62,6 +62,8 @@ OTHER_COMMANDS = [
     (["models", "fetch"], "name at least one model"),
     (["scorer", "train", "--kind", "bogus"], "argument --kind: invalid choice: 'bogus'"),
     (["scorer", "train", "--kind", "tfidf", "--data", "{tmp}/empty"], "missing EPITOME file for ER"),
+    (["scorer", "cv", "--kind", "epitome", "--class-weight", "balanced:er,xx"], "balanced or balanced:MECH,..."),
+    (["scorer", "cv", "--kind", "epitome", "--class-weight", "inverse"], "balanced or balanced:MECH,..."),
     (["cache", "verify", "--stage", "bogus"], "--stage takes"),
     (["cache", "gc", "--runs", "{tmp}/nope"], "{tmp}/nope: no such folder of sweeps"),
     (["ls", "bogus"], "argument what: invalid choice: 'bogus'"),

@@ -80,10 +80,17 @@ def test_class_weight_balanced_weighs_the_level_loss_as_sklearn_and_is_off_by_de
 
     levels = [0] * 7 + [1] * 2 + [2]
     released, balanced = EpitomeScorer("epitome"), EpitomeScorer("epitome", class_weight="balanced")
-    assert released._level_weight(levels) is None and "class_weight" not in released.params  # identity as before
+    assert released._level_weight(levels, "er") is None and "class_weight" not in released.params  # as before
     expected = compute_class_weight("balanced", classes=np.arange(3), y=np.array(levels))
-    assert torch.allclose(balanced._level_weight(levels), torch.tensor(expected, dtype=torch.float32))
-    assert balanced._level_weight([0, 0, 2]).tolist()[1] == pytest.approx(1.0)  # an absent level: finite, never read
+    assert torch.allclose(balanced._level_weight(levels, "er"), torch.tensor(expected, dtype=torch.float32))
+    assert balanced._level_weight([0, 0, 2], "ip").tolist()[1] == pytest.approx(1.0)  # an absent level: never read
+    # per mechanism (the cpu preset's): only the named ones are weighed; all three named is plain "balanced"
+    some = EpitomeScorer("epitome", class_weight={"ex": "balanced", "ip": "balanced"})
+    assert some.params["class_weight"] == {"ip": "balanced", "ex": "balanced"}  # EPITOME's order: one identity
+    assert some._level_weight(levels, "er") is None
+    assert torch.allclose(some._level_weight(levels, "ip"), balanced._level_weight(levels, "ip"))
+    every = EpitomeScorer("epitome", class_weight=dict.fromkeys(("er", "ip", "ex"), "balanced"))
+    assert every.params == balanced.params and "class_weight" not in EpitomeScorer("epitome", class_weight={}).params
     level, rationale = torch.randn(3, 3), torch.randn(3, 4, 2)
     gold, tags, mask = torch.tensor([0, 1, 2]), torch.zeros(3, 4, dtype=torch.long), torch.ones(3, 4)
     out = {"level": level, "rationale": rationale}
@@ -94,8 +101,9 @@ def test_class_weight_balanced_weighs_the_level_loss_as_sklearn_and_is_off_by_de
         rationale.reshape(-1, 2), tags.reshape(-1)
     )
     assert torch.allclose(got, manual) and not torch.allclose(got, unweighted)
-    with pytest.raises(RelmError, match="class_weight is one of"):
-        EpitomeScorer("epitome", class_weight="inverse")
+    for bad in ("inverse", {"er": "inverse"}, {"xx": "balanced"}):
+        with pytest.raises(RelmError, match="class_weight is one of"):
+            EpitomeScorer("epitome", class_weight=bad)
 
 
 @pytest.mark.slow

@@ -159,6 +159,17 @@ def _device(args: argparse.Namespace):
     return runtime_for_device(args.device).device
 
 
+def _class_weight_arg(text: str) -> str | dict[str, str]:
+    """`balanced` (every mechanism) or `balanced:ip,ex` ({ip: balanced, ex: balanced}), as a preset writes it."""
+    from relm.scoring.epitome_data import MECHANISMS
+
+    rule, _, named = text.partition(":")
+    mechs = [m.strip().lower() for m in named.split(",") if m.strip()]
+    if rule != "balanced" or (named and not mechs) or not set(mechs) <= set(MECHANISMS):
+        raise argparse.ArgumentTypeError(f"balanced or balanced:MECH,... with MECH in {', '.join(MECHANISMS)}")
+    return {m: rule for m in mechs} if mechs else rule
+
+
 def _add_kind_args(p: argparse.ArgumentParser) -> None:
     """The kind's parameters `train` and `cv` take (`_kind_params` reads them)."""
     p.add_argument("--epochs", type=int, help="epochs (neural kinds only)")
@@ -166,8 +177,10 @@ def _add_kind_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, help="learning rate (neural kinds; epitome: 2e-5 as EPITOME's train.py)")
     p.add_argument(
         "--class-weight",
-        choices=["balanced"],
-        help="epitome kind: weigh the level loss by n / (3 n_level), as the tfidf kind does (EPITOME: unweighted)",
+        type=_class_weight_arg,
+        metavar="balanced[:MECH,...]",
+        help="epitome kind: weigh the level loss by n / (3 n_level), as the tfidf kind does (EPITOME: unweighted); "
+        "balanced:ip,ex weighs only those mechanisms (the cpu preset's)",
     )
     p.add_argument(
         "--precision",

@@ -9,8 +9,9 @@ first token: dropout 0.1, dense, ReLU, dropout 0.1, a 3-way projection; the rati
 token after the same dropout. Loss 0.5 x level CE + 0.5 x rationale CE over the response's real tokens; AdamW
 (lr 2e-5, eps 1e-8), linear decay without warm-up, gradient norm clipped at 1.0, batch 32, 4 epochs; new layers
 initialised N(0, 0.02) with zero biases. `encoder`: a relm model name (default all-MiniLM-L6-v2, a PyPI copy, for
-CPUs) or a hub id (`roberta-base`, the paper's, for GPUs). `class_weight: balanced` (not EPITOME's; the cpu preset's)
-weighs the level loss by n / (3 n_level), as the tfidf kind's regression does, so that a rare level gets predicted.
+CPUs) or a hub id (`roberta-base`, the paper's, for GPUs). `class_weight: balanced` (not EPITOME's) weighs the level
+loss by n / (3 n_level), as the tfidf kind's regression does, so that a rare level gets predicted; a mapping
+(`{ip: balanced, ex: balanced}`, the cpu preset's) weighs only the mechanisms it names.
 `precision: bf16-mixed` (not EPITOME's, which trains in float32) trains and predicts under bf16 autocast.
 """
 
@@ -30,6 +31,21 @@ from relm.scoring.empathy_roberta import RobertaScorer
 from relm.scoring.epitome_data import MECHANISMS
 
 CLASS_WEIGHTS = (None, "balanced")  # None: EPITOME's unweighted level loss
+
+
+def class_weight_of(kind: str, value: Any) -> str | dict[str, str] | None:
+    """`class_weight` as the identity keeps it: None, "balanced" (every mechanism), or {mechanism: "balanced"} in
+    EPITOME's order for some of them (all three named is "balanced", an empty mapping None)."""
+    if value in CLASS_WEIGHTS:
+        return value
+    if isinstance(value, dict) and set(value) <= set(MECHANISMS) and set(value.values()) == {"balanced"}:
+        return "balanced" if len(value) == len(MECHANISMS) else {m: "balanced" for m in MECHANISMS if m in value}
+    if value == {}:
+        return None
+    raise RelmError(
+        f"scorer kind {kind!r}: class_weight is one of {CLASS_WEIGHTS} or a mapping of mechanisms "
+        f"({', '.join(MECHANISMS)}) to 'balanced', not {value!r}"
+    )
 PRECISIONS = ("32-true", "bf16-mixed")  # 32-true: the release's float32
 
 
@@ -124,12 +140,11 @@ class EpitomeScorer(RobertaScorer):
         max_len: int = 64,
         lambda_rationale: float = 0.5,
         dropout: float = 0.1,
-        class_weight: str | None = None,
+        class_weight: str | dict[str, str] | None = None,
         precision: str = "32-true",
     ):
         super().__init__(kind, epochs, lr, batch_size, max_len, lambda_rationale)
-        if class_weight not in CLASS_WEIGHTS:
-            raise RelmError(f"scorer kind {kind!r}: class_weight is one of {CLASS_WEIGHTS}, not {class_weight!r}")
+        class_weight = class_weight_of(kind, class_weight)
         if precision not in PRECISIONS:
             raise RelmError(f"scorer kind {kind!r}: precision is one of {PRECISIONS}, not {precision!r}")
         self.params |= {"encoder": encoder, "dropout": dropout}
@@ -173,9 +188,11 @@ class EpitomeScorer(RobertaScorer):
         on a CPU with AMX); float32 else, as released."""
         return precision_autocast(self.params.get("precision", "32-true"), torch.device(self.device).type)
 
-    def _level_weight(self, levels: Any) -> torch.Tensor | None:
-        """`class_weight: balanced`: n / (3 n_level) over the training rows, sklearn's (and the tfidf kind's) rule."""
-        if self.params.get("class_weight") != "balanced":
+    def _level_weight(self, levels: Any, mech: str) -> torch.Tensor | None:
+        """`class_weight: balanced` (for `mech`): n / (3 n_level) over the training rows, sklearn's (and the tfidf
+        kind's) rule."""
+        weight = self.params.get("class_weight")
+        if weight != "balanced" and mech not in (weight or {}):
             return None
         counts = np.bincount(np.asarray(levels, dtype=np.int64), minlength=3)
         return torch.tensor(len(levels) / (3 * np.maximum(counts, 1)), dtype=torch.float32, device=self.device)

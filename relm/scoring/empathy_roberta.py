@@ -108,8 +108,8 @@ class RobertaScorer(EmpathyScorer):
         """The precision of training and prediction (float32 here; the epitome kind may take bf16 autocast)."""
         return contextlib.nullcontext()
 
-    def _level_weight(self, levels: Any) -> torch.Tensor | None:
-        """Per-level weights of the level loss (None: unweighted; the epitome kind may balance them)."""
+    def _level_weight(self, levels: Any, mech: str) -> torch.Tensor | None:
+        """Per-level weights of `mech`'s level loss (None: unweighted; the epitome kind may balance them)."""
         return None
 
     def _loss(self, out: dict, gold: torch.Tensor, tags: torch.Tensor, r_mask: torch.Tensor, level_weight=None):
@@ -131,7 +131,7 @@ class RobertaScorer(EmpathyScorer):
             model = self._new_model().to(self.device)
             opt = self._optimizer(model)
             sched = linear_schedule(opt, 0, steps * p["epochs"])
-            level_weight = self._level_weight(train[mech].to_numpy())
+            level_weight = self._level_weight(train[mech].to_numpy(), mech)
             for epoch in range(p["epochs"]):
                 model.train()
                 order = np.random.default_rng([seed, epoch]).permutation(len(train))
