@@ -31,6 +31,7 @@ from relm.scoring.empathy_roberta import RobertaScorer
 from relm.scoring.epitome_data import MECHANISMS
 
 CLASS_WEIGHTS = (None, "balanced")  # None: EPITOME's unweighted level loss
+PRECISIONS = ("32-true", "bf16-mixed")  # 32-true: the release's float32
 
 
 def class_weight_of(kind: str, value: Any) -> str | dict[str, str] | None:
@@ -46,7 +47,6 @@ def class_weight_of(kind: str, value: Any) -> str | dict[str, str] | None:
         f"scorer kind {kind!r}: class_weight is one of {CLASS_WEIGHTS} or a mapping of mechanisms "
         f"({', '.join(MECHANISMS)}) to 'balanced', not {value!r}"
     )
-PRECISIONS = ("32-true", "bf16-mixed")  # 32-true: the release's float32
 
 
 class EpitomeAttention(nn.Module):
