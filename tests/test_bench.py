@@ -361,6 +361,8 @@ def test_two_scorer_seeds_mark_each_empathy_comparison_and_spread_each_metric(sw
     assert cv["folds"] == 3 and all(
         0 <= cv[m]["macro_f1"] <= 1 and cv[m]["macro_f1_sd"] >= 0 for m in ("er", "ip", "ex")
     )
+    batched = ", ".join(f"{m.upper()} {cv[m]['macro_f1_batched']:.3f}" for m in ("er", "ip", "ex"))
+    assert f"EPITOME paper: ER 0.74, IP 0.63, EX 0.73): {batched}." in (again / "report.md").read_text()
     assert "cross_validation" not in json.loads((run_dir / "results.json").read_text())["scorer"]  # 0: not done
     record = res["scorer_robustness"]["synth-esd"]
     assert record["scorer_seeds"] == 2 and list(record["scorers"]) == ["seed 1"]
