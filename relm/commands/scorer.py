@@ -54,9 +54,9 @@ def cmd_cv(args: argparse.Namespace) -> int:
     if args.folds < 2:
         raise RelmError(f"--folds must be at least 2, got {args.folds}")
     params = _kind_params(args, "relm scorer cv")
+    mechanisms = empathy.checked_mechanisms(args.kind, tuple(args.mechanism or MECHANISMS))
     data = load_epitome(args.data)
     start = time.perf_counter()
-    mechanisms = tuple(args.mechanism or MECHANISMS)
     found = empathy.cross_validate(args.kind, data, args.folds, args.seed, _device(args), mechanisms, **params)
     found["seconds"] = round(time.perf_counter() - start, 1)
     if args.out:

@@ -211,6 +211,15 @@ def _cached_metas(kind: str) -> list[dict]:
     return [m for m in metas if m.get("format") == FORMAT_VERSION]
 
 
+def checked_mechanisms(kind: str, mechanisms: tuple[str, ...]) -> tuple[str, ...]:
+    """`mechanisms` in EPITOME's order, whatever order was given; a subset only for a kind with a model per mechanism
+    (checked before any data is read)."""
+    mechanisms = tuple(m for m in MECHANISMS if m in mechanisms)
+    if mechanisms != MECHANISMS and not SCORERS.get(kind).per_mechanism:
+        raise RelmError(f"scorer kind {kind!r} trains the mechanisms together, so it validates all three or none")
+    return mechanisms
+
+
 def cross_validate(
     kind: str,
     data: EpitomeData,
@@ -229,9 +238,7 @@ def cross_validate(
     a run of all three)."""
     from sklearn.model_selection import GroupKFold
 
-    mechanisms = tuple(m for m in MECHANISMS if m in mechanisms)  # EPITOME's order, whatever order was given
-    if mechanisms != MECHANISMS and not SCORERS.get(kind).per_mechanism:
-        raise RelmError(f"scorer kind {kind!r} trains the mechanisms together, so it validates all three or none")
+    mechanisms = checked_mechanisms(kind, mechanisms)
     table = data.table
     if table["sp_id"].nunique() < folds:
         raise RelmError(f"cross-validation: {table['sp_id'].nunique()} seeker posts cannot fill {folds} folds")
