@@ -44,6 +44,21 @@ def test_load_joins_mechanisms_and_handles_duplicates(tmp_path):
     assert set(MECHANISMS) <= set(data.table.columns)
 
 
+def test_a_folder_is_parsed_once_while_its_bytes_stay_and_each_caller_gets_its_own_rows(tmp_path, monkeypatch):
+    from relm.scoring import epitome_data
+
+    folder = write_epitome(tmp_path / "epi")
+    parsed, real_parse = [], epitome_data._parse
+    monkeypatch.setattr(epitome_data, "_parse", lambda *a: parsed.append(a[2]) or real_parse(*a))
+    first = load_epitome(folder)
+    first.table.loc[0, "er"] = 9  # a caller's edit stays its own
+    second = load_epitome(folder)
+    assert len(parsed) == 1 and second.table.loc[0, "er"] != 9 and second.data_hash == first.data_hash
+    write_epitome(folder, ROWS[:4])  # new bytes: parsed again, never the old rows
+    third = load_epitome(folder)
+    assert len(parsed) == 2 and len(third.table) == 4 and third.data_hash != first.data_hash
+
+
 @pytest.mark.parametrize(
     "problem,match",
     [

@@ -128,12 +128,11 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def _kind_params(args: argparse.Namespace, where: str) -> dict:
-    """The kind's parameters given on the command line (`--epochs`, `--lr`, `--encoder`, `--class-weight`; the
-    kind's defaults else), checked against the kind before the data is read or anything trains."""
+    """The kind's parameters given on the command line (the kind's defaults else), checked against the kind before
+    the data is read or anything trains."""
     from relm.scoring import empathy
 
-    names = ("epochs", "lr", "encoder", "class_weight", "precision")
-    params = {name: getattr(args, name) for name in names if getattr(args, name, None)}
+    params = {name: getattr(args, name) for name in _kind_args() if getattr(args, name, None)}
     empathy.check_params(args.kind, params, where)
     return params
 
@@ -170,24 +169,30 @@ def _class_weight_arg(text: str) -> str | dict[str, str]:
     return {m: rule for m in mechs} if mechs else rule
 
 
+def _kind_args() -> dict[str, dict[str, Any]]:
+    """The kind's parameters `train` and `cv` take, by parameter name: each one's `add_argument` keywords."""
+    return {
+        "epochs": {"type": int, "help": "epochs (neural kinds only)"},
+        "encoder": {"help": "epitome kind: a relm model name (default all-minilm-l6-v2) or a hub id"},
+        "lr": {"type": float, "help": "learning rate (neural kinds; epitome: 2e-5 as EPITOME's train.py)"},
+        "class_weight": {
+            "type": _class_weight_arg,
+            "metavar": "balanced[:MECH,...]",
+            "help": "epitome kind: weigh the level loss by n / (3 n_level), as the tfidf kind does (EPITOME: "
+            "unweighted); balanced:ip,ex weighs only those mechanisms (the cpu preset's)",
+        },
+        "precision": {
+            "choices": ["32-true", "bf16-mixed", "auto"],
+            "help": "neural kinds: epitome 32-true (EPITOME's, the default) or bf16-mixed; minilm also auto (its "
+            "default: bf16 where this CPU computes it natively)",
+        },
+    }
+
+
 def _add_kind_args(p: argparse.ArgumentParser) -> None:
-    """The kind's parameters `train` and `cv` take (`_kind_params` reads them)."""
-    p.add_argument("--epochs", type=int, help="epochs (neural kinds only)")
-    p.add_argument("--encoder", help="epitome kind: a relm model name (default all-minilm-l6-v2) or a hub id")
-    p.add_argument("--lr", type=float, help="learning rate (neural kinds; epitome: 2e-5 as EPITOME's train.py)")
-    p.add_argument(
-        "--class-weight",
-        type=_class_weight_arg,
-        metavar="balanced[:MECH,...]",
-        help="epitome kind: weigh the level loss by n / (3 n_level), as the tfidf kind does (EPITOME: unweighted); "
-        "balanced:ip,ex weighs only those mechanisms (the cpu preset's)",
-    )
-    p.add_argument(
-        "--precision",
-        choices=["32-true", "bf16-mixed", "auto"],
-        help="neural kinds: epitome 32-true (EPITOME's, the default) or bf16-mixed; minilm also auto (its default: "
-        "bf16 where this CPU computes it natively)",
-    )
+    """`--epochs`, `--encoder`, ...: the kind's parameters, as `_kind_args` declares them."""
+    for name, keywords in _kind_args().items():
+        p.add_argument("--" + name.replace("_", "-"), **keywords)
 
 
 def _add_checkpoint_args(p: argparse.ArgumentParser) -> None:

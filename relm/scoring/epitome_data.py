@@ -13,7 +13,7 @@ import hashlib
 import io
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -59,8 +59,7 @@ def check_epitome_folder(folder: Path) -> None:
         raise RelmError(f"--epitome {folder}: no such folder (it holds the three EPITOME CSVs)")
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    raw = path.read_bytes()
+def _read_csv(path: Path, raw: bytes) -> pd.DataFrame:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -78,22 +77,38 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def load_epitome(folder: str | os.PathLike | None = None) -> EpitomeData:
-    """Load and join the three mechanism files of an EPITOME folder."""
+    """Load and join the three mechanism files of an EPITOME folder. A process reads a folder's CSVs once for as long
+    as their bytes stay the same (a sweep's start asks for them four times); each call gets its own copy."""
     folder = Path(folder) if folder else default_dir()
     if not folder.is_dir():
         raise RelmError(
             f"EPITOME folder {folder} not found; pass --data DIR or set RELM_EPITOME_DIR "
             "(the CSVs come from github.com/behavioral-data/Empathy-Mental-Health, dataset/)"
         )
-    digest = hashlib.sha256()
-    skipped = {"empty_response": 0, "bad_level": 0, "duplicate": 0, "conflicting": 0}
-    per_mech = {}
+    raw = {}
     for mech in MECHANISMS:
         path = folder / FILES[mech]
         if not path.is_file():
             raise RelmError(f"{path}: missing EPITOME file for {mech.upper()}")
-        digest.update(path.read_bytes())
-        df = _read_csv(path)
+        raw[mech] = path.read_bytes()
+    digest = hashlib.sha256(b"".join(raw.values()))  # = updating with each file's bytes in turn, as before
+    memo_key = (str(folder), digest.hexdigest())
+    if memo_key not in _LOADED:
+        _LOADED[memo_key] = _parse(folder, raw, digest.hexdigest())
+    found = _LOADED[memo_key]
+    return replace(found, table=found.table.copy(), skipped=dict(found.skipped))
+
+
+_LOADED: dict[tuple[str, str], EpitomeData] = {}  # (folder, hash of its CSVs' bytes) -> the rows parsed from them
+
+
+def _parse(folder: Path, raw: dict[str, bytes], data_hash: str) -> EpitomeData:
+    """The three CSVs' bytes, checked, cleaned and joined on the pair key."""
+    skipped = {"empty_response": 0, "bad_level": 0, "duplicate": 0, "conflicting": 0}
+    per_mech = {}
+    for mech in MECHANISMS:
+        path = folder / FILES[mech]
+        df = _read_csv(path, raw[mech])
         level = pd.to_numeric(df["level"], errors="coerce")
         bad = ~level.isin([0, 1, 2])
         if bad.any():
@@ -125,7 +140,7 @@ def load_epitome(folder: str | os.PathLike | None = None) -> EpitomeData:
     table = table[~conflicting].reset_index()
     if table.empty:
         raise RelmError(f"{folder}: no usable rows after cleaning ({skipped})")
-    return EpitomeData(table=table, data_hash=digest.hexdigest(), skipped=skipped, source=str(folder))
+    return EpitomeData(table=table, data_hash=data_hash, skipped=skipped, source=str(folder))
 
 
 def split_by_seeker(table: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0):
