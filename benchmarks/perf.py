@@ -33,6 +33,7 @@ from relm.data.schema import LABELS
 from relm.io import atomic_write_json
 from relm.machine import cpu_bf16_speed, matmul_gflops
 from relm.presets import load_preset
+from relm.provenance import cpu_description
 from relm.runtime import resolve_runtime
 
 TARGET = (
@@ -163,7 +164,7 @@ def main() -> None:
         ),
         "teacher_speedup": teacher["speedup"],
         "teacher": teacher,
-        "cpu": teacher_speed.cpu_name(),
+        "cpu": cpu_description(),
         "precision": precision,
         "precision_why": why,
         "generate_batched_tok_s": round(batched_tok / batched_s, 1),

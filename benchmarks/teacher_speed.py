@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import platform
 import time
 from pathlib import Path
 
@@ -25,13 +24,7 @@ from relm.io import atomic_write_json
 from relm.machine import matmul_gflops
 from relm.models.llm import load_llm
 from relm.presets import load_preset
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
+from relm.provenance import cpu_description
 
 
 def run(teacher: Teacher, pairs: list[tuple[str, str]], fast: bool) -> tuple[float, list[str]]:
@@ -73,7 +66,7 @@ def measure(preset_name: str, items: int = 64, dataset: str = "synth-esd") -> di
         "current_seconds": round(after_s, 2),
         "speedup": round(before_s / after_s, 2),
         "identical_replies": sum(a == b for a, b in zip(before, after)),
-        "cpu": cpu_name(),
+        "cpu": cpu_description(),
         "threads": torch.get_num_threads(),
         "precision": "float32",
         "matmul_gflops": gflops,

@@ -37,6 +37,7 @@ import torch
 from paper_width import QWEN_7B, REPLY, SENTENCES  # benchmarks/ is the script's folder
 
 from relm.machine import dispatched_operators
+from relm.provenance import cpu_description
 
 # The paper's depth at narrow widths (`--rehearse`): operator counts do not depend on width.
 QWEN_REHEARSAL = QWEN_7B | {
@@ -290,7 +291,7 @@ def main() -> None:
     out_path = Path("results/gpu") / f"throughput-{device.type}{'-' + args.label if args.label else ''}.json"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description(),
         "torch": torch.__version__,
         "rehearsal": args.rehearse,
         "llm": QWEN_REHEARSAL if args.rehearse else QWEN_7B,
@@ -358,19 +359,6 @@ def summary(report: dict) -> dict:
         top = max(rows.values(), key=lambda r: r["tokens_per_second"])
         out["best_training"] = {k: top[k] for k in ("batch", "lever", "tokens_per_second", "mfu")}
     return out
-
-
-def _cpu_name() -> str:
-    """The CPU as lscpu names it, with its family/model, cores and whether it has native bf16."""
-    info: dict[str, str] = {}
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
-        key, _, value = line.partition(":")
-        info.setdefault(key.strip(), value.strip())
-    bf16 = "avx512_bf16" in info.get("flags", "") or "amx_bf16" in info.get("flags", "")
-    return (
-        f"{info.get('model name', 'unknown CPU')} (family {info.get('cpu family', '?')} model "
-        f"{info.get('model', '?')}), {torch.get_num_threads()} threads, {'native' if bf16 else 'no native'} bf16"
-    )
 
 
 if __name__ == "__main__":

@@ -43,6 +43,21 @@ class Provenance(TypedDict):
     """Logical CPUs."""
 
 
+def cpu_description() -> str:
+    """The CPU as lscpu names it, with its family/model, logical CPUs and whether it computes bf16 natively (CPUs
+    differ between machines, and a timing means little without its CPU)."""
+    info: dict[str, str] = {}
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []:
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    bf16 = "avx512_bf16" in info.get("flags", "") or "amx_bf16" in info.get("flags", "")
+    return (
+        f"{info.get('model name') or platform.processor() or 'unknown CPU'} (family {info.get('cpu family', '?')} "
+        f"model {info.get('model', '?')}), {os.cpu_count()} CPUs, {'native' if bf16 else 'no native'} bf16"
+    )
+
+
 def provenance() -> Provenance:
     here = Path(__file__).parent
     try:

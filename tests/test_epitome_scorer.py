@@ -137,6 +137,10 @@ def test_cross_validation_holds_each_pair_out_once_grouped_by_seeker(capsys, tmp
     assert main(["scorer", "cv", "--kind", "tfidf", "--data", str(data), "--folds", "3", "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
     assert sum(f["er"]["n"] for f in found["per_fold"]) == found["n"]  # every pair held out exactly once
+    from relm.scoring.empathy import build
+
+    assert found["params"] == build("tfidf").params and found["device"] == "cpu" and "CPUs" in found["cpu"]
+    assert found["provenance"]["libraries"]["scikit-learn"] and "git_hash" in found["provenance"]
     for mech in ("er", "ip", "ex"):
         per = [f[mech]["macro_f1"] for f in found["per_fold"]]
         assert found[mech]["macro_f1"] == pytest.approx(np.mean(per))

@@ -44,10 +44,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_cv(args: argparse.Namespace) -> int:
     """k-fold cross-validation of a scorer kind, grouped by seeker post: held-out accuracy and macro-F1 per mechanism
-    (mean and sd over folds); `--out FILE` writes the JSON beside your scorer."""
+    (mean and sd over folds); `--out FILE` writes the JSON, with the kind's parameters, the CPU and the provenance."""
     import time
 
     from relm.io import atomic_write_json
+    from relm.provenance import cpu_description, provenance
     from relm.scoring import empathy
     from relm.scoring.epitome_data import MECHANISMS, load_epitome
 
@@ -59,6 +60,12 @@ def cmd_cv(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     found = empathy.cross_validate(args.kind, data, args.folds, args.seed, _device(args), mechanisms, **params)
     found["seconds"] = round(time.perf_counter() - start, 1)
+    found |= {  # what a reader of the --out file needs to weigh it: the recipe, the machine, the code
+        "params": empathy.build(args.kind, **params).params,
+        "device": str(_device(args)),
+        "cpu": cpu_description(),
+        "provenance": provenance(),
+    }
     if args.out:
         atomic_write_json(args.out, found)
     if args.json:
