@@ -16,6 +16,7 @@ import torch
 from relm.io import atomic_write_json
 from relm.keys import content_key
 from relm.paths import cache_dir
+from relm.provenance import cpu_info
 
 
 def peak_gpu_memory_gib() -> float | None:
@@ -29,13 +30,9 @@ PRECISION_PROBE = 512  # a bf16 against float32 matmul of this size decides `pre
 
 def _cpu_identity() -> str:
     """The CPU model and its flags (a bf16-capable CPU and one without differ here), and torch's version."""
-    try:
-        text = open("/proc/cpuinfo", encoding="utf-8").read()  # noqa: SIM115 - Linux only; elsewhere platform
-        model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "")
-        flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
-    except OSError:
-        model, flags = platform.processor(), []
-    return content_key(model, sorted(flags), torch.__version__)
+    info = cpu_info()  # empty off Linux: the platform's name instead
+    model = info.get("model name", "") if info else platform.processor()
+    return content_key(model, sorted(info.get("flags", "").split()), torch.__version__)
 
 
 def _matmul_seconds(dtype: torch.dtype, size: int = PRECISION_PROBE, repeats: int = 5) -> float:

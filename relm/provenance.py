@@ -43,18 +43,28 @@ class Provenance(TypedDict):
     """Logical CPUs."""
 
 
-def cpu_description() -> str:
-    """The CPU as lscpu names it, with its family/model, logical CPUs and whether it computes bf16 natively (CPUs
-    differ between machines, and a timing means little without its CPU)."""
+def cpu_info() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo (`model name`, `cpu family`, `model`, `flags`, ...); empty where
+    there is no such file (not Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return {}
     info: dict[str, str] = {}
-    cpuinfo = Path("/proc/cpuinfo")
-    for line in cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []:
+    for line in text.splitlines():
         key, _, value = line.partition(":")
         info.setdefault(key.strip(), value.strip())
-    bf16 = "avx512_bf16" in info.get("flags", "") or "amx_bf16" in info.get("flags", "")
+    return info
+
+
+def cpu_description() -> str:
+    """The CPU as lscpu names it, with its family/model, logical CPUs and its bf16 instructions (CPUs differ between
+    machines, and a timing means little without its CPU)."""
+    info = cpu_info()
+    bf16 = [flag for flag in ("avx512_bf16", "amx_bf16") if flag in info.get("flags", "").split()]
     return (
         f"{info.get('model name') or platform.processor() or 'unknown CPU'} (family {info.get('cpu family', '?')} "
-        f"model {info.get('model', '?')}), {os.cpu_count()} CPUs, {'native' if bf16 else 'no native'} bf16"
+        f"model {info.get('model', '?')}), {os.cpu_count()} CPUs, {' and '.join(bf16) or 'no avx512_bf16 or amx_bf16'}"
     )
 
 
