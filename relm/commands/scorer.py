@@ -57,12 +57,13 @@ def cmd_cv(args: argparse.Namespace) -> int:
     params = _kind_params(args, "relm scorer cv")
     mechanisms = empathy.checked_mechanisms(args.kind, tuple(args.mechanism or MECHANISMS))
     data = load_epitome(args.data)
+    device = _device(args)
     start = time.perf_counter()
-    found = empathy.cross_validate(args.kind, data, args.folds, args.seed, _device(args), mechanisms, **params)
+    found = empathy.cross_validate(args.kind, data, args.folds, args.seed, device, mechanisms, **params)
     found["seconds"] = round(time.perf_counter() - start, 1)
     found |= {  # what a reader of the --out file needs to weigh it: the recipe, the machine, the code
         "params": empathy.build(args.kind, **params).params,
-        "device": str(_device(args)),
+        "device": str(device),
         "cpu": cpu_description(),
         "provenance": provenance(),
     }

@@ -91,10 +91,10 @@ def load_epitome(folder: str | os.PathLike | None = None) -> EpitomeData:
         if not path.is_file():
             raise RelmError(f"{path}: missing EPITOME file for {mech.upper()}")
         raw[mech] = path.read_bytes()
-    digest = hashlib.sha256(b"".join(raw.values()))  # = updating with each file's bytes in turn, as before
-    memo_key = (str(folder), digest.hexdigest())
+    data_hash = hashlib.sha256(b"".join(raw.values())).hexdigest()  # = updating with each file in turn, as before
+    memo_key = (str(folder), data_hash)
     if memo_key not in _LOADED:
-        _LOADED[memo_key] = _parse(folder, raw, digest.hexdigest())
+        _LOADED[memo_key] = _parse(folder, raw, data_hash)
     found = _LOADED[memo_key]
     return replace(found, table=found.table.copy(), skipped=dict(found.skipped))
 
