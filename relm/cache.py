@@ -254,9 +254,24 @@ def load_or_compute(
             return compute(tmp)
 
 
-def path_lock(path: Path) -> contextlib.AbstractContextManager[None]:
-    """An exclusive lock named after a path (e.g. a sweep folder), so two processes never interleave writes."""
-    return _held(cache_dir() / "locks" / f"path-{content_key(str(Path(path).resolve()))}.lock")
+def path_lock(path: Path, waiting: str | None = None) -> contextlib.AbstractContextManager[None]:
+    """An exclusive lock named after a path (e.g. a sweep folder), so two processes never interleave writes;
+    `waiting` is said once when another process holds it."""
+    return _held(cache_dir() / "locks" / f"path-{content_key(str(Path(path).resolve()))}.lock", waiting)
+
+
+def build_folder_once(
+    folder: Path, ready: Callable[[], bool], build: Callable[[Path], None], *, what: str, force: bool = False
+) -> None:
+    """Make `folder` with `build(tmp)` unless `ready()`, atomically and under a lock named after it: a second
+    process waits for the first and then uses its folder, instead of replacing it while the first reads it."""
+    if not force and ready():
+        return
+    with path_lock(folder, f"waiting for {what}: another relm process is making it"):
+        if not force and ready():
+            return
+        with atomic_dir(folder) as tmp:
+            build(tmp)
 
 
 def entries(root: Path | None = None) -> Iterator[CacheEntry]:

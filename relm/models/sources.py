@@ -19,8 +19,8 @@ import os
 import sys
 from pathlib import Path
 
+from relm.cache import build_folder_once
 from relm.errors import RelmError
-from relm.io import atomic_dir
 from relm.keys import content_key
 from relm.models import qwen_v1
 from relm.models.model_table import MODELS, ModelSpec
@@ -107,12 +107,19 @@ def _native(hit: Resolved, prepare: bool = True, force: bool = False) -> Resolve
     if not config.is_file() or not qwen_v1.is_qwen_v1(json.loads(config.read_text())):
         return hit
     out = native_dir(hit)
-    if force or not (out / "relm-conversion.json").is_file() or folder_problem(out):
+
+    def ready() -> bool:
+        return (out / "relm-conversion.json").is_file() and not folder_problem(out)
+
+    if force or not ready():
         if not prepare:
             raise RelmError(f"model {hit.name!r}: Qwen v1 at {hit.path}; run `relm models convert {hit.name}`")
-        print(f"relm: converting {hit.name} (Qwen v1, {hit.path}) to a native Qwen2 folder, once", file=sys.stderr)
-        with atomic_dir(out) as tmp:
+
+        def convert(tmp: Path) -> None:
+            print(f"relm: converting {hit.name} (Qwen v1, {hit.path}) to a native Qwen2 folder, once", file=sys.stderr)
             qwen_v1.convert_folder(hit.path, tmp)
+
+        build_folder_once(out, ready, convert, what=f"the native conversion of model {hit.name!r}", force=force)
     return Resolved(hit.name, out, f"{hit.source}+native", f"native:{hit.identity}#v{qwen_v1.CONVERTER_VERSION}")
 
 
@@ -138,10 +145,15 @@ def _generated(spec: ModelSpec) -> Resolved:
     assert spec.generator is not None
     key = content_key(spec.name, GENERATED_VERSION)
     out = cache_dir() / "models" / spec.name / key
-    if not (out / "relm-generated.json").is_file() or folder_problem(out):
-        with atomic_dir(out) as tmp:
-            spec.generator(tmp)
-            (tmp / "relm-generated.json").write_text(json.dumps({"generator": spec.name, "key": key}) + "\n")
+
+    def generate(tmp: Path) -> None:
+        spec.generator(tmp)
+        (tmp / "relm-generated.json").write_text(json.dumps({"generator": spec.name, "key": key}) + "\n")
+
+    def ready() -> bool:
+        return (out / "relm-generated.json").is_file() and not folder_problem(out)
+
+    build_folder_once(out, ready, generate, what=f"model {spec.name!r}")
     return Resolved(spec.name, out, "generated", f"generated:{spec.name}#{key}")
 
 
