@@ -34,7 +34,7 @@ def test_the_head_dropouts_and_initialisation_are_epitomes():
     )
     assert head.dropout.p == 0.1 and model.dropout.p == 0.1 and model.attn.dropout.p == 0.1  # train.py --dropout 0.1
     assert model.rationale_classifier.weight.shape == (2, 16) and model.attn.heads == 1
-    assert abs(float(model.attn.q_linear.weight.std()) - 0.02) < 0.005 and float(head.dense.bias.abs().sum()) == 0
+    assert abs(float(model.attn.q_linear.weight.detach().std()) - 0.02) < 0.005 and float(head.dense.bias.abs().sum()) == 0
     x = torch.randn(4, 16)
     head.eval()
     manual = head.out_proj(torch.relu(head.dense(x)))  # dense -> ReLU -> projection (dropout off in eval)
@@ -134,7 +134,8 @@ def test_cross_validation_holds_each_pair_out_once_grouped_by_seeker(capsys, tmp
     from relm.cli import main
 
     data = shared_data("epitome")
-    assert main(["scorer", "cv", "--kind", "tfidf", "--data", str(data), "--folds", "3", "--json"]) == 0
+    argv = ["scorer", "cv", "--kind", "tfidf", "--data", str(data), "--folds", "3", "--device", "cpu", "--json"]
+    assert main(argv) == 0
     found = json.loads(capsys.readouterr().out)
     assert sum(f["er"]["n"] for f in found["per_fold"]) == found["n"]  # every pair held out exactly once
     from relm.scoring.empathy import build

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from relm.bench.comparisons import adjust, proposed_vs_others
-from relm.bench.robustness import robustness_lines, scorer_robustness
+from relm.bench.robustness import robustness_lines, robustness_mark, scorer_robustness
 
 N = 40
 
@@ -60,6 +60,7 @@ def test_a_scorer_that_agrees_keeps_every_conclusion_robust(sweep):
     record = scorer_robustness(rows, comps, list(rows), {"seed 1": same}, {})  # type: ignore[dict-item]
     er = comps["re-llm vs speech"]["er"]
     assert er["robust"] and er["confirmatory"] and record["fragile"] == []
+    assert robustness_mark(er) == ", robust"  # significant under every scorer
     assert er["by_scorer"]["seed 1"] == {"difference": 2.0, "p_adjusted": er["p_holm"]}  # recomputed exactly
     assert record["spread"]["re-llm"]["er"] == {"mean": 2.0, "sd": 0.0, "min": 2.0, "max": 2.0}
     assert record["scorers"] == {"seed 1": "same-1"} and record["scorer_seeds"] == 2
@@ -78,6 +79,11 @@ def test_a_scorer_that_reverses_a_comparison_makes_it_scorer_fragile(sweep):
     assert record["spread"]["re-llm"]["er"]["sd"] == 0.0  # the spread is over scorer seeds, not other kinds
     lines = "\n".join(robustness_lines({"scorer_robustness": {"d": record}, "comparisons": {"d": comps}}))
     assert "Scorer-fragile" in lines and "re-llm vs speech ER (confirmatory)" in lines
+    # a conclusion that holds because no scorer finds a difference is said to be a null one
+    assert "significant each time: none; never significant (no difference shown): re-llm vs speech IP, " in lines
+    assert robustness_mark(comps["re-llm vs speech"]["ex"]) == ", robust n.s."
+    assert robustness_mark(comps["re-llm vs speech"]["er"]) == ", **scorer-fragile**"
+    assert robustness_mark(comps["re-llm vs speech"]["ua"]) == ""  # no scorer reads SER answers
 
 
 def test_the_spread_over_scorer_seeds(sweep):

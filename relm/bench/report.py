@@ -15,7 +15,7 @@ from markdown_it import MarkdownIt
 from relm.bench.formatting import fmt, fmt_p
 from relm.bench.plots import plots
 from relm.bench.report_replies import collapse_lines, replies_section
-from relm.bench.robustness import robustness_lines
+from relm.bench.robustness import robustness_lines, robustness_mark
 from relm.fidelity import recipe_line
 from relm.io import atomic_write_text
 from relm.metrics.table import METRICS, metric_names
@@ -73,7 +73,7 @@ def comparison_rows(results: dict) -> list[str]:
                 ci = r.get("ci95") or [None, None]
                 rel = fmt(r["relative_improvement"], 1)
                 family = "confirmatory (Holm)" if r.get("confirmatory") else "exploratory (BH)"
-                family += {True: ", robust", False: ", **scorer-fragile**"}.get(r.get("robust"), "")  # type: ignore[arg-type]
+                family += robustness_mark(r)
                 adjusted = r.get("p_holm") if r.get("confirmatory") else r.get("p_bh")
                 lines.append(
                     f"| {d} | {name} | {metric.upper()} | {family} | {fmt(r['mean_a'])} | {fmt(r['mean_b'])} | "

@@ -133,6 +133,16 @@ def record_robustness(
         results["metrics"][dataset][system]["scorer_spread"] = spread
 
 
+def robustness_mark(result: dict) -> str:
+    """The comparison table's word: robust (and whether significant under every scorer or under none), or
+    scorer-fragile; nothing for a metric no scorer reads."""
+    if "robust" not in result:
+        return ""
+    if not result["robust"]:
+        return ", **scorer-fragile**"
+    return ", robust" if _verdict(result)[1] else ", robust n.s."
+
+
 def robustness_lines(results: dict) -> list[str]:
     """The report's words: which empathy conclusions hold under every scorer, which are scorer-fragile."""
     out = []
@@ -141,12 +151,11 @@ def robustness_lines(results: dict) -> list[str]:
             continue
         scorers = ", ".join(f"{label} (`{identity}`)" for label, identity in rec["scorers"].items())
         comps = results["comparisons"].get(d, {})
-        held = [
-            f"{name} {m.upper()}"
-            for name, per in comps.items()
-            for m in EMPATHY_MECHANISMS
-            if per.get(m, {}).get("robust")
-        ]
+        held: dict[bool, list[str]] = {True: [], False: []}  # by: significant under every scorer
+        for name, per in comps.items():
+            for m in EMPATHY_MECHANISMS:
+                if per.get(m, {}).get("robust"):
+                    held[_verdict(per[m])[1]].append(f"{name} {m.upper()}")
         out.append(f"- {d}: rescored by {scorers}.")
         if rec["fragile"]:
             words = "; ".join(
@@ -154,7 +163,10 @@ def robustness_lines(results: dict) -> list[str]:
                 for f in rec["fragile"]
             )
             out.append(f"  **Scorer-fragile (sign or significance changes under another scorer): {words}.**")
-        out.append(f"  Robust under every scorer: {', '.join(held) if held else 'none'}.")
+        out.append(
+            f"  Robust under every scorer: significant each time: {', '.join(held[True]) or 'none'}; "
+            f"never significant (no difference shown): {', '.join(held[False]) or 'none'}."
+        )
         for system, per in rec["spread"].items():
             cells = ", ".join(f"{m.upper()} {v['mean']:.3f} ± {v['sd']:.3f}" for m, v in per.items())
             out.append(f"  - {system}, mean ± sd over {rec['scorer_seeds']} scorer seeds: {cells}")

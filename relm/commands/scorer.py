@@ -203,6 +203,11 @@ def _add_kind_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--" + name.replace("_", "-"), **keywords)
 
 
+def _add_device_arg(p: argparse.ArgumentParser) -> None:
+    """Where the neural kinds run (`_device` resolves it)."""
+    p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda[:N] (neural kinds)")
+
+
 def _add_checkpoint_args(p: argparse.ArgumentParser) -> None:
     """`eval` and `score`: an authors' checkpoint instead of a scorer relm trained (`_trained` reads them)."""
     p.add_argument(
@@ -230,7 +235,7 @@ def register(sub) -> None:
         help="train on every row; its validity comes from a cross-validation by seeker (--folds), kept in meta.json",
     )
     p.add_argument("--folds", type=int, default=5, help="--all-rows: folds of the cross-validation")
-    p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda[:N] (neural kinds)")
+    _add_device_arg(p)
     p.set_defaults(func=cmd_train)
     p = ssub.add_parser("cv", help=cmd_cv.__doc__, description=cmd_cv.__doc__)
     p.add_argument("--kind", choices=SCORERS.names(), default=SCORERS.names()[0], help="scorer kind to validate")
@@ -238,7 +243,7 @@ def register(sub) -> None:
     p.add_argument("--folds", type=int, default=5, help="folds, grouped by seeker post")
     p.add_argument("--seed", type=int, default=0, help="seed of the fold assignment and initialisation")
     _add_kind_args(p)
-    p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda[:N] (neural kinds)")
+    _add_device_arg(p)
     p.add_argument(
         "--mechanism",
         action="append",
@@ -253,7 +258,7 @@ def register(sub) -> None:
     p.add_argument("--data", help=data_help)
     p.add_argument("--json", action="store_true", help="print {mechanism: {accuracy, macro_f1, ...}}")
     _add_checkpoint_args(p)
-    p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda[:N] (neural kinds)")
+    _add_device_arg(p)
     p.set_defaults(func=cmd_eval)
     p = ssub.add_parser("score", help=cmd_score.__doc__, description=cmd_score.__doc__)
     p.add_argument(
@@ -268,5 +273,5 @@ def register(sub) -> None:
         help="one object per input row, in order: er, ip, ex, response_emotion, congruent",
     )
     _add_checkpoint_args(p)
-    p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda[:N] (neural kinds)")
+    _add_device_arg(p)
     p.set_defaults(func=cmd_score)
