@@ -34,7 +34,8 @@ def test_the_head_dropouts_and_initialisation_are_epitomes():
     )
     assert head.dropout.p == 0.1 and model.dropout.p == 0.1 and model.attn.dropout.p == 0.1  # train.py --dropout 0.1
     assert model.rationale_classifier.weight.shape == (2, 16) and model.attn.heads == 1
-    assert abs(float(model.attn.q_linear.weight.detach().std()) - 0.02) < 0.005 and float(head.dense.bias.abs().sum()) == 0
+    assert abs(float(model.attn.q_linear.weight.detach().std()) - 0.02) < 0.005
+    assert float(head.dense.bias.abs().sum()) == 0
     x = torch.randn(4, 16)
     head.eval()
     manual = head.out_proj(torch.relu(head.dense(x)))  # dense -> ReLU -> projection (dropout off in eval)

@@ -142,12 +142,13 @@ GENERATED_VERSION = 2  # bump when a generator writes different files (v2: tiny-
 
 def _generated(spec: ModelSpec) -> Resolved:
     """A generated model's folder in relm's cache, written once (atomically) by its generator."""
-    assert spec.generator is not None
+    generator = spec.generator
+    assert generator is not None
     key = content_key(spec.name, GENERATED_VERSION)
     out = cache_dir() / "models" / spec.name / key
 
     def generate(tmp: Path) -> None:
-        spec.generator(tmp)
+        generator(tmp)
         (tmp / "relm-generated.json").write_text(json.dumps({"generator": spec.name, "key": key}) + "\n")
 
     def ready() -> bool:
