@@ -227,3 +227,32 @@ def test_a_scorer_trained_on_all_rows_takes_its_validity_from_pooled_folds(tmp_p
     assert main(["scorer", "train", "--kind", "minilm", "--data", folder, "--all-rows"]) == 2
     assert main(["scorer", "eval", "--kind", "tfidf", "--data", folder]) == 2  # every pair was seen in training
     assert "nothing unseen to evaluate" in capsys.readouterr().err
+
+
+def test_saving_a_trained_scorer_waits_for_a_sweep_reading_its_cache_entry(tmp_path, tmp_cache, capsys):
+    """`relm scorer train` replaces the cache entry a sweep may be loading: it takes the entry's lock first, as
+    `load_or_compute` does for the reader, so the sweep never finds the scorer half replaced."""
+    import threading
+
+    from relm.cache import CacheEntry
+
+    rows = [(f"s{i}", f"r{i}", f"{s} ({i})", f"{r} ({i})", *levels) for i, (_, _, s, r, *levels) in enumerate(ROWS * 3)]
+    data = load_epitome(write_epitome(tmp_path / "epi", rows))
+    first = empathy.train("tfidf", data, seed=0, min_df=1)
+    entry = CacheEntry(empathy.SCORER_STAGE, first.identity)
+    reading, done, whole = threading.Event(), threading.Event(), []
+
+    def sweep_reading() -> None:
+        with entry.lock():
+            reading.set()
+            done.wait(30)
+            whole.append(entry.ready())  # still whole at the end of the read
+
+    reader = threading.Thread(target=sweep_reading)
+    reader.start()
+    assert reading.wait(30)
+    threading.Timer(0.5, done.set).start()
+    again = empathy.train("tfidf", data, seed=0, min_df=1)
+    reader.join(30)
+    assert whole == [True] and again.identity == first.identity and entry.ready()
+    assert f"waiting for cache entry {entry.name}: another relm process is computing it" in capsys.readouterr().err

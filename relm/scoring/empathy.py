@@ -150,8 +150,10 @@ def train(
     }
     if all_rows:
         scorer.meta["cross_validation"] = found
-    if save:
-        scorer.save(scorer_dir(scorer.identity))
+    if save:  # under the entry's lock: a sweep reading this scorer waits instead of finding it half replaced
+        entry = CacheEntry(SCORER_STAGE, scorer.identity)
+        with entry.lock():
+            scorer.save(entry.folder)
     return scorer
 
 
