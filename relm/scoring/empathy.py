@@ -152,8 +152,8 @@ def train(
         scorer.meta["cross_validation"] = found
     if save:  # under the entry's lock: a sweep reading this scorer waits instead of finding it half replaced
         entry = CacheEntry(SCORER_STAGE, scorer.identity)
-        with entry.lock():
-            scorer.save(entry.folder)
+        with entry.lock(), entry.write({"kind": scorer.kind, "params": scorer.params}) as tmp:
+            scorer.write_files(tmp)
     return scorer
 
 
